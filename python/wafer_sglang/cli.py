@@ -1,0 +1,51 @@
+"""``wafer-sglang``: the fork's command line. ``main(argv)`` is what tests call."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from wafer_sglang import __version__
+from wafer_sglang.errors import WaferError
+
+
+def parser() -> argparse.ArgumentParser:
+    from wafer_sglang import cli_patches
+
+    p = argparse.ArgumentParser(
+        prog="wafer-sglang",
+        description="wafer-sglang-rocm: SGLang for AMD Instinct MI355X — patch queue, builds and operator tools.",
+    )
+    p.add_argument("--version", action="version", version=f"wafer-sglang {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    info = sub.add_parser("info", help="the installed fork: base version and patches")
+    info.add_argument("--json", action="store_true")
+    info.set_defaults(func=cmd_info)
+    cli_patches.add_parsers(sub)
+    return p
+
+
+def cmd_info(args) -> int:
+    import json
+
+    from wafer_sglang.manifest import format_info, installed_manifest
+
+    manifest = installed_manifest()
+    print(json.dumps(manifest, indent=2) if args.json else format_info(manifest))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except WaferError as exc:
+        print(f"wafer-sglang: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("wafer-sglang: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,126 @@
+"""The fork's METADATA, rewritten from upstream's through the ``email`` parser.
+
+What changes: the name and version; Requires-Python (our tooling needs 3.11); requirements
+that would pull CUDA builds onto a ROCm host are dropped (ROCm torch, triton, aiter and
+sgl-kernel come from the ROCm environment — the image or the user's ROCm install — and
+``wafer-sglang doctor`` checks them); self-referencing extras (``sglang[x]``) point at us, or
+installing an extra would pull upstream sglang over our files; our tooling's own needs are added.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import email.policy
+import io
+from email.generator import Generator
+from email.message import Message
+
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+DIST_NAME = "wafer-sglang-rocm"
+
+_ROCM_ENV = "provided by the ROCm environment; the PyPI build is CUDA and would replace the ROCm one"
+_CUDA_ONLY = "CUDA-only binary; not used on ROCm"
+DROPPED_REQUIREMENTS: dict[str, str] = {
+    "torch": _ROCM_ENV,
+    "torchaudio": _ROCM_ENV,
+    "torchvision": _ROCM_ENV,
+    "torchcodec": _ROCM_ENV,
+    "torchao": _ROCM_ENV,
+    "triton": _ROCM_ENV,
+    "sglang-kernel": "ROCm sgl-kernel is built from source for gfx950 (see sgl-kernel/); the PyPI wheel is CUDA",
+    "sgl-kernel": "ROCm sgl-kernel is built from source for gfx950 (see sgl-kernel/); the PyPI wheel is CUDA",
+    "cuda-python": _CUDA_ONLY,
+    "flash-attn-4": _CUDA_ONLY,
+    "flashinfer-cubin": _CUDA_ONLY,
+    "flashinfer-python": _CUDA_ONLY,
+    "humming-kernels": _CUDA_ONLY,
+    "nvidia-cutlass-dsl": _CUDA_ONLY,
+    "nvidia-mathdx": _CUDA_ONLY,
+    "nvidia-ml-py": _CUDA_ONLY,
+    "nvidia-modelopt": _CUDA_ONLY,
+    "nvshmem4py-cu13": _CUDA_ONLY,
+    "quack-kernels": _CUDA_ONLY,
+    "sgl-deep-ep": _CUDA_ONLY,
+    "sgl-deep-gemm": _CUDA_ONLY,
+    "sgl-flash-mla": _CUDA_ONLY,
+    "st-attn": _CUDA_ONLY,
+    "tilelang": _CUDA_ONLY,
+    "tokenspeed-mla": _CUDA_ONLY,
+    "torch-memory-saver": _CUDA_ONLY,
+    "vsa": _CUDA_ONLY,
+}
+
+# Our tooling's own needs (packaging is already an upstream requirement).
+TOOLING_REQUIREMENTS = ["rich>=13", "tomlkit>=0.12"]
+TOOLING_EXTRAS = {
+    "bench": ["httpx>=0.27", "numpy", "matplotlib>=3.8", "tokenizers>=0.20"],
+    "eval": ["lm-eval[api]>=0.4.9"],
+}
+
+# pypa/wheel's way: parse with compat32 (header values kept verbatim, continuation lines
+# included), serialise as UTF-8 with no From-mangling and no re-folding.
+_SERIALIZE = email.policy.EmailPolicy(utf8=True, mangle_from_=False, max_line_length=0)
+
+
+def rewrite_requirement(requirement: str) -> str | None:
+    """The requirement as the fork declares it, or None to drop it."""
+    req = Requirement(requirement)
+    name = canonicalize_name(req.name)
+    if name in DROPPED_REQUIREMENTS:
+        return None
+    if name == "sglang":
+        req.name = DIST_NAME
+    return str(req)
+
+
+def parse(raw: bytes) -> Message:
+    return email.parser.Parser(policy=email.policy.compat32).parsestr(raw.decode("utf-8"))
+
+
+def fork_requirements(raw: bytes) -> tuple[list[str], dict[str, str]]:
+    """The fork's Requires-Dist (upstream's rewritten, plus ours) and what was dropped, why."""
+    kept, dropped = [], {}
+    for requirement in parse(raw).get_all("Requires-Dist") or []:
+        rewritten = rewrite_requirement(requirement)
+        if rewritten is None:
+            dropped[requirement] = DROPPED_REQUIREMENTS[canonicalize_name(Requirement(requirement).name)]
+        else:
+            kept.append(rewritten)
+    kept += TOOLING_REQUIREMENTS
+    for extra, requirements in TOOLING_EXTRAS.items():
+        kept += [f'{r}; extra == "{extra}"' for r in requirements]
+    return kept, dropped
+
+
+def rewrite_metadata(raw: bytes, *, version: str, summary: str, preamble: str) -> bytes:
+    upstream = parse(raw)
+    fork = Message(policy=email.policy.compat32)
+    extras: list[str] = []
+    for key, value in upstream.items():
+        if key == "Name":
+            value = DIST_NAME
+        elif key == "Version":
+            value = version
+        elif key == "Summary":
+            value = summary
+        elif key == "Requires-Python":
+            value = ">=3.11"
+        elif key == "Requires-Dist":
+            value = rewrite_requirement(value)
+        elif key == "Provides-Extra":
+            extras.append(value)
+        if value is not None:
+            fork[key] = value
+    for requirement in TOOLING_REQUIREMENTS:
+        fork["Requires-Dist"] = requirement
+    for extra, requirements in TOOLING_EXTRAS.items():
+        if extra not in extras:
+            fork["Provides-Extra"] = extra
+        for requirement in requirements:
+            fork["Requires-Dist"] = f'{requirement}; extra == "{extra}"'
+    fork.set_payload(preamble + "\n\n" + (upstream.get_payload() or ""))
+    buffer = io.StringIO()
+    Generator(buffer, policy=_SERIALIZE).flatten(fork)
+    return buffer.getvalue().encode("utf-8")

@@ -1,0 +1,193 @@
+"""The pin: each upstream sglang release we build from or compare against, per CPython tag.
+
+``patches/bases.toml`` records, for every pinned version, the exact PyPI wheel file name, its
+sha256, size and URL (conda-forge ``source: {url, sha256}`` style). Roles:
+
+* ``base`` — a supported base: ``patches/<version>/`` holds its series, ``build`` makes wheels.
+* ``reference`` — only downloaded to compare against (``check-upstream --against``).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import tomllib
+from packaging.utils import parse_wheel_filename
+from packaging.version import InvalidVersion, Version
+
+from wafer_sglang.errors import WaferError
+from wafer_sglang.repo import PIN_FILE
+
+ROLES = ("base", "reference")
+
+
+@dataclass(frozen=True)
+class WheelPin:
+    filename: str
+    sha256: str
+    size: int
+    url: str
+
+    @property
+    def python_tag(self) -> str:
+        _, _, _, tags = parse_wheel_filename(self.filename)
+        return next(iter(tags)).interpreter
+
+    @property
+    def tag_triple(self) -> str:
+        """``cp311-cp311-manylinux_2_34_x86_64``: the part of the file name after the version."""
+        return self.filename[: -len(".whl")].split("-", 2)[2]
+
+
+@dataclass(frozen=True)
+class UpstreamPin:
+    version: str
+    role: str
+    released: str
+    respin: int = 0
+    wheels: dict[str, WheelPin] = field(default_factory=dict)
+
+    def wheel(self, python_tag: str) -> WheelPin:
+        try:
+            return self.wheels[python_tag]
+        except KeyError:
+            have = ", ".join(sorted(self.wheels)) or "none"
+            raise WaferError(
+                f"sglang {self.version} has no pinned wheel for {python_tag} (pinned: {have}); "
+                f"pick one with --python or add it with `wafer-sglang patches pin {self.version}`"
+            ) from None
+
+    def any_wheel(self, preferred: str | None = None) -> WheelPin:
+        """A wheel whose Python files serve for comparisons: the preferred tag if pinned."""
+        if preferred in self.wheels:
+            return self.wheels[preferred]
+        return self.wheels[sorted(self.wheels)[0]]
+
+
+@dataclass(frozen=True)
+class PinSet:
+    default_base: str
+    upstream: dict[str, UpstreamPin]
+
+    @property
+    def bases(self) -> list[str]:
+        return sorted((v for v, p in self.upstream.items() if p.role == "base"), key=Version)
+
+    def base(self, version: str) -> UpstreamPin:
+        pin = self.upstream.get(version)
+        if pin is None or pin.role != "base":
+            raise WaferError(
+                f"unsupported base {version!r}: supported bases are {', '.join(self.bases)}"
+            )
+        return pin
+
+    def get(self, version: str) -> UpstreamPin:
+        pin = self.upstream.get(version)
+        if pin is None:
+            raise WaferError(
+                f"sglang {version} is not pinned in {PIN_FILE}; record its wheel hashes first with "
+                f"`wafer-sglang patches pin {version}`"
+            )
+        return pin
+
+
+def python_tag(spec: str | None = None) -> str:
+    """``3.12`` / ``cp312`` / None (the running interpreter) → ``cp312``."""
+    if spec is None:
+        return f"cp{sys.version_info.major}{sys.version_info.minor}"
+    if spec.startswith("cp") and spec[2:].isdigit():
+        return spec
+    parts = spec.split(".")
+    if len(parts) == 2 and all(p.isdigit() for p in parts):
+        return f"cp{parts[0]}{parts[1]}"
+    raise WaferError(f"--python expects a version like 3.12 (or a tag like cp312), got {spec!r}")
+
+
+def load_pins(root: Path) -> PinSet:
+    path = root / PIN_FILE
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise WaferError(f"cannot read the pin file {path}: {exc}") from None
+    upstream = {}
+    for version, entry in data.get("upstream", {}).items():
+        upstream[version] = _parse_upstream(path, version, entry)
+    default = data.get("default-base")
+    if default not in upstream or upstream[default].role != "base":
+        raise WaferError(f"{path}: default-base {default!r} is not a pinned base")
+    return PinSet(default_base=default, upstream=upstream)
+
+
+def _parse_upstream(path: Path, version: str, entry: dict) -> UpstreamPin:
+    where = f"{path} [upstream.{version!r}]"
+    try:
+        Version(version)
+    except InvalidVersion:
+        raise WaferError(f"{where}: not a PEP 440 version") from None
+    role = entry.get("role")
+    if role not in ROLES:
+        raise WaferError(f"{where}: role must be one of {ROLES}, got {role!r}")
+    wheels = {}
+    for tag, w in entry.get("wheels", {}).items():
+        try:
+            pin = WheelPin(filename=w["filename"], sha256=w["sha256"].lower(), size=int(w["size"]), url=w["url"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise WaferError(f"{where}.wheels.{tag}: needs filename, sha256, size, url ({exc})") from None
+        name, wheel_version, _, _ = parse_wheel_filename(pin.filename)
+        if name != "sglang" or str(wheel_version) != version or pin.python_tag != tag:
+            raise WaferError(f"{where}.wheels.{tag}: {pin.filename} is not sglang {version} for {tag}")
+        if len(pin.sha256) != 64 or any(c not in "0123456789abcdef" for c in pin.sha256):
+            raise WaferError(f"{where}.wheels.{tag}: sha256 is not 64 hex digits")
+        wheels[tag] = pin
+    if not wheels:
+        raise WaferError(f"{where}: no wheels pinned")
+    return UpstreamPin(
+        version=version,
+        role=role,
+        released=str(entry.get("released", "")),
+        respin=int(entry.get("respin", 0)),
+        wheels=wheels,
+    )
+
+
+def record_pin(root: Path, version: str, role: str, wheels: dict[str, WheelPin], released: str) -> bool:
+    """Add or refresh ``[upstream.<version>]`` in the pin file, keeping its comments.
+
+    Returns False (and writes nothing) when the pin is already exactly that. An existing pin
+    with different hashes is an error: a published file never changes, so that means tampering
+    or a wrong index, not an update.
+    """
+    import tomlkit
+
+    from wafer_sglang.fsutil import atomic_write_text
+
+    if role not in ROLES:
+        raise WaferError(f"role must be one of {ROLES}")
+    path = root / PIN_FILE
+    doc = tomlkit.parse(path.read_text())
+    table = doc.setdefault("upstream", tomlkit.table(is_super_table=True))
+    existing = table.get(version)
+    if existing is not None:
+        old = {t: w["sha256"] for t, w in existing.get("wheels", {}).items()}
+        clash = [t for t, w in wheels.items() if t in old and old[t] != w.sha256]
+        if clash:
+            raise WaferError(f"sglang {version}: index hashes differ from the pin for {clash}; refusing")
+        if set(wheels) <= set(old) and existing.get("role") in (role, "base"):
+            return False
+    entry = tomlkit.table()
+    entry["role"] = existing.get("role", role) if existing is not None and existing.get("role") == "base" else role
+    entry["released"] = released
+    if entry["role"] == "base":
+        entry["respin"] = int(existing.get("respin", 1)) if existing is not None else 1
+    wheels_table = tomlkit.table(is_super_table=True)
+    for tag in sorted(wheels):
+        w = wheels[tag]
+        inline = tomlkit.table()
+        inline.update({"filename": w.filename, "sha256": w.sha256, "size": w.size, "url": w.url})
+        wheels_table[tag] = inline
+    entry["wheels"] = wheels_table
+    table[version] = entry
+    atomic_write_text(path, tomlkit.dumps(doc))
+    return True
