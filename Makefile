@@ -1,0 +1,36 @@
+# The two commands of the README:
+#   make        set up, build the patched wheels for both bases, print the patch status
+#   make test   set up the test environment and run the suite
+PYTHON ?= python3.11
+DEV := build/venv-dev
+TEST := build/venv-test
+BASES := 0.5.14 0.5.23
+PYTHONS := 3.11 3.12
+WS = $(DEV)/bin/python -m wafer_sglang
+
+.PHONY: all dev-env test-env wheels status test clean
+
+all: wheels status
+
+dev-env:
+	PYTHON=$(PYTHON) scripts/venv $(DEV) requirements/tooling.txt
+
+test-env:
+	PYTHON=$(PYTHON) scripts/venv $(TEST) requirements/test.txt
+
+wheels: dev-env
+	@for base in $(BASES); do for py in $(PYTHONS); do \
+	  $(WS) build --base $$base --python $$py || exit 1; done; done
+
+status: dev-env
+	$(WS) patches lint
+	$(WS) patches status
+	$(WS) patches check-upstream --base 0.5.14 --against 0.5.23
+
+# pytest exits 5 when it collected no test: that is a failure here, never a pass.
+test: test-env
+	@$(TEST)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+
+clean:
+	rm -rf build dist *.egg-info

@@ -1,0 +1,132 @@
+"""apply / export / lint on the real pinned bases (network: the wheels are cached under build/)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from wafer_sglang.gitrun import git, out
+
+pytestmark = pytest.mark.network
+GUARD = "0001-rocm-guard-cuda-runtime-include-in-fused-metadata-copy.patch"
+
+
+@pytest.mark.parametrize("base", ["0.5.14", "0.5.23"])
+def test_apply_then_export_check_round_trips(capsys, tmp_path, base):
+    work = tmp_path / "work"
+    rc, stdout, _ = run_cli(capsys, "patches", "apply", "--base", base, "--python", "3.11", "--work-dir", str(work))
+    assert rc == 0, stdout
+    assert (work / "sglang" / "__init__.py").is_file()
+    assert out(work, "tag").split() == ["wafer/upstream"]
+    rc, stdout, _ = run_cli(capsys, "patches", "export", "--base", base, "--work-dir", str(work), "--check")
+    assert rc == 0 and "up to date" in stdout
+    rc, _, err = run_cli(capsys, "patches", "lint", "--base", base)
+    assert rc == 0, err
+
+
+def test_guard_patch_is_in_the_0514_work_tree(capsys, tmp_path):
+    work = tmp_path / "work"
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    header = (work / "sglang/jit_kernel/csrc/elementwise/fused_metadata_copy.cuh").read_text()
+    assert "#ifndef USE_ROCM\n#include <cuda_runtime.h>\n#else\n#include <hip/hip_runtime.h>\n#endif" in header
+    subjects = out(work, "log", "--format=%s", "wafer/upstream..HEAD").splitlines()
+    assert subjects[-1] == "rocm: guard cuda runtime include in fused metadata copy"
+
+
+def test_changed_context_line_fails_and_leaves_nothing(capsys, scratch_root, tmp_path):
+    patch = scratch_root / "patches/0.5.14" / GUARD
+    text = patch.read_text()
+    patch.write_text(text.replace(" #include <tvm/ffi/container/tensor.h>\n", " #include <tvm/ffi/container/tensorx.h>\n", 1))
+    work = tmp_path / "work"
+    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))
+    assert rc == 2
+    assert f"{GUARD} does not apply exactly (no fuzz, no 3-way)" in err and "patch failed" in err
+    assert not work.exists() and not any(p.name.startswith(".work.") for p in tmp_path.iterdir())
+
+
+def test_already_applied_patch_is_an_error(capsys, scratch_root, tmp_path):
+    """The 0.5.14 guard patch on 0.5.16 (which has the guard): git am -3 would pass; we must not."""
+    pins = scratch_root / "patches/bases.toml"
+    pins.write_text(pins.read_text().replace('[upstream."0.5.16"]\nrole = "reference"', '[upstream."0.5.16"]\nrole = "base"\nrespin = 1'))
+    (scratch_root / "patches/0.5.16").mkdir()
+    (scratch_root / "patches/0.5.16" / GUARD).write_bytes((scratch_root / "patches/0.5.14" / GUARD).read_bytes())
+    (scratch_root / "patches/0.5.16/series").write_text(GUARD + "\n")
+    work = tmp_path / "work"
+    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.16", "--work-dir", str(work))
+    assert rc == 2 and f"{GUARD} is already applied" in err
+    assert not work.exists()
+
+
+def test_overlay_collision_fails_apply_and_lint(capsys, scratch_root, tmp_path):
+    clash = scratch_root / "python/sglang/srt/server_args.py"
+    clash.parent.mkdir(parents=True, exist_ok=True)
+    clash.write_text("# would shadow upstream\n")
+    work = tmp_path / "work"
+    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))
+    assert rc == 2 and "would overwrite upstream files" in err and "python/sglang/srt/server_args.py" in err
+    assert not work.exists()
+    rc, stdout, _ = run_cli(capsys, "patches", "lint", "--base", "0.5.14")
+    assert rc == 1 and "python/sglang/srt/server_args.py: overlay file overwrites upstream sglang 0.5.14's file" in stdout
+
+
+def test_new_overlay_file_is_committed_separately(capsys, scratch_root, tmp_path):
+    new = scratch_root / "python/sglang/srt/wafer_probe.py"
+    new.parent.mkdir(parents=True, exist_ok=True)
+    new.write_text("VALUE = 1\n")
+    work = tmp_path / "work"
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    last = out(work, "show", "--name-only", "--format=%s%n%(trailers:key=Wafer-Overlay,valueonly)", "HEAD").split()
+    assert last[:2] == ["overlay:", "add"] and "true" in last and "sglang/srt/wafer_probe.py" in last
+    rc, _, _ = run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work), "--check")
+    assert rc == 0  # the overlay commit is never exported as a patch
+
+
+def test_export_adds_a_new_commit_as_the_next_patch_and_keeps_comments(capsys, scratch_root, tmp_path):
+    series = scratch_root / "patches/0.5.14/series"
+    series.write_text(series.read_text().replace(GUARD, f"# == ROCm enablement ==\n{GUARD}   # upstream in 0.5.15"))
+    work = tmp_path / "work"
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    target = work / "sglang/version.py"
+    target.write_text(target.read_text() + "# touched\n")
+    message = "build: mark the version file\n\nWhy.\n\nThis patch can be removed once never.\n\nUpstream-Status: Inappropriate [fork-specific]\nOrigin: vendor\nLast-Update: 2026-11-27\n"
+    git(work, "commit", "-qam", message, date="2026-11-27T00:00:00+0000")
+    rc, stdout, _ = run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work), "--check")
+    assert rc == 1 and "would add 0002-build-mark-the-version-file.patch" in stdout and "would change series" in stdout
+    assert run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    assert series.read_text().splitlines()[-3:] == [
+        "# == ROCm enablement ==",
+        f"{GUARD}   # upstream in 0.5.15",
+        "0002-build-mark-the-version-file.patch",
+    ]
+    patch = (scratch_root / "patches/0.5.14/0002-build-mark-the-version-file.patch").read_text()
+    assert "diff --git a/python/sglang/version.py b/python/sglang/version.py" in patch
+    assert run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work), "--check")[0] == 0
+
+
+def test_export_refuses_a_dirty_tree(capsys, tmp_path):
+    work = tmp_path / "work"
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    (work / "sglang/version.py").write_text("dirty\n")
+    rc, _, err = run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work), "--check")
+    assert rc == 2 and "uncommitted changes" in err
+
+
+def test_export_check_sees_a_hand_edited_patch(capsys, scratch_root, tmp_path):
+    work = tmp_path / "work"
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    patch = scratch_root / "patches/0.5.14" / GUARD
+    patch.write_text(patch.read_text().replace("Include <hip/hip_runtime.h>", "Include <hip/hip_runtime.h> (edited)"))
+    rc, stdout, _ = run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work), "--check")
+    assert rc == 1 and f"would change {GUARD}" in stdout and "(edited)" in stdout
+
+
+def test_existing_work_dir_needs_force(capsys, tmp_path):
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "keep").write_text("x")
+    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))
+    assert rc == 2 and "--force" in err and (work / "keep").exists()
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work), "--force")[0] == 0
+    assert not (work / "keep").exists()

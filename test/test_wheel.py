@@ -1,0 +1,136 @@
+"""The fork wheel: builds, installs with --no-deps into fresh venvs, is valid and reproducible."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from email.parser import BytesParser
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, python_exe, run_cli
+from packaging.metadata import Metadata
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+
+from wafer_sglang.metadata import DROPPED_REQUIREMENTS
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+GUARD_FILE = "sglang/jit_kernel/csrc/elementwise/fused_metadata_copy.cuh"
+BUILDS = [("0.5.14", "3.11"), ("0.5.14", "3.12"), ("0.5.23", "3.11"), ("0.5.23", "3.12")]
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory):
+    """Each (base, python) built twice into separate folders."""
+    from wafer_sglang.wheel import build
+
+    os.environ.setdefault("WAFER_SGLANG_CACHE_DIR", str(ROOT / "build/cache/wheels"))
+    built = {}
+    for base, py in BUILDS:
+        tag = "cp" + py.replace(".", "")
+        first = build(ROOT, base, tag, tmp_path_factory.mktemp("a"), quiet=True)
+        second = build(ROOT, base, tag, tmp_path_factory.mktemp("b"), quiet=True)
+        built[base, py] = (first, second)
+    return built
+
+
+@pytest.mark.parametrize("base, py", BUILDS)
+def test_builds_are_byte_identical(wheels, base, py):
+    first, second = wheels[base, py]
+    assert first.name == f"wafer_sglang_rocm-{base}.post1-cp{py.replace('.', '')}-cp{py.replace('.', '')}-manylinux_2_34_x86_64.whl"
+    assert first.read_bytes() == second.read_bytes()
+
+
+@pytest.mark.parametrize("base, py", BUILDS)
+def test_record_and_metadata_are_valid(wheels, base, py):
+    with zipfile.ZipFile(wheels[base, py][0]) as zf:
+        names = zf.namelist()
+        dist_info = f"wafer_sglang_rocm-{base}.post1.dist-info"
+        assert not any(n.startswith("sglang-") and ".dist-info/" in n for n in names)
+        record = list(csv.reader(io.StringIO(zf.read(f"{dist_info}/RECORD").decode())))
+        assert {row[0] for row in record} == set(names)
+        for path, digest, size in record:
+            if path.endswith("RECORD"):
+                assert (digest, size) == ("", "")
+                continue
+            data = zf.read(path)
+            expected = "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+            assert (digest, int(size)) == (expected, len(data)), path
+        raw = zf.read(f"{dist_info}/METADATA")
+        wheel_file = zf.read(f"{dist_info}/WHEEL").decode()
+        entry_points = zf.read(f"{dist_info}/entry_points.txt").decode()
+        manifest = json.loads(zf.read("wafer_sglang/fork_manifest.json"))
+    meta = Metadata.from_email(raw, validate=True)
+    assert (meta.name, str(meta.version)) == ("wafer-sglang-rocm", f"{base}.post1")
+    assert "Root-Is-Purelib: false" in wheel_file and f"Tag: cp{py.replace('.', '')}-" in wheel_file
+    assert "wafer-sglang = wafer_sglang.cli:main" in entry_points and "sglang = sglang.cli.main:main" in entry_points
+    for requirement in meta.requires_dist:
+        name = canonicalize_name(requirement.name)
+        assert name not in DROPPED_REQUIREMENTS and not name.startswith(("nvidia-", "cuda-")), requirement
+        assert name != "sglang", f"self-referencing extra not rewritten: {requirement}"
+    assert any(canonicalize_name(r.name) == "wafer-sglang-rocm" for r in meta.requires_dist)  # rewritten extras
+    upstream = BytesParser().parsebytes(raw)
+    assert "License" in upstream and "Apache License" in upstream["License"]
+    assert manifest["base"]["version"] == base and manifest["version"] == f"{base}.post1"
+    assert "torch" in {Requirement(r).name for r in manifest["dropped_requirements"]}
+
+
+@pytest.fixture(scope="module")
+def installed(wheels, tmp_path_factory):
+    """(base, py) -> venv with the first wheel installed --no-deps."""
+    venvs = {}
+    for base, py in BUILDS:
+        venv = tmp_path_factory.mktemp(f"venv-{base}-{py}")
+        subprocess.run([python_exe(py), "-m", "venv", str(venv)], check=True)
+        subprocess.run([venv / "bin/python", "-m", "pip", "install", "-q", "--no-deps", str(wheels[base, py][0])], check=True)
+        venvs[base, py] = venv
+    return venvs
+
+
+def in_venv(venv: Path, *args: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "WAFER_SGLANG_ROOT")}
+    return subprocess.run([str(a) for a in args], capture_output=True, text=True, check=True, env=env, cwd=venv).stdout
+
+
+@pytest.mark.parametrize("base, py", BUILDS)
+def test_installs_with_no_deps(installed, base, py):
+    venv = installed[base, py]
+    probe = (
+        "import importlib.metadata as m, importlib.util as u, json;"  # sglang itself needs its deps
+        "names = sorted(d.metadata['Name'] for d in m.distributions());"
+        "print(json.dumps({'dists': names, 'version': m.version('wafer-sglang-rocm'), 'sglang': u.find_spec('sglang').origin}))"
+    )
+    result = json.loads(in_venv(venv, venv / "bin/python", "-c", probe))
+    assert "wafer-sglang-rocm" in result["dists"] and "sglang" not in result["dists"]
+    assert result["version"] == f"{base}.post1"
+    site = Path(result["sglang"]).parents[1]
+    assert not list(site.glob("sglang-*.dist-info"))
+    info = in_venv(venv, venv / "bin/wafer-sglang", "info")
+    assert info.startswith(f"wafer-sglang-rocm {base}.post1 (cp{py.replace('.', '')})")
+    assert f"base: sglang {base}" in info
+
+
+def test_guard_change_is_in_the_installed_0514_file(installed):
+    for py in ("3.11", "3.12"):
+        venv = installed["0.5.14", py]
+        site = next(venv.glob("lib/python*/site-packages"))
+        assert "#ifndef USE_ROCM\n#include <cuda_runtime.h>\n#else\n#include <hip/hip_runtime.h>" in (site / GUARD_FILE).read_text()
+        info = in_venv(venv, venv / "bin/wafer-sglang", "info")
+        assert "0001-rocm-guard-cuda-runtime-include-in-fused-metadata-copy.patch" in info
+        assert "[Backport [https://github.com/sgl-project/sglang/pull/29373]]" in info
+
+
+def test_source_date_epoch_sets_entry_times(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")  # 2026-01-01
+    rc, stdout, _ = run_cli(capsys, "build", "--base", "0.5.14", "--python", "3.11", "-o", str(tmp_path))
+    assert rc == 0
+    with zipfile.ZipFile(stdout.strip()) as zf:
+        assert {i.date_time for i in zf.infolist()} == {(2026, 1, 1, 0, 0, 0)}
