@@ -22,7 +22,19 @@ def parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true")
     info.set_defaults(func=cmd_info)
     cli_patches.add_parsers(sub)
+    rocm = sub.add_parser(
+        "rocm-constraints",
+        help="pip constraints pinning this host's ROCm stack (torch, triton, aiter, sgl-kernel) for installing the fork",
+    )
+    rocm.set_defaults(func=cmd_rocm_constraints)
     return p
+
+
+def cmd_rocm_constraints(args) -> int:
+    from wafer_sglang.rocm_env import constraints, installed_stack
+
+    print(constraints(installed_stack()), end="")
+    return 0
 
 
 def cmd_info(args) -> int:
