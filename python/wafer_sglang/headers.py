@@ -29,7 +29,7 @@ ORIGIN_FORM = re.compile(rf"^(vendor|upstream, {URL}|backport, {URL})$")
 APPLIED_FORM = re.compile(rf"^(\S+), ({URL})$")
 DATE_FORM = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 SUBJECT_FORM = re.compile(r"^[a-z][a-z0-9_-]*: [a-z0-9`][^\n]*[^.\s]$")
-DROP_RULE = re.compile(r"(can be (removed|dropped)|drop (this|the) patch|remove this patch)", re.I)
+DROP_RULE = re.compile(r"(can\s+be\s+(removed|dropped)|drop\s+(this|the)\s+patch|remove\s+this\s+patch)", re.I)
 REQUIRED = ("Upstream-Status", "Origin", "Last-Update")
 
 
