@@ -130,3 +130,21 @@ def test_existing_work_dir_needs_force(capsys, tmp_path):
     assert rc == 2 and "--force" in err and (work / "keep").exists()
     assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work), "--force")[0] == 0
     assert not (work / "keep").exists()
+
+
+@pytest.mark.parametrize("base", ["0.5.14", "0.5.23"])
+def test_each_patch_git_ams_onto_the_upstream_repo_layout(base, tmp_path):
+    """Patches are rooted at the upstream git repo: plain `git am` (no -p2) onto python/sglang/."""
+    from wafer_sglang.queue import Queue
+    from wafer_sglang.worktree import unpack_wheel
+
+    queue = Queue.open(ROOT, base)
+    repo = tmp_path / "sglang-clone"
+    unpack_wheel(queue.fetch("cp311", quiet=True), repo / "python")
+    git(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "upstream")
+    for entry in queue.series().entries:
+        git(repo, "am", "-q", "--keep", str(queue.patch_dir / entry.name))
+    subjects = out(repo, "log", "--format=%s", "HEAD~%d..HEAD" % len(queue.series().entries)).splitlines()
+    assert len(subjects) == len(queue.series().entries) >= 2

@@ -30,6 +30,7 @@ import re
 import shutil
 import subprocess
 import tomllib
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -140,7 +141,10 @@ def _python_modules(package: Path) -> dict[str, _Module]:
             continue
         text = path.read_text(errors="replace")
         try:
-            tree = ast.parse(text)
+            with warnings.catch_warnings():  # upstream's own invalid escapes are not our business
+                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                tree = ast.parse(text)
         except SyntaxError:
             continue
         nodes = list(ast.walk(tree))
