@@ -8,6 +8,7 @@ import pytest
 from conftest import ROOT, run_cli
 
 from wafer_sglang.gitrun import git, out
+from wafer_sglang.series import parse_series
 
 pytestmark = pytest.mark.network
 GUARD = "0001-rocm-guard-cuda-runtime-include-in-fused-metadata-copy.patch"
@@ -86,6 +87,7 @@ def test_new_overlay_file_is_committed_separately(capsys, scratch_root, tmp_path
 def test_export_adds_a_new_commit_as_the_next_patch_and_keeps_comments(capsys, scratch_root, tmp_path):
     series = scratch_root / "patches/0.5.14/series"
     series.write_text(series.read_text().replace(GUARD, f"# == ROCm enablement ==\n{GUARD}   # upstream in 0.5.15"))
+    next_name = f"{len(parse_series(series.read_text()).entries) + 1:04d}-build-mark-the-version-file.patch"
     work = tmp_path / "work"
     assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
     target = work / "sglang/version.py"
@@ -93,14 +95,12 @@ def test_export_adds_a_new_commit_as_the_next_patch_and_keeps_comments(capsys, s
     message = "build: mark the version file\n\nWhy.\n\nThis patch can be removed once never.\n\nUpstream-Status: Inappropriate [fork-specific]\nOrigin: vendor\nLast-Update: 2026-11-27\n"
     git(work, "commit", "-qam", message, date="2026-11-27T00:00:00+0000")
     rc, stdout, _ = run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work), "--check")
-    assert rc == 1 and "would add 0002-build-mark-the-version-file.patch" in stdout and "would change series" in stdout
+    assert rc == 1 and f"would add {next_name}" in stdout and "would change series" in stdout
     assert run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
-    assert series.read_text().splitlines()[-3:] == [
-        "# == ROCm enablement ==",
-        f"{GUARD}   # upstream in 0.5.15",
-        "0002-build-mark-the-version-file.patch",
-    ]
-    patch = (scratch_root / "patches/0.5.14/0002-build-mark-the-version-file.patch").read_text()
+    lines = series.read_text().splitlines()
+    assert lines[lines.index("# == ROCm enablement ==") + 1] == f"{GUARD}   # upstream in 0.5.15"
+    assert lines[-1] == next_name
+    patch = (scratch_root / "patches/0.5.14" / next_name).read_text()
     assert "diff --git a/python/sglang/version.py b/python/sglang/version.py" in patch
     assert run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work), "--check")[0] == 0
 

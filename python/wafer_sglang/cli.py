@@ -10,7 +10,7 @@ from wafer_sglang.errors import WaferError
 
 
 def parser() -> argparse.ArgumentParser:
-    from wafer_sglang import cli_jit, cli_patches
+    from wafer_sglang import cli_checkpoint, cli_jit, cli_patches
 
     p = argparse.ArgumentParser(
         prog="wafer-sglang",
@@ -23,6 +23,7 @@ def parser() -> argparse.ArgumentParser:
     info.set_defaults(func=cmd_info)
     cli_patches.add_parsers(sub)
     cli_jit.add_parsers(sub)
+    cli_checkpoint.add_parsers(sub)
     rocm = sub.add_parser(
         "rocm-constraints",
         help="pip constraints pinning this host's ROCm stack (torch, triton, aiter, sgl-kernel) for installing the fork",

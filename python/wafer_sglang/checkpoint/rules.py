@@ -1,0 +1,104 @@
+"""How a given sglang build turns checkpoint names into Quark quantization decisions.
+
+Mirrors the engine code (read from the wheels; line refs in ../shared/notes/upstream.md):
+
+* exclude matching — ``quark/utils.py`` ``_is_equal_or_regex_match``: an entry matches a module
+  name when equal, or, as ``re:<pattern>``, when ``re.match`` (anchored at the start) succeeds;
+  fused modules (``gate_up_proj``, ``fused_qkv_a_proj_with_mqa``) are decided per shard and the
+  shards must agree.
+* the MTP draft — built as ``model.decoder.*`` with ``eh_proj`` under ``model.*``; the exclude
+  list reaches it through the NextN class's name mapper:
+  - ``deepseek-61``: upstream 0.5.14's ``{"model.layers.61": "model.decoder"}`` substring map;
+  - ``by-layer``: ``model.layers.<N>.*`` by the real layer count (the fork's 0.5.14 patch;
+    upstream 0.5.16+ for GLM-5), N = 61 keeping the DeepSeek map.
+* shared-expert fusion (HIP >= gfx942, 256/384 routed experts, one shared expert): the shared
+  expert becomes a slot of the routed experts' fused MoE and follows *their* quantization —
+  in 0.5.14 whatever the exclude list says. The fork's 0.5.14 draft, and 0.5.2x (which
+  unfuses or quantizes the shared expert online), do not crash on an excluded shared expert.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from wafer_sglang.errors import WaferError
+
+SUPPORTED_ARCHITECTURES = ("GlmMoeDsaForCausalLM", "DeepseekV3ForCausalLM", "DeepseekV32ForCausalLM")
+# MTP weights beside the decoder block, under `model.` (DeepseekV2WeightLoaderMixin's split).
+DRAFT_SIDE = ("shared_head", "eh_proj", "enorm", "hnorm")
+FUSION_GPUS = ("gfx942", "gfx950")
+
+
+@dataclass(frozen=True)
+class EngineRules:
+    label: str
+    draft_mapping: str  # "by-layer" | "deepseek-61"
+    coarse_draft_experts: bool  # any excluded MTP expert excludes model.decoder.mlp.experts
+    fusion_respects_draft_excludes: bool
+    fusion_respects_target_excludes: bool
+
+
+def rules_for(base: str, upstream: bool) -> EngineRules:
+    if base == "0.5.14":
+        if upstream:
+            return EngineRules("upstream sglang 0.5.14", "deepseek-61", False, False, False)
+        return EngineRules("wafer-sglang-rocm 0.5.14", "by-layer", False, True, False)
+    if base == "0.5.23":
+        label = "upstream sglang 0.5.23" if upstream else "wafer-sglang-rocm 0.5.23"
+        return EngineRules(label, "by-layer", True, True, True)
+    raise WaferError(f"unsupported base {base!r}: the checkpoint rules know 0.5.14 and 0.5.23")
+
+
+class Excludes:
+    """An exclude list, matched as sglang's check_equal_or_regex_match does: exact entries, and
+    ``re:`` entries by ``re.match``. Precompiled and memoised: a checkpoint has ~100k names."""
+
+    def __init__(self, entries: list[str]):
+        self.entries = list(entries)
+        self.exact = {e for e in entries if not e.startswith("re:")}
+        self.patterns = [re.compile(e[3:]) for e in entries if e.startswith("re:")]
+        self.cache: dict[str, bool] = {}
+
+    def __contains__(self, name: str) -> bool:
+        hit = self.cache.get(name)
+        if hit is None:
+            hit = self.cache[name] = name in self.exact or any(p.match(name) for p in self.patterns)
+        return hit
+
+
+def matches(name: str, excludes: list[str]) -> bool:
+    """sglang's check_equal_or_regex_match, for one-off questions."""
+    return name in Excludes(excludes)
+
+
+def nextn_layer(config: dict) -> int:
+    layers = int(config["num_hidden_layers"])
+    return 0 if layers == 1 else layers
+
+
+def draft_name(checkpoint_name: str, layer: int) -> str:
+    """The draft module a checkpoint name of the MTP layer becomes."""
+    prefix = f"model.layers.{layer}."
+    rest = checkpoint_name[len(prefix):]
+    if rest.split(".", 1)[0] in DRAFT_SIDE:
+        return f"model.{rest}"
+    return f"model.decoder.{rest}"
+
+
+def map_for_draft(entry: str, layer: int, rules: EngineRules) -> str:
+    """One exclude entry as the draft's QuarkConfig holds it after apply_weight_name_mapper."""
+    if rules.draft_mapping == "deepseek-61" or layer == 61:
+        return entry.replace("model.layers.61", "model.decoder", 1) if "model.layers.61" in entry else entry
+    if entry.startswith(f"model.layers.{layer}."):
+        return draft_name(entry, layer)
+    return entry
+
+
+def draft_excludes(excludes: list[str], layer: int, rules: EngineRules) -> list[str]:
+    mapped = [map_for_draft(e, layer, rules) for e in excludes]
+    if rules.coarse_draft_experts and any(
+        e.startswith(f"model.layers.{layer}.mlp.experts.") for e in excludes
+    ):
+        mapped.append("model.decoder.mlp.experts")
+    return mapped
