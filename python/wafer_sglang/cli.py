@@ -10,7 +10,7 @@ from wafer_sglang.errors import WaferError
 
 
 def parser() -> argparse.ArgumentParser:
-    from wafer_sglang import cli_checkpoint, cli_jit, cli_patches
+    from wafer_sglang import cli_checkpoint, cli_doctor, cli_jit, cli_moe, cli_patches, cli_serve
 
     p = argparse.ArgumentParser(
         prog="wafer-sglang",
@@ -24,6 +24,9 @@ def parser() -> argparse.ArgumentParser:
     cli_patches.add_parsers(sub)
     cli_jit.add_parsers(sub)
     cli_checkpoint.add_parsers(sub)
+    cli_serve.add_parsers(sub)
+    cli_moe.add_parsers(sub)
+    cli_doctor.add_parsers(sub)
     rocm = sub.add_parser(
         "rocm-constraints",
         help="pip constraints pinning this host's ROCm stack (torch, triton, aiter, sgl-kernel) for installing the fork",
@@ -50,7 +53,11 @@ def cmd_info(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    p = parser()
+    args, extra = p.parse_known_args(argv)
+    if extra and not getattr(args, "accepts_extra", False):
+        p.error(f"unrecognized arguments: {' '.join(extra)}")
+    args.extra = extra
     try:
         return args.func(args)
     except WaferError as exc:

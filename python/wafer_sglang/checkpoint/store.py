@@ -36,7 +36,8 @@ class Checkpoint:
 
 
 def load_config(path: Path) -> dict:
-    config_file = path / "config.json"
+    """A checkpoint folder's config.json (or ``path`` itself when it is a JSON file)."""
+    config_file = path if path.is_file() else path / "config.json"
     if not config_file.is_file():
         raise UnusableCheckpoint(f"{config_file} is missing: is {path} a Hugging Face checkpoint folder?")
     try:

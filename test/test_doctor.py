@@ -1,0 +1,101 @@
+"""doctor on staged hosts: a folder with the KFD topology, /dev and /opt/rocm of an MI355X node."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+
+from wafer_sglang import doctor, moe_configs
+
+AITER = ROOT / "test/fixtures/aiter-v0.1.18"
+MANIFEST = {"version": "0.5.14.post1", "base": {"version": "0.5.14"}, "patches": [{}, {}, {}, {}],
+            "dropped_requirements": {"sglang-kernel==0.4.4": "built for gfx950", "torch==2.11.0": "ROCm env"}}
+ROCM_STACK = {"torch": "2.9.1+rocm7.1.1", "amd-aiter": "0.1.18", "triton": "3.5.1+rocm7.1.1",
+              "sgl-kernel": "0.4.4", "wafer-sglang-rocm": "0.5.14.post1"}
+
+
+def stage(root: Path, gfx_target: int = 90500, gpus: int = 8) -> Path:
+    nodes = root / "sys/class/kfd/kfd/topology/nodes"
+    (nodes / "0").mkdir(parents=True, exist_ok=True)
+    (nodes / "0/properties").write_text("cpu_cores_count 96\nsimd_count 0\ngfx_target_version 0\n")
+    for i in range(1, gpus + 1):
+        (nodes / str(i)).mkdir(exist_ok=True)
+        (nodes / f"{i}/properties").write_text(f"cpu_cores_count 0\nsimd_count 1024\ngfx_target_version {gfx_target}\n")
+    (root / "dev/dri").mkdir(parents=True, exist_ok=True)
+    (root / "dev/kfd").write_text("")
+    (root / "opt/rocm/.info").mkdir(parents=True, exist_ok=True)
+    (root / "opt/rocm/.info/version").write_text("7.1.1-38\n")
+    return root
+
+
+def host(tmp_path, env=None, dists=None, **stage_args) -> doctor.Host:
+    return doctor.Host(root=stage(tmp_path / "host", **stage_args), env={"SGLANG_USE_AITER": "1", **(env or {})},
+                       dists={**ROCM_STACK, **(dists or {})}, aiter_root=AITER)
+
+
+def by_check(findings, check):
+    return [f for f in findings if f.check == check]
+
+
+def test_healthy_mi355x_host_has_no_errors(tmp_path):
+    findings = doctor.run(host(tmp_path), MANIFEST)
+    assert [f for f in findings if f.severity in ("error", "warning")] == []
+    assert by_check(findings, "gpu")[0].summary == "8 GPU(s): gfx950"
+    assert "wafer-sglang-rocm 0.5.14.post1: sglang 0.5.14 + 4 patches" in by_check(findings, "fork")[0].summary
+
+
+def test_no_gpu_is_an_error_that_says_why(tmp_path):
+    empty = doctor.Host(root=tmp_path, env={}, dists=ROCM_STACK)
+    [gpu] = doctor.check_gpus(empty)
+    assert gpu.severity == "error" and "no /dev/kfd" in gpu.summary and "--device=/dev/kfd" in gpu.fix
+
+
+def test_other_gpus_warn(tmp_path):
+    [gpu, *_] = doctor.check_gpus(host(tmp_path, gfx_target=90402))
+    assert gpu.severity == "warning" and gpu.summary == "8 GPU(s): gfx942"
+
+
+@pytest.mark.parametrize("dists, check, severity, text", [
+    ({"sglang": "0.5.14"}, "install", "error", "both sglang 0.5.14 and wafer-sglang-rocm"),
+    ({"torch": "2.14.1+cu130"}, "torch", "error", "is a CUDA build"),
+    ({"sgl-kernel": "0.4.10"}, "sgl-kernel", "warning", "sglang 0.5.14 pins 0.4.4"),
+    ({"amd-aiter": "0.1.16"}, "aiter", "warning", "no tuned GLM-5 fp4 MoE rows"),
+])
+def test_stack_hazards(tmp_path, dists, check, severity, text):
+    [finding] = by_check(doctor.run(host(tmp_path, dists=dists), MANIFEST), check)
+    assert finding.severity == severity and text in finding.summary + finding.fix
+
+
+@pytest.mark.parametrize("env, severity, text", [
+    ({"HIP_VISIBLE_DEVICES": "0,8"}, "error", "names devices ['8'] but 8 GPU(s)"),
+    ({"HIP_VISIBLE_DEVICES": "0,1", "CUDA_VISIBLE_DEVICES": "2,3"}, "warning", "different device selections"),
+])
+def test_visible_device_hazards(tmp_path, env, severity, text):
+    findings = by_check(doctor.run(host(tmp_path, env=env), MANIFEST), "visible-devices")
+    assert [f.severity for f in findings] == [severity] and text in findings[0].summary
+
+
+def test_aiter_config_fmoe_that_replaces_aiters_files_is_an_error(tmp_path):
+    ours = tmp_path / "ours_tuned_fmoe.csv"
+    ours.write_text("")
+    [finding] = [f for f in doctor.run(host(tmp_path, env={"AITER_CONFIG_FMOE": str(ours)}), MANIFEST) if f.check == "env"]
+    assert finding.severity == "error" and "tuned_fmoe.csv" in finding.summary and "moe config-path" in finding.fix
+    additive = moe_configs.config_fmoe_value(moe_configs.merged_files(moe_configs.aiter_configs_dir(AITER)) + [ours])
+    assert by_check(doctor.run(host(tmp_path, env={"AITER_CONFIG_FMOE": additive}), MANIFEST), "env") == []
+
+
+def test_sglang_use_aiter_unset_warns(tmp_path):
+    staged = host(tmp_path)
+    staged.env.pop("SGLANG_USE_AITER")
+    [finding] = by_check(doctor.run(staged, MANIFEST), "env")
+    assert finding.severity == "warning" and finding.fix == "export SGLANG_USE_AITER=1"
+
+
+def test_cli_json_and_exit_code(capsys, tmp_path):
+    rc, out, _ = run_cli(capsys, "doctor", "--json", "--root", str(tmp_path))
+    findings = json.loads(out)
+    assert rc == 1 and {"check", "severity", "summary", "fix"} <= set(findings[0])
+    assert any(f["check"] == "gpu" and f["severity"] == "error" for f in findings)
