@@ -55,7 +55,7 @@ DROPPED_REQUIREMENTS: dict[str, str] = {
 # Our tooling's own needs (packaging is already an upstream requirement).
 TOOLING_REQUIREMENTS = ["rich>=13", "tomlkit>=0.12"]
 TOOLING_EXTRAS = {
-    "bench": ["httpx>=0.27", "numpy", "matplotlib>=3.8", "tokenizers>=0.20"],
+    "bench": ["aiohttp>=3.9", "numpy", "matplotlib>=3.8", "tokenizers>=0.20", "prometheus-client>=0.20"],
     "eval": ["lm-eval[api]>=0.4.9"],
 }
 

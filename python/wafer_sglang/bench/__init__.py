@@ -1,0 +1,1 @@
+"""The serving benchmark: open-loop sweeps and single-stream runs against OpenAI-compatible servers."""

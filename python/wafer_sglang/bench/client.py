@@ -1,0 +1,135 @@
+"""One streamed request: timings from the client's clock, token counts from the server's usage."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+
+import aiohttp
+
+from wafer_sglang.bench import sse
+
+
+@dataclass
+class Record:
+    index: int
+    step: float  # target rps of the step (0 for single-stream runs)
+    phase: str  # prime | warmup | measure
+    intended_s: float  # scheduled send time, seconds from the step start
+    sent_s: float = 0.0  # actual send time, same clock
+    ttft_s: float | None = None
+    e2e_s: float | None = None
+    chunk_gaps_s: list[float] = field(default_factory=list)  # inter-chunk latencies after the first
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    expected_prompt_tokens: int = 0
+    requested_output: int = 0
+    finish_reason: str | None = None
+    status: int | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def as_dict(self) -> dict:
+        data = asdict(self)
+        data["chunk_gaps_s"] = [round(g, 6) for g in self.chunk_gaps_s]
+        data["ok"] = self.ok
+        return data
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    url: str  # server base URL, e.g. http://127.0.0.1:30000
+    model: str
+    api: str = "completions"  # or "chat"
+    force_length: str = "both"  # none | ignore_eos | min_tokens | both
+    timeout_s: float = 600.0
+    api_key: str | None = None
+
+    def request(self, text: str, max_tokens: int) -> tuple[str, dict]:
+        body: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
+                      "stream_options": {"include_usage": True}}
+        if self.api == "chat":
+            body["messages"] = [{"role": "user", "content": text}]
+            path = "/v1/chat/completions"
+        else:
+            body["prompt"] = text
+            path = "/v1/completions"
+        if self.force_length in ("ignore_eos", "both"):
+            body["ignore_eos"] = True
+        if self.force_length in ("min_tokens", "both"):
+            body["min_tokens"] = max_tokens
+        return self.url.rstrip("/") + path, body
+
+
+def make_client(keepalive: bool = False) -> aiohttp.ClientSession:
+    # A fresh connection per request by default: llama.cpp fails every other request on reused
+    # keep-alive connections, and a connect on the serving network costs far less than a prefill.
+    # aiohttp: its C HTTP parser keeps the client at ~2% of a core per 1k streamed tok/s.
+    connector = aiohttp.TCPConnector(limit=0, force_close=not keepalive)
+    return aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=None))
+
+
+async def stream(client: aiohttp.ClientSession, endpoint: Endpoint, record: Record, text: str, t0: float) -> Record:
+    """Send and read one request; every failure is recorded on the record, never raised."""
+    url, body = endpoint.request(text, record.requested_output)
+    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    if not record.sent_s:  # an open-loop scheduler sets it when it releases the request
+        record.sent_s = time.perf_counter() - t0
+    start = t0 + record.sent_s  # latencies count from the release, client delays included
+    last = None
+    usage_event: dict = {}
+    try:
+        async with asyncio.timeout(endpoint.timeout_s):
+            async with client.post(url, json=body, headers=headers) as response:
+                record.status = response.status
+                if response.status >= 400:
+                    detail = (await response.read()).decode(errors="replace")[:300]
+                    record.error = f"http {response.status}: {detail}"
+                    return record
+                parser = sse.Parser()
+                async for data in response.content.iter_any():
+                    now = time.perf_counter()
+                    for event in parser.feed(data):
+                        usage_event, last = _take(record, event, now, start, last, usage_event)
+                for event in parser.close():
+                    usage_event, last = _take(record, event, time.perf_counter(), start, last, usage_event)
+        record.e2e_s = time.perf_counter() - start
+    except TimeoutError:
+        record.error = f"timeout after {endpoint.timeout_s:.0f} s"
+        return record
+    except sse.StreamError as exc:
+        record.error = f"stream: {exc}"
+        return record
+    except (aiohttp.ClientError, OSError) as exc:
+        record.error = f"{'connection' if last is None else 'broken stream'}: {type(exc).__name__}: {exc}"
+        return record
+    usage = usage_event.get("usage") or {}
+    record.prompt_tokens = usage.get("prompt_tokens")
+    record.completion_tokens = usage.get("completion_tokens")
+    record.cached_tokens = sse.cached_tokens(usage, usage_event) if usage else None
+    if not usage:
+        record.error = "no usage in the stream (the server ignored stream_options.include_usage)"
+    elif record.ttft_s is None:
+        record.error = "no output tokens"
+    elif endpoint.force_length != "none" and (record.completion_tokens or 0) < record.requested_output:
+        record.error = f"truncated: {record.completion_tokens} of {record.requested_output} output tokens ({record.finish_reason})"
+    return record
+
+
+def _take(record: Record, event: dict, now: float, start: float, last: float | None, usage_event: dict):
+    """Fold one event into the record: TTFT at the first chunk with text, gaps after it."""
+    if event.get("usage"):
+        usage_event = event
+    record.finish_reason = sse.finish_reason(event) or record.finish_reason
+    if sse.delta_text(event):  # not a role-only, usage-only or empty finish chunk
+        if last is None:
+            record.ttft_s = now - start
+        elif now > last:  # events of one network read arrived together: one gap
+            record.chunk_gaps_s.append(now - last)
+        last = now
+    return usage_event, last

@@ -1,0 +1,136 @@
+"""A real LLM server for integration tests: llama.cpp (PyPI xllamacpp) serving a tiny model
+made here — a byte-level BPE trained in well under a second and a random 2-layer Llama in GGUF.
+
+The tokenizer.json written beside the GGUF is the server's tokenizer: counting with it matches
+llama.cpp's usage.prompt_tokens exactly (no BOS is added).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+WORDS = ("the quick brown fox jumps over the lazy dog while a small model counts tokens and servers stream "
+         "answers back to clients that measure latency throughput and cache hits in every request").split()
+
+
+def make_model(folder: Path) -> Path:
+    """tokenizer.json + tiny.gguf in ``folder`` (idempotent)."""
+    import gguf
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    gguf_path = folder / "tiny.gguf"
+    if gguf_path.is_file():
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    corpus = [" ".join(rng.choice(WORDS, 40)) for _ in range(2000)]
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
+        vocab_size=400, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
+    tokenizer.save(str(folder / "tokenizer.json"))
+    vocab = tokenizer.get_vocab()
+    tokens = sorted(vocab, key=vocab.get)
+    merges = [" ".join(m) if isinstance(m, list) else m for m in json.loads(tokenizer.to_str())["model"]["merges"]]
+    writer = gguf.GGUFWriter(str(gguf_path), "llama")
+    n_embd, n_layer, n_head, n_ff = 64, 2, 4, 128
+    writer.add_name("wafer-tiny-test-llama")
+    writer.add_context_length(8192)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_file_type(0)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list(tokens)
+    writer.add_token_types([gguf.TokenType.CONTROL if t in ("<s>", "</s>") else gguf.TokenType.NORMAL for t in tokens])
+    writer.add_token_merges(merges)
+    writer.add_bos_token_id(vocab["<s>"])
+    writer.add_eos_token_id(vocab["</s>"])
+    writer.add_add_bos_token(False)
+    weights = np.random.default_rng(1)
+
+    def tensor(name, *shape):
+        writer.add_tensor(name, (weights.standard_normal(shape) * 0.02).astype(np.float32))
+
+    tensor("token_embd.weight", len(tokens), n_embd)
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, np.float32))
+    tensor("output.weight", len(tokens), n_embd)
+    for i in range(n_layer):
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, np.float32))
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, np.float32))
+        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            tensor(f"blk.{i}.{name}.weight", n_embd, n_embd)
+        tensor(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
+        tensor(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
+        tensor(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return folder
+
+
+SERVER = """
+import sys, time, xllamacpp
+p = xllamacpp.CommonParams()
+p.model.path, p.port, p.hostnames = sys.argv[1], int(sys.argv[2]), ["127.0.0.1"]
+p.n_ctx, p.n_parallel, p.endpoint_metrics = 8192 * int(sys.argv[3]), int(sys.argv[3]), True
+p.cpuparams.n_threads = 1
+server = xllamacpp.Server(p)
+print("ready", flush=True)
+while True:
+    time.sleep(3600)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LlamaServer:
+    """llama.cpp on loopback in a child process; ``kill()`` takes it down mid-test."""
+
+    def __init__(self, model: Path, slots: int = 1):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen([sys.executable, "-c", SERVER, str(model / "tiny.gguf"), str(self.port), str(slots)],
+                                        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ))
+        self._wait()
+
+    def _wait(self) -> None:
+        import urllib.error
+        import urllib.request
+
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("llama.cpp server exited at start")
+            try:
+                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("llama.cpp server did not become healthy in 60 s")
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
