@@ -1,6 +1,11 @@
 """A real LLM server for integration tests: llama.cpp (PyPI xllamacpp) serving a tiny model
 made here — a byte-level BPE trained in well under a second and a random 2-layer Llama in GGUF.
 
+``make_model(folder, answer=...)`` makes a model that knows one answer instead: its layers add
+nothing to the residual stream, so the next token depends on the last one only (a bigram table),
+and the table cycles through ``answer``'s tokens — any prompt gets "answer answer ...", even at
+temperature 1.0. An eval can then know exactly what it should score.
+
 The tokenizer.json written beside the GGUF is the server's tokenizer: counting with it matches
 llama.cpp's usage.prompt_tokens exactly (no BOS is added).
 """
@@ -21,7 +26,7 @@ WORDS = ("the quick brown fox jumps over the lazy dog while a small model counts
          "answers back to clients that measure latency throughput and cache hits in every request").split()
 
 
-def make_model(folder: Path) -> Path:
+def make_model(folder: Path, answer: str | None = None) -> Path:
     """tokenizer.json + tiny.gguf in ``folder`` (idempotent)."""
     import gguf
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -31,13 +36,15 @@ def make_model(folder: Path) -> Path:
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
-    corpus = [" ".join(rng.choice(WORDS, 40)) for _ in range(2000)]
+    corpus = [" ".join(rng.choice(WORDS, 40)) for _ in range(2000)] + [answer or ""] * 500
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
     tokenizer.train_from_iterator(corpus, trainers.BpeTrainer(
         vocab_size=400, special_tokens=["<s>", "</s>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     tokenizer.save(str(folder / "tokenizer.json"))
+    chain = tokenizer.encode(answer).ids if answer else []
+    assert len(set(chain)) == len(chain), f"{answer!r} has a repeated token; a bigram table cannot cycle through it"
     vocab = tokenizer.get_vocab()
     tokens = sorted(vocab, key=vocab.get)
     merges = [" ".join(m) if isinstance(m, list) else m for m in json.loads(tokenizer.to_str())["model"]["merges"]]
@@ -63,25 +70,47 @@ def make_model(folder: Path) -> Path:
     writer.add_add_bos_token(False)
     weights = np.random.default_rng(1)
 
-    def tensor(name, *shape):
-        writer.add_tensor(name, (weights.standard_normal(shape) * 0.02).astype(np.float32))
+    def tensor(name, *shape, scale=0.02):
+        writer.add_tensor(name, (weights.standard_normal(shape) * scale).astype(np.float32))
 
-    tensor("token_embd.weight", len(tokens), n_embd)
+    if chain:
+        embed, output = _bigram(chain, len(tokens), n_embd)
+        writer.add_tensor("token_embd.weight", embed)
+        writer.add_tensor("output.weight", output)
+    else:
+        tensor("token_embd.weight", len(tokens), n_embd)
+        tensor("output.weight", len(tokens), n_embd)
     writer.add_tensor("output_norm.weight", np.ones(n_embd, np.float32))
-    tensor("output.weight", len(tokens), n_embd)
     for i in range(n_layer):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, np.float32))
         writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, np.float32))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        # with a chain the layers' outputs are zero: the final hidden state is the last token's embedding
+        out_scale = 0.0 if chain else 0.02
+        for name in ("attn_q", "attn_k", "attn_v"):
             tensor(f"blk.{i}.{name}.weight", n_embd, n_embd)
+        tensor(f"blk.{i}.attn_output.weight", n_embd, n_embd, scale=out_scale)
         tensor(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
         tensor(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
-        tensor(f"blk.{i}.ffn_down.weight", n_embd, n_ff)
+        tensor(f"blk.{i}.ffn_down.weight", n_embd, n_ff, scale=out_scale)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
     return folder
+
+
+def _bigram(chain: list[int], vocab: int, n_embd: int) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings one-hot per state (slot 0: any token outside the chain), and an output matrix
+    whose logit for the chain's next token is 80 (after RMS norm) and 0 for every other token."""
+    embed = np.zeros((vocab, n_embd), np.float32)
+    output = np.zeros((vocab, n_embd), np.float32)
+    embed[:, 0] = 10
+    output[chain[0], 0] = 10
+    for slot, token in enumerate(chain, 1):
+        embed[token] = 0
+        embed[token, slot] = 10
+        output[chain[slot % len(chain)], slot] = 10
+    return embed, output
 
 
 SERVER = """

@@ -56,7 +56,8 @@ DROPPED_REQUIREMENTS: dict[str, str] = {
 TOOLING_REQUIREMENTS = ["rich>=13", "tomlkit>=0.12"]
 TOOLING_EXTRAS = {
     "bench": ["aiohttp>=3.9", "numpy", "matplotlib>=3.8", "tokenizers>=0.20", "prometheus-client>=0.20"],
-    "eval": ["lm-eval[api]>=0.4.9"],
+    # lm-eval's `run` subcommand and task layout (gsm8k, gpqa cot_zeroshot) as of 0.4.13
+    "eval": ["lm-eval[api]>=0.4.13,<0.5", "numpy", "prometheus-client>=0.20", "requests>=2.31"],
 }
 
 # pypa/wheel's way: parse with compat32 (header values kept verbatim, continuation lines

@@ -31,15 +31,21 @@ class CacheCounters:
         return (self.cached - earlier.cached) / prompt if prompt > 0 else None
 
 
-def parse(text: str) -> CacheCounters | None:
+def totals(text: str) -> dict[str, float]:
+    """Every sample's value by metric name, summed over label sets (DP ranks, model names)."""
     from prometheus_client.parser import text_string_to_metric_families
 
-    totals: dict[str, float] = {}
+    sums: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            totals[sample.name] = totals.get(sample.name, 0.0) + sample.value
+            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
+    return sums
+
+
+def parse(text: str) -> CacheCounters | None:
+    sums = totals(text)
     for name, (cached, prompt, evaluated_only) in FAMILIES.items():
-        cached_total, prompt_total = totals.get(cached + "_total"), totals.get(prompt + "_total")
+        cached_total, prompt_total = sums.get(cached + "_total"), sums.get(prompt + "_total")
         if cached_total is not None and prompt_total is not None:
             all_prompt = prompt_total + cached_total if evaluated_only else prompt_total
             return CacheCounters(name, cached_total, all_prompt)
