@@ -4,8 +4,8 @@
 PYTHON ?= python3.11
 DEV := build/venv-dev
 TEST := build/venv-test
-BASES := 0.5.14 0.5.23
-PYTHONS := 3.11 3.12
+# base:python pairs; cp310 is 0.5.14's derived tag (patches/bases.toml) for its Python 3.10 ROCm images
+BUILDS := 0.5.14:3.10 0.5.14:3.11 0.5.14:3.12 0.5.23:3.11 0.5.23:3.12
 WS = $(DEV)/bin/python -m wafer_sglang
 
 .PHONY: all dev-env test-env wheels status test clean
@@ -19,8 +19,8 @@ test-env:
 	PYTHON=$(PYTHON) scripts/venv $(TEST) requirements/test.txt
 
 wheels: dev-env
-	@for base in $(BASES); do for py in $(PYTHONS); do \
-	  $(WS) build --base $$base --python $$py || exit 1; done; done
+	@for pair in $(BUILDS); do \
+	  $(WS) build --base $${pair%%:*} --python $${pair##*:} || exit 1; done
 
 status: dev-env
 	$(WS) patches lint

@@ -24,7 +24,7 @@ from wafer_sglang.metadata import DROPPED_REQUIREMENTS
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 GUARD_FILE = "sglang/jit_kernel/csrc/elementwise/fused_metadata_copy.cuh"
-BUILDS = [("0.5.14", "3.11"), ("0.5.14", "3.12"), ("0.5.23", "3.11"), ("0.5.23", "3.12")]
+BUILDS = [("0.5.14", "3.10"), ("0.5.14", "3.11"), ("0.5.14", "3.12"), ("0.5.23", "3.11"), ("0.5.23", "3.12")]
 
 
 @pytest.fixture(scope="module")
@@ -118,8 +118,41 @@ def test_installs_with_no_deps(installed, base, py):
     assert f"base: sglang {base}" in info
 
 
+def test_derived_cp310_wheel_is_the_cp311_one_without_its_311_only_module(wheels, installed):
+    """0.5.14's ROCm images run Python 3.10, for which PyPI has no wheel (patches/bases.toml)."""
+    with zipfile.ZipFile(wheels["0.5.14", "3.10"][0]) as derived, zipfile.ZipFile(wheels["0.5.14", "3.11"][0]) as source:
+        derived_names, source_names = set(derived.namelist()), set(source.namelist())
+        manifest = json.loads(derived.read("wafer_sglang/fork_manifest.json"))
+        meta = Metadata.from_email(derived.read("wafer_sglang_rocm-0.5.14.post1.dist-info/METADATA"), validate=True)
+        sglang_files = {n for n in source_names if n.startswith("sglang/")}
+        assert sglang_files - derived_names == {"sglang/srt/grpc/_core.cpython-311-x86_64-linux-gnu.so"}
+        assert all(derived.read(n) == source.read(n) for n in sglang_files & derived_names)
+    assert not any(".cpython-311-" in n for n in derived_names)
+    assert manifest["base"]["wheel"] == "sglang-0.5.14-cp311-cp311-manylinux_2_34_x86_64.whl"
+    assert manifest["base"]["derived"]["from"] == "cp311"
+    assert str(meta.requires_python) == ">=3.10"
+    assert 'tomli>=2; python_version < "3.11"' in [str(r) for r in meta.requires_dist]
+    # every module of the patched package byte-compiles on a real Python 3.10 (syntax, not imports)
+    venv = installed["0.5.14", "3.10"]
+    site = next(venv.glob("lib/python3.10/site-packages"))
+    subprocess.run([venv / "bin/python", "-m", "compileall", "-f", "-q", str(site / "sglang")], check=True)
+    assert len(list((site / "sglang").rglob("*.cpython-310.pyc"))) == len(list((site / "sglang").rglob("*.py")))
+
+
+def test_a_derived_tag_refuses_a_wheel_with_other_compiled_modules(tmp_path, scratch_root):
+    """0.5.23's cp311 wheel has Rust modules sglang imports: no cp310 can be made from it."""
+    from wafer_sglang.errors import WaferError
+    from wafer_sglang.wheel import build
+
+    pins = scratch_root / "patches" / "bases.toml"
+    pins.write_text(pins.read_text() + '\n[upstream."0.5.23".derived.cp310]\nfrom = "cp311"\ndrop = []\nreason = "test"\n')
+    with pytest.raises(WaferError, match=r"cannot build cp310 from the cp311 wheel: .*_multimodal\.cpython-311"):
+        build(scratch_root, "0.5.23", "cp310", tmp_path)
+    assert not list(tmp_path.glob("*.whl"))
+
+
 def test_guard_change_is_in_the_installed_0514_file(installed):
-    for py in ("3.11", "3.12"):
+    for py in ("3.10", "3.11", "3.12"):
         venv = installed["0.5.14", py]
         site = next(venv.glob("lib/python*/site-packages"))
         assert "#ifndef USE_ROCM\n#include <cuda_runtime.h>\n#else\n#include <hip/hip_runtime.h>" in (site / GUARD_FILE).read_text()

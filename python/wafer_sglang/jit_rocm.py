@@ -29,12 +29,12 @@ import ast
 import re
 import shutil
 import subprocess
-import tomllib
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 
 CUDA_ONLY_HEADER = re.compile(

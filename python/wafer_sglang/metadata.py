@@ -1,6 +1,6 @@
 """The fork's METADATA, rewritten from upstream's through the ``email`` parser.
 
-What changes: the name and version; Requires-Python (our tooling needs 3.11); requirements
+What changes: the name and version (Requires-Python stays upstream's: the tools run on 3.10+); requirements
 that would pull CUDA builds onto a ROCm host are dropped (ROCm torch, triton, aiter and
 sgl-kernel come from the ROCm environment — the image or the user's ROCm install — and
 ``wafer-sglang doctor`` checks them); self-referencing extras (``sglang[x]``) point at us, or
@@ -53,7 +53,7 @@ DROPPED_REQUIREMENTS: dict[str, str] = {
 }
 
 # Our tooling's own needs (packaging is already an upstream requirement).
-TOOLING_REQUIREMENTS = ["rich>=13", "tomlkit>=0.12"]
+TOOLING_REQUIREMENTS = ["rich>=13", "tomlkit>=0.12", 'tomli>=2; python_version < "3.11"']
 TOOLING_EXTRAS = {
     "bench": ["aiohttp>=3.9", "numpy", "matplotlib>=3.8", "tokenizers>=0.20", "prometheus-client>=0.20"],
     # lm-eval's `run` subcommand and task layout (gsm8k, gpqa cot_zeroshot) as of 0.4.13
@@ -106,8 +106,6 @@ def rewrite_metadata(raw: bytes, *, version: str, summary: str, preamble: str) -
             value = version
         elif key == "Summary":
             value = summary
-        elif key == "Requires-Python":
-            value = ">=3.11"
         elif key == "Requires-Dist":
             value = rewrite_requirement(value)
         elif key == "Provides-Extra":

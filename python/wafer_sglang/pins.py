@@ -5,6 +5,10 @@ sha256, size and URL (conda-forge ``source: {url, sha256}`` style). Roles:
 
 * ``base`` — a supported base: ``patches/<version>/`` holds its series, ``build`` makes wheels.
 * ``reference`` — only downloaded to compare against (``check-upstream --against``).
+
+A base may also list ``derived`` tags: a Python with no upstream wheel, built from another tag's
+wheel after dropping the files only that Python can load (0.5.14's cp310, for the ROCm images
+that run Python 3.10).
 """
 
 from __future__ import annotations
@@ -13,10 +17,10 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import tomllib
 from packaging.utils import parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 from wafer_sglang.repo import PIN_FILE
 
@@ -42,18 +46,29 @@ class WheelPin:
 
 
 @dataclass(frozen=True)
+class DerivedTag:
+    source: str              # the pinned tag whose wheel is used
+    drop: tuple[str, ...]    # compiled files only the source's Python can load
+    reason: str
+
+
+@dataclass(frozen=True)
 class UpstreamPin:
     version: str
     role: str
     released: str
     respin: int = 0
     wheels: dict[str, WheelPin] = field(default_factory=dict)
+    derived: dict[str, DerivedTag] = field(default_factory=dict)
 
     def wheel(self, python_tag: str) -> WheelPin:
+        """The upstream wheel a build for ``python_tag`` starts from (a derived tag's source)."""
+        if python_tag in self.derived:
+            python_tag = self.derived[python_tag].source
         try:
             return self.wheels[python_tag]
         except KeyError:
-            have = ", ".join(sorted(self.wheels)) or "none"
+            have = ", ".join(sorted(self.wheels)) + "".join(f"; {t} derived from {d.source}" for t, d in sorted(self.derived.items()))
             raise WaferError(
                 f"sglang {self.version} has no pinned wheel for {python_tag} (pinned: {have}); "
                 f"pick one with --python or add it with `wafer-sglang patches pin {self.version}`"
@@ -149,7 +164,17 @@ def _parse_upstream(path: Path, version: str, entry: dict) -> UpstreamPin:
         released=str(entry.get("released", "")),
         respin=int(entry.get("respin", 0)),
         wheels=wheels,
+        derived={tag: _parse_derived(f"{where}.derived.{tag}", tag, d, wheels) for tag, d in entry.get("derived", {}).items()},
     )
+
+
+def _parse_derived(where: str, tag: str, entry: dict, wheels: dict[str, WheelPin]) -> DerivedTag:
+    source, drop, reason = entry.get("from"), entry.get("drop", []), entry.get("reason", "")
+    if tag in wheels or source not in wheels:
+        raise WaferError(f"{where}: needs from = a pinned tag ({', '.join(wheels)}) and must not be pinned itself")
+    if not isinstance(drop, list) or not all(isinstance(d, str) for d in drop) or not reason:
+        raise WaferError(f"{where}: drop must be a list of paths in the wheel and reason must say why")
+    return DerivedTag(source, tuple(drop), reason)
 
 
 def record_pin(root: Path, version: str, role: str, wheels: dict[str, WheelPin], released: str) -> bool:

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import json
 import sys
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 
 DATA = Path(__file__).parent / "data"

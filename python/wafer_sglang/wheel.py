@@ -64,15 +64,33 @@ def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet
         dist_info = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}.dist-info"
         upstream_info = f"sglang-{queue.base.version}.dist-info"
         files = _tree_files(work, exclude_prefix=upstream_info + "/")
+        tag_triple = _derive(files, queue.base, python_tag, wheel_pin.tag_triple)
         files.update(_tooling_files(root))
-        meta, dropped = _dist_info(work / upstream_info, version, queue.base.version, wheel_pin.tag_triple, headers)
+        meta, dropped = _dist_info(work / upstream_info, version, queue.base.version, tag_triple, headers)
         manifest = _manifest(queue, python_tag, version, headers, dropped, epoch)
         files[f"{TOOLING_PACKAGE}/{fork_manifest.MANIFEST_NAME}"] = (fork_manifest.render(manifest), 0o644)
-        name = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}-{wheel_pin.tag_triple}.whl"
+        name = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}-{tag_triple}.whl"
         data = _zip(files, {f"{dist_info}/{k}": v for k, v in meta.items()}, f"{dist_info}/RECORD", epoch)
     target = out_dir / name
     atomic_write_bytes(target, data)
     return target
+
+
+def _derive(files: dict[str, tuple[bytes, int]], base: UpstreamPin, python_tag: str, source_triple: str) -> str:
+    """For a derived tag, drop what only the source Python loads; the wheel's tag triple."""
+    derived = base.derived.get(python_tag)
+    if derived is None:
+        return source_triple
+    for path in derived.drop:
+        if files.pop(path, None) is None:
+            raise WaferError(f"sglang {base.version} {derived.source} wheel has no {path}: update its derived "
+                             f"{python_tag} entry in patches/bases.toml")
+    marker = f".cpython-{derived.source[2:]}-"
+    compiled = sorted(p for p in files if marker in p)
+    if compiled:
+        raise WaferError(f"cannot build {python_tag} from the {derived.source} wheel: {', '.join(compiled)} "
+                         f"only loads on {derived.source}; list it under drop only if sglang never imports it")
+    return source_triple.replace(f"{derived.source}-{derived.source}", f"{python_tag}-{python_tag}", 1)
 
 
 def _source_date_epoch(work: Path) -> int:
@@ -116,7 +134,8 @@ def _manifest(queue: Queue, python_tag: str, version: str, headers: list, droppe
         "version": version,
         "python_tag": python_tag,
         "tooling_version": tooling_version,
-        "base": {"version": queue.base.version, "wheel": wheel_pin.filename, "sha256": wheel_pin.sha256},
+        "base": {"version": queue.base.version, "wheel": wheel_pin.filename, "sha256": wheel_pin.sha256,
+                 **_derived_record(queue.base, python_tag)},
         "patches": [
             asdict(
                 fork_manifest.PatchRecord(
@@ -133,6 +152,11 @@ def _manifest(queue: Queue, python_tag: str, version: str, headers: list, droppe
         "dropped_requirements": dropped,
         "source_date_epoch": epoch,
     }
+
+
+def _derived_record(base: UpstreamPin, python_tag: str) -> dict:
+    derived = base.derived.get(python_tag)
+    return {"derived": {"from": derived.source, "dropped": list(derived.drop), "reason": derived.reason}} if derived else {}
 
 
 def _dist_info(upstream: Path, version: str, base_version: str, tag: str, headers: list) -> tuple[dict[str, bytes], dict]:

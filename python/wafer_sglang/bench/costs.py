@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
+from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 
 PRICES = Path(__file__).resolve().parents[1] / "data" / "gpu_prices.toml"
