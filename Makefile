@@ -17,6 +17,7 @@ dev-env:
 
 test-env:
 	PYTHON=$(PYTHON) scripts/venv $(TEST) requirements/test.txt
+	scripts/system-deps
 
 wheels: dev-env
 	@for pair in $(BUILDS); do \

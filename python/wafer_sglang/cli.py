@@ -10,7 +10,8 @@ from wafer_sglang.errors import WaferError
 
 
 def parser() -> argparse.ArgumentParser:
-    from wafer_sglang import cli_bench, cli_checkpoint, cli_doctor, cli_eval, cli_jit, cli_moe, cli_patches, cli_serve
+    from wafer_sglang import (cli_bench, cli_checkpoint, cli_doctor, cli_eval, cli_image, cli_jit, cli_moe, cli_patches,
+                              cli_serve)
 
     p = argparse.ArgumentParser(
         prog="wafer-sglang",
@@ -29,6 +30,7 @@ def parser() -> argparse.ArgumentParser:
     cli_doctor.add_parsers(sub)
     cli_bench.add_parsers(sub)
     cli_eval.add_parsers(sub)
+    cli_image.add_parsers(sub)
     rocm = sub.add_parser(
         "rocm-constraints",
         help="pip constraints pinning this host's ROCm stack (torch, triton, aiter, sgl-kernel) for installing the fork",

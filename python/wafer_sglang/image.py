@@ -1,0 +1,224 @@
+"""wafer/sglang:mi355x: the pinned upstream ROCm base images (docker/base-images.toml) and the
+build docker/build runs — a build context (the fork's wheels, its fMoE configs, the image
+scripts) and the exact engine command with every build argument.
+
+The Dockerfile changes the base only through steps that check first: the image's Python has a
+fork wheel, its sglang is the base's release, aiter's tuned files are what AITER_CONFIG_FMOE lists.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from wafer_sglang.compat import tomllib
+from wafer_sglang.errors import WaferError
+from wafer_sglang.moe_configs import fork_tuned_files
+from wafer_sglang.pins import load_pins
+
+PIN_FILE = Path("docker/base-images.toml")
+DOCKERFILE = Path("docker/Dockerfile.mi355x")
+SCRIPTS = Path("docker/image")
+FMOE_DIR = "/opt/wafer/fmoe"   # the fork's tuned CSVs in the image (a fixed path: ENV can name it)
+REPOSITORY = "wafer/sglang"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    base: str
+    repository: str
+    tag: str
+    digest: str
+    python: str
+    sglang: str
+    aiter_configs: str
+    aiter_fmoe: tuple[str, ...]
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}@{self.digest}"
+
+    @property
+    def python_tag(self) -> str:
+        major, minor = self.python.split(".")[:2]
+        return f"cp{major}{minor}"
+
+
+def load_records(root: Path) -> dict[str, dict]:
+    path = root / PIN_FILE
+    try:
+        return tomllib.loads(path.read_text())["images"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise WaferError(f"cannot read {path}: {exc}") from None
+
+
+def base_image(root: Path, base: str) -> BaseImage:
+    """The base's pinned image, checked against the fork's own pins."""
+    pin = load_pins(root).base(base)
+    record = load_records(root).get(base)
+    where = f"{PIN_FILE} [images.{base!r}]"
+    if record is None:
+        raise WaferError(f"{where} is missing: every supported base needs its upstream ROCm image recorded")
+    if not DIGEST.match(record.get("digest", "")) or not record.get("tag"):
+        raise WaferError(f"{where} has no resolved tag and digest: on a machine with registry access run "
+                         f"`docker/build --resolve {base} TAG` (a tag of {record.get('repository', 'the upstream image')})")
+    image = BaseImage(base, record["repository"], record["tag"], record["digest"], record["python"], record["sglang"],
+                      record["aiter-configs"], tuple(record["aiter-fmoe"]))
+    try:
+        same_release = Version(image.sglang).release[:3] == Version(base).release[:3]
+    except InvalidVersion:
+        same_release = False
+    if not same_release:
+        raise WaferError(f"{where}: the image ships sglang {image.sglang}, not the base's release {base}")
+    if image.python_tag not in {*pin.wheels, *pin.derived}:
+        raise WaferError(f"{where}: the image runs Python {image.python}; base {base} has no {image.python_tag} wheel")
+    return image
+
+
+def aiter_config_fmoe(image: BaseImage, root: Path) -> str:
+    """AITER_CONFIG_FMOE in the image: aiter's own tuned files, then the fork's (additive)."""
+    aiter = [Path(image.aiter_configs) / name for name in image.aiter_fmoe]
+    ours = [Path(FMOE_DIR) / p.name for p in fork_tuned_files(root / "python" / "wafer_sglang" / "data" / "fmoe")]
+    return ":".join(str(p) for p in aiter + ours)
+
+
+@dataclass(frozen=True)
+class Plan:
+    image: BaseImage
+    wheel: Path
+    context: Path
+    build_args: dict[str, str]
+    tags: list[str]
+    command: list[str]
+
+
+def plan(root: Path, base: str, engine: str, wheel: Path, context: Path, *, default_base: bool, vcs_ref: str) -> Plan:
+    from wafer_sglang.wheel import fork_version
+
+    image = base_image(root, base)
+    version = fork_version(load_pins(root).base(base))
+    build_args = {
+        "BASE_IMAGE": image.reference,
+        "BASE_IMAGE_NAME": f"{image.repository}:{image.tag}",
+        "BASE_DIGEST": image.digest,
+        "WAFER_BASE": base,
+        "WAFER_VERSION": version,
+        "WAFER_WHEEL": wheel.name,
+        "VCS_REF": vcs_ref,
+        "SOURCE_URL": source_url(root),
+        "AITER_CONFIG_FMOE": aiter_config_fmoe(image, root),
+    }
+    tags = [f"{REPOSITORY}:{version}-mi355x"] + ([f"{REPOSITORY}:mi355x"] if default_base else [])
+    if engine == "docker":
+        command = ["docker", "buildx", "build", "--load"]
+    elif engine == "buildah":
+        command = ["buildah", "build", "--format", "docker"]  # OCI has no HEALTHCHECK
+    else:
+        raise WaferError(f"unknown engine {engine!r}: docker or buildah")
+    command += ["-f", str(context / "Dockerfile.mi355x")]
+    for key, value in build_args.items():
+        command += ["--build-arg", f"{key}={value}"]
+    for tag in tags:
+        command += ["-t", tag]
+    return Plan(image, wheel, context, build_args, tags, command + [str(context)])
+
+
+def assemble_context(root: Path, plan_: Plan) -> None:
+    """Only what the Dockerfile copies: the wheel, the fork's fMoE CSVs, the image scripts."""
+    shutil.rmtree(plan_.context, ignore_errors=True)
+    (plan_.context / "wheels").mkdir(parents=True)
+    shutil.copy2(plan_.wheel, plan_.context / "wheels" / plan_.wheel.name)
+    (plan_.context / "fmoe").mkdir()
+    for csv in fork_tuned_files(root / "python" / "wafer_sglang" / "data" / "fmoe"):
+        shutil.copy2(csv, plan_.context / "fmoe" / csv.name)
+    shutil.copytree(root / SCRIPTS, plan_.context / "image")
+    shutil.copy2(root / DOCKERFILE, plan_.context / "Dockerfile.mi355x")
+
+
+def source_url(root: Path) -> str:
+    proc = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown (a checkout without an origin remote)"
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> None:
+    if shutil.which(command[0]) is None:
+        raise WaferError(f"{command[0]} is not installed here; build on a release machine with docker buildx or buildah")
+    subprocess.run(command, check=True, env=env)
+
+
+# -- resolve: record an upstream image (digest from the registry, contents from the image) -----
+
+INVENTORY = '''
+import importlib.metadata as m, importlib.util, json, platform
+from pathlib import Path
+{aiter_tuned_files}
+def version(*names):
+    for name in names:
+        try:
+            return m.version(name)
+        except m.PackageNotFoundError:
+            pass
+    return ""
+spec = importlib.util.find_spec("aiter")
+configs = Path(next(iter(spec.submodule_search_locations))) / "configs" if spec and spec.submodule_search_locations else None
+files = aiter_tuned_files(configs) if configs and configs.is_dir() else []
+print(json.dumps({{"python": platform.python_version(), "sglang": version("sglang"), "torch": version("torch"),
+                  "triton": version("triton", "pytorch-triton-rocm"), "aiter": version("amd-aiter", "aiter"),
+                  "sgl-kernel": version("sgl-kernel", "sglang-kernel"), "aiter-configs": str(configs or ""),
+                  "aiter-fmoe": [f.relative_to(configs).as_posix() for f in files]}}))
+'''
+
+
+def inventory_script() -> str:
+    """Runs with the image's own Python: versions and aiter's tuned files, found the way
+    moe_configs finds them (its function's source is embedded, not copied)."""
+    import inspect
+
+    from wafer_sglang import moe_configs
+
+    return INVENTORY.format(aiter_tuned_files=inspect.getsource(moe_configs.aiter_tuned_files))
+
+
+def _capture(command: list[str]) -> str:
+    if shutil.which(command[0]) is None:
+        raise WaferError(f"{command[0]} is not installed here; resolve on a machine with docker (or skopeo) and registry access")
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def resolve(root: Path, base: str, tag: str, run_=_capture) -> dict:
+    """Read ``repository:tag``'s digest and contents and record them for ``base``."""
+    import datetime
+    import json
+
+    import tomlkit
+
+    from wafer_sglang.fsutil import atomic_write_text
+
+    record = load_records(root).get(base)
+    if record is None:
+        raise WaferError(f"{PIN_FILE} has no [images.{base!r}]: add it with the upstream repository first")
+    reference = f"{record['repository']}:{tag}"
+    if shutil.which("skopeo"):
+        digest = run_(["skopeo", "inspect", "--format", "{{.Digest}}", f"docker://{reference}"]).strip()
+    else:
+        digest = json.loads(run_(["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"]))["digest"]
+    if not DIGEST.match(digest):
+        raise WaferError(f"{reference}: the registry returned {digest!r}, not a sha256 digest")
+    found = json.loads(run_(["docker", "run", "--rm", "--entrypoint", "python3", f"{record['repository']}@{digest}",
+                             "-c", inventory_script()]))
+    path = root / PIN_FILE
+    doc = tomlkit.parse(path.read_text())
+    entry = tomlkit.table()
+    entry.update({"repository": record["repository"], "tag": tag, "digest": digest, "gpu-arch": record.get("gpu-arch", "gfx950"),
+                  **{k: v for k, v in found.items() if k != "aiter-fmoe"},
+                  "recorded": f"{datetime.date.today().isoformat()}: docker/build --resolve (registry digest, image inventory)",
+                  "aiter-fmoe": found["aiter-fmoe"]})
+    doc["images"][base] = entry
+    atomic_write_text(path, tomlkit.dumps(doc))
+    return base_image(root, base).__dict__

@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Build sgl-kernel (the `sglang-kernel` distribution) for ROCm from the base's sglang source, for
+# the architectures in sgl-kernel/versions.toml (gfx950 = MI355X). Runs on a ROCm host or in the
+# upstream ROCm image (needs hipcc and the ROCm torch); not run in this repository's CI.
+#
+#   sgl-kernel/build.sh [--base 0.5.14] [--src SGLANG_CHECKOUT] [--out DIR] [--print]
+#
+# Without --src it clones sglang at the pinned tag. The wheel lands in --out (default
+# build/sgl-kernel/<arch>/); install it with `pip install --no-deps` in the serving environment.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+base="" src="" out="$here/../build/sgl-kernel" print=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --base) base=$2; shift 2 ;;
+    --src) src=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --print) print=1; shift ;;
+    *) echo "usage: $0 [--base VERSION] [--src DIR] [--out DIR] [--print]" >&2; exit 2 ;;
+  esac
+done
+python=${PYTHON:-python3}
+read -r base tag version archs < <("$python" - "$here/versions.toml" "$here/../patches/bases.toml" "$base" <<'PY'
+import sys
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+kernels = tomllib.load(open(sys.argv[1], "rb"))["kernel"]
+base = sys.argv[3] or tomllib.load(open(sys.argv[2], "rb"))["default-base"]
+if base not in kernels:
+    sys.exit(f"no sgl-kernel recipe for base {base!r}: known {', '.join(kernels)}")
+k = kernels[base]
+print(base, k["sglang-tag"], k["version"], ",".join(k["archs"]))
+PY
+)
+echo "sgl-kernel $version for sglang $base ($tag), architectures: $archs (setup_rocm.py builds one per wheel)"
+if [ -z "$src" ]; then
+  src=$out/src-$tag
+  fetch="git clone --depth 1 --branch $tag https://github.com/sgl-project/sglang.git $src"
+else
+  fetch=""
+fi
+if [ "$print" = 1 ]; then
+  [ -n "$fetch" ] && echo "$fetch"
+  echo "cd <the ROCm setup folder of $src: sgl-kernel/ or python/sglang/kernels/aot/>"
+  echo "cp pyproject_rocm.toml pyproject.toml   # when the folder has one"
+  for arch in ${archs//,/ }; do
+    echo "AMDGPU_TARGET=$arch $python setup_rocm.py bdist_wheel --dist-dir $out/$arch"
+  done
+  exit 0
+fi
+command -v hipcc >/dev/null || { echo "hipcc not found: build on a ROCm host or in the upstream ROCm image" >&2; exit 1; }
+[ -n "$fetch" ] && [ ! -d "$src" ] && $fetch
+for dir in "$src/sgl-kernel" "$src/python/sglang/kernels/aot"; do
+  [ -f "$dir/setup_rocm.py" ] && kdir=$dir && break
+done
+[ -n "${kdir:-}" ] || { echo "no setup_rocm.py under $src (sgl-kernel/ or python/sglang/kernels/aot/)" >&2; exit 1; }
+cd "$kdir"
+[ -f pyproject_rocm.toml ] && cp pyproject_rocm.toml pyproject.toml
+found=$(sed -n 's/^version *= *"\(.*\)"/\1/p' pyproject.toml | head -1)
+[ "$found" = "$version" ] || { echo "$kdir is sgl-kernel $found, the base pins $version: wrong checkout?" >&2; exit 1; }
+for arch in ${archs//,/ }; do
+  rm -rf build
+  AMDGPU_TARGET=$arch "$python" setup_rocm.py bdist_wheel --dist-dir "$out/$arch"
+  echo "built for $arch: $(ls "$out/$arch"/sglang_kernel-"$version"-*.whl)"
+done
