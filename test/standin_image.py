@@ -35,7 +35,7 @@ def rootfs(cache: Path) -> Path:
         subprocess.run(["debootstrap", "--variant=minbase", "--include=python3,python3-venv", "bookworm", str(tree),
                         "http://deb.debian.org/debian"], check=True, stdout=subprocess.DEVNULL)
         subprocess.run(["tar", "-C", str(tree), "-cf", f"{tar}.tmp", "--exclude=./usr/share/doc",
-                        "--exclude=./usr/share/locale", "--exclude=./usr/share/man", "."], check=True)
+                        "--exclude=./usr/share/locale", "--exclude=./usr/share/man", "--exclude=./var/cache/apt", "."], check=True)
         os.replace(f"{tar}.tmp", tar)
         subprocess.run(["rm", "-rf", str(tree)], check=True)
     return tar

@@ -25,6 +25,7 @@ from packaging.version import Version
 
 from wafer_sglang.compat import tomllib
 from wafer_sglang.image import DIGEST, base_image, load_records
+from wafer_sglang.moe_configs import fork_tuned_files
 from wafer_sglang.pins import load_pins
 
 DOCKERFILE = (ROOT / "docker" / "Dockerfile.mi355x").read_text()
@@ -70,7 +71,8 @@ def test_print_shows_the_exact_build_without_building(capsys):
     assert f"{record['repository']}:{record['tag']}@{record['digest']}" in out
     assert "--build-arg WAFER_VERSION=0.5.14.post1" in out and "-t wafer/sglang:mi355x" in out
     fmoe = re.search(r"--build-arg AITER_CONFIG_FMOE=(\S+)", out).group(1).split(":")
-    assert fmoe == [f"{record['aiter-configs']}/{name}" for name in record["aiter-fmoe"]]  # no fork CSVs shipped yet
+    ours = [f"/opt/wafer/fmoe/{p.name}" for p in fork_tuned_files(ROOT / "python/wafer_sglang/data/fmoe")]
+    assert fmoe == [f"{record['aiter-configs']}/{name}" for name in record["aiter-fmoe"]] + ours  # aiter's first
 
 
 def test_hadolint_finds_nothing():
