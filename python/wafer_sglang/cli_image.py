@@ -33,14 +33,16 @@ def cmd_build(args) -> int:
     from wafer_sglang import image
     from wafer_sglang.pins import load_pins
     from wafer_sglang.repo import build_dir, find_repo_root
+    from wafer_sglang.wheel import fork_version
 
     root = find_repo_root()
     pins = load_pins(root)
     base = args.base or pins.default_base
     base_image = image.base_image(root, base)
-    wheel = args.wheel or _fork_wheel(root, base, base_image.python_tag, build=not args.print_only)
+    version = fork_version(pins.base(base))
+    wheel = args.wheel or _fork_wheel(root, base, version, base_image.python_tag, build=not args.print_only)
     vcs_ref = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    plan = image.plan(root, base, args.engine, wheel, build_dir(root) / "image-context" / base,
+    plan = image.plan(root, base_image, version, args.engine, wheel, build_dir(root) / "image-context" / base,
                       default_base=base == pins.default_base, vcs_ref=vcs_ref or "unknown")
     print(f"base image:  {plan.image.reference}")
     print(f"             Python {plan.image.python}, sglang {plan.image.sglang}")
@@ -55,14 +57,11 @@ def cmd_build(args) -> int:
     return 0
 
 
-def _fork_wheel(root: Path, base: str, python_tag: str, *, build: bool) -> Path:
-    from wafer_sglang.pins import load_pins
+def _fork_wheel(root: Path, base: str, version: str, python_tag: str, *, build: bool) -> Path:
     from wafer_sglang.repo import build_dir
     from wafer_sglang.wheel import build as build_wheel
-    from wafer_sglang.wheel import fork_version
 
     dist = build_dir(root) / "dist"
-    version = fork_version(load_pins(root).base(base))
     found = sorted(dist.glob(f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-*.whl"))
     if found:
         return found[-1]

@@ -81,10 +81,15 @@ def base_image(root: Path, base: str) -> BaseImage:
     return image
 
 
+def _fork_fmoe(root: Path) -> list[Path]:
+    """The checkout's tuned CSVs (not the running package's: docker/build may build another checkout)."""
+    return fork_tuned_files(root / "python" / "wafer_sglang" / "data" / "fmoe")
+
+
 def aiter_config_fmoe(image: BaseImage, root: Path) -> str:
     """AITER_CONFIG_FMOE in the image: aiter's own tuned files, then the fork's (additive)."""
     aiter = [Path(image.aiter_configs) / name for name in image.aiter_fmoe]
-    ours = [Path(FMOE_DIR) / p.name for p in fork_tuned_files(root / "python" / "wafer_sglang" / "data" / "fmoe")]
+    ours = [Path(FMOE_DIR) / p.name for p in _fork_fmoe(root)]
     return ":".join(str(p) for p in aiter + ours)
 
 
@@ -98,11 +103,10 @@ class Plan:
     command: list[str]
 
 
-def plan(root: Path, base: str, engine: str, wheel: Path, context: Path, *, default_base: bool, vcs_ref: str) -> Plan:
-    from wafer_sglang.wheel import fork_version
-
-    image = base_image(root, base)
-    version = fork_version(load_pins(root).base(base))
+def plan(root: Path, image: BaseImage, version: str, engine: str, wheel: Path, context: Path, *,
+         default_base: bool, vcs_ref: str) -> Plan:
+    """``image`` from base_image(), ``version`` the fork's version for its base."""
+    base = image.base
     build_args = {
         "BASE_IMAGE": image.reference,
         "BASE_IMAGE_NAME": f"{image.repository}:{image.tag}",
@@ -135,7 +139,7 @@ def assemble_context(root: Path, plan_: Plan) -> None:
     (plan_.context / "wheels").mkdir(parents=True)
     shutil.copy2(plan_.wheel, plan_.context / "wheels" / plan_.wheel.name)
     (plan_.context / "fmoe").mkdir()
-    for csv in fork_tuned_files(root / "python" / "wafer_sglang" / "data" / "fmoe"):
+    for csv in _fork_fmoe(root):
         shutil.copy2(csv, plan_.context / "fmoe" / csv.name)
     shutil.copytree(root / SCRIPTS, plan_.context / "image")
     shutil.copy2(root / DOCKERFILE, plan_.context / "Dockerfile.mi355x")
@@ -146,9 +150,13 @@ def source_url(root: Path) -> str:
     return proc.stdout.strip() or "unknown (a checkout without an origin remote)"
 
 
+def _require(tool: str, where: str) -> None:
+    if shutil.which(tool) is None:
+        raise WaferError(f"{tool} is not installed here; {where}")
+
+
 def run(command: list[str], env: dict[str, str] | None = None) -> None:
-    if shutil.which(command[0]) is None:
-        raise WaferError(f"{command[0]} is not installed here; build on a release machine with docker buildx or buildah")
+    _require(command[0], "build on a release machine with docker buildx or buildah")
     subprocess.run(command, check=True, env=env)
 
 
@@ -186,8 +194,7 @@ def inventory_script() -> str:
 
 
 def _capture(command: list[str]) -> str:
-    if shutil.which(command[0]) is None:
-        raise WaferError(f"{command[0]} is not installed here; resolve on a machine with docker (or skopeo) and registry access")
+    _require(command[0], "resolve on a machine with docker (or skopeo) and registry access")
     return subprocess.run(command, check=True, capture_output=True, text=True).stdout
 
 
