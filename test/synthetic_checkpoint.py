@@ -3,7 +3,7 @@ names, dtypes and layouts of a Quark MXFP4 export (bf16 [out, in] for excluded m
 [out, in/2] + uint8 [out, in/32] scales for quantized ones) and the 78 + 1 layer naming.
 
 The config is the fixture's real Quark export config scaled to the layer count (see
-engine/probe_glm_mtp.py). Also used by benchmark/checkpoint_check.py.
+engine/model_configs.py). Also used by benchmark/checkpoint_check.py.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import numpy as np
 
 ENGINE = Path(__file__).resolve().parent / "engine"
 sys.path.insert(0, str(ENGINE))
-from probe_glm_mtp import glm5_config  # noqa: E402  (the one scaled-config definition)
+from model_configs import glm5_config  # noqa: E402  (the one scaled-config definition)
 
 
 def linear_shapes(config: dict, layer: int, moe: bool, mtp: bool, experts: int) -> dict[str, tuple[int, int]]:
@@ -102,5 +102,7 @@ def write(path: Path, config: dict, shards: int = 4, **overrides) -> Path:
     return path
 
 
-def glm5(path: Path, layers: int = 78, exclude_eh_proj: bool = False, shards: int = 4, **overrides) -> Path:
-    return write(path, glm5_config(layers, exclude_eh_proj=exclude_eh_proj), shards=shards, **overrides)
+def glm5(path: Path, layers: int = 78, exclude_eh_proj: bool = False, shards: int = 4,
+         mtp_experts_excluded: bool = False, **overrides) -> Path:
+    config = glm5_config(layers, exclude_eh_proj=exclude_eh_proj, mtp_experts_excluded=mtp_experts_excluded)
+    return write(path, config, shards=shards, **overrides)

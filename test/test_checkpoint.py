@@ -170,30 +170,45 @@ def test_unusable_input_exits_2_and_writes_nothing(capsys, tmp_path, breakage, m
     assert {p.name: p.read_bytes() for p in path.iterdir() if p.is_file()} == snapshot
 
 
-# -- the rules are the engine's: cross-check with upstream's real models (test_engine_0514) ----
+# -- the rules are the engine's: cross-check with upstream's real model builds --------------------
 
-ENGINE_METHOD = {"mxfp4": ("QuarkLinearMethod", "QuarkFusedMoEMethod"), "unquantized": ("UnquantizedLinearMethod",)}
+ENGINE_METHOD = {
+    "mxfp4": ("QuarkLinearMethod", "QuarkFusedMoEMethod"),
+    "unquantized": ("UnquantizedLinearMethod", "UnquantizedFusedMoEMethod"),
+}
+# (base, the engine test's probe builds: target, draft, the draft's export options)
+ENGINE_BUILDS = [
+    ("0.5.14", 0, 1, {"exclude_eh_proj": True}),
+    ("0.5.14", 0, 7, {"exclude_eh_proj": True, "mtp_experts_excluded": True}),
+    ("0.5.23", 1, 0, {}),
+]
 
 
 @pytest.mark.network
 @pytest.mark.slow
-@pytest.mark.parametrize("variant, flags", [("patched", []), ("pristine", ["--upstream"])])
-def test_decisions_match_the_real_engine(capsys, tmp_path, variant, flags):
-    from test_engine_0514 import probe
+@pytest.mark.parametrize("variant", ["patched", "pristine"])
+@pytest.mark.parametrize("base, target, draft, options", ENGINE_BUILDS)
+def test_decisions_match_the_real_engine(tmp_path, base, target, draft, options, variant):
+    import importlib
 
-    built = probe(variant)  # [target 78, draft 78 + eh_proj excluded, ...] on that tree
-    path = sc.glm5(tmp_path / "glm5", exclude_eh_proj=True)
-    rc, report, _ = run_cli(capsys, "checkpoint", "check", str(path), "--base", "0.5.14", "--json", *flags)
     from wafer_sglang.checkpoint import plan, store
 
-    decisions = plan.check(store.load(path), plan.Options(base="0.5.14", upstream=bool(flags))).decisions
+    built = importlib.import_module(f"test_engine_{base.replace('.', '')}").probe(variant)
+    path = sc.glm5(tmp_path / "glm5", **options)
+    upstream = variant == "pristine"
+    decisions = plan.check(store.load(path), plan.Options(base=base, upstream=upstream)).decisions
     compared = 0
-    for role, engine in (("target", built[0]), ("draft", built[1])):
+    for role, engine in (("target", built[target]), ("draft", built[draft])):
         for module, method in engine["modules"].items():
             key = f"{role} {module}"
             if key in decisions:
                 assert method in ENGINE_METHOD[decisions[key]], (key, decisions[key], method)
                 compared += 1
     assert compared > 500
-    fused_in_engine = "model.decoder.mlp.shared_experts.gate_up_proj" not in built[1]["modules"]
-    assert fused_in_engine == bool(flags)  # stock 0.5.14 fuses the draft's shared expert, the fork does not
+    # a fused shared expert is a slot of the routed experts and takes their quantization
+    engine_draft = built[draft]
+    shared = "model.decoder.mlp.shared_experts.gate_up_proj"
+    fused = engine_draft["num_fused_shared_experts"] > 0
+    assert fused == (shared not in engine_draft["modules"])
+    effective = engine_draft["modules"]["model.decoder.mlp.experts" if fused else shared]
+    assert effective in ENGINE_METHOD[decisions[f"draft {shared}"]], (decisions[f"draft {shared}"], effective)

@@ -11,7 +11,7 @@ from conftest import ROOT, run_cli
 from wafer_sglang import doctor, moe_configs
 
 AITER = ROOT / "test/fixtures/aiter-v0.1.18"
-MANIFEST = {"version": "0.5.14.post1", "base": {"version": "0.5.14"}, "patches": [{}, {}, {}, {}],
+MANIFEST = {"version": "0.5.14.post1", "base": {"version": "0.5.14"}, "patches": [{}, {}, {}, {}, {}],
             "dropped_requirements": {"sglang-kernel==0.4.4": "built for gfx950", "torch==2.11.0": "ROCm env"}}
 ROCM_STACK = {"torch": "2.9.1+rocm7.1.1", "amd-aiter": "0.1.18", "triton": "3.5.1+rocm7.1.1",
               "sgl-kernel": "0.4.4", "wafer-sglang-rocm": "0.5.14.post1"}
@@ -44,7 +44,7 @@ def test_healthy_mi355x_host_has_no_errors(tmp_path):
     findings = doctor.run(host(tmp_path), MANIFEST)
     assert [f for f in findings if f.severity in ("error", "warning")] == []
     assert by_check(findings, "gpu")[0].summary == "8 GPU(s): gfx950"
-    assert "wafer-sglang-rocm 0.5.14.post1: sglang 0.5.14 + 4 patches" in by_check(findings, "fork")[0].summary
+    assert "wafer-sglang-rocm 0.5.14.post1: sglang 0.5.14 + 5 patches" in by_check(findings, "fork")[0].summary
 
 
 def test_no_gpu_is_an_error_that_says_why(tmp_path):

@@ -1,4 +1,5 @@
-"""0.5.14 patch 0001 (the USE_ROCM include guard) and the JIT-vs-ROCm check behind it."""
+"""0.5.14 patch 0001 (the USE_ROCM include guard) and the JIT-vs-ROCm check behind it, on both
+bases (0.5.23 has the guard upstream and a reviewed ledger for what the analysis cannot prove)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ def test_fused_metadata_copy_includes_no_cuda_header_under_rocm(variant):
 
 
 @functools.cache
-def check(variant: str) -> tuple[int, dict]:
+def check(variant: str, base: str = "0.5.14", ledger: str | None = None) -> tuple[int, dict]:
     import io
     from contextlib import redirect_stdout
 
@@ -37,7 +38,7 @@ def check(variant: str) -> tuple[int, dict]:
 
     out = io.StringIO()
     with redirect_stdout(out):
-        rc = main(["check-jit-rocm", "--tree", str(tree("0.5.14", variant)), "--json"])
+        rc = main(["check-jit-rocm", "--tree", str(tree(base, variant)), "--json", *(["--ledger", ledger] if ledger else [])])
     return rc, json.loads(out.getvalue())
 
 
@@ -47,6 +48,20 @@ def test_no_jit_source_with_cuda_headers_is_reachable_on_rocm(variant):
     rc, report = check(variant)
     assert [u["unit"] for u in report["units"] if u["verdict"] == "reachable"] == []
     assert report["stale_ledger_entries"] == [] and rc == 0
+
+
+@pytest.mark.slow
+def test_0523_is_clean_with_its_reviewed_ledger(tmp_path):
+    rc, report = check("patched", "0.5.23")
+    assert rc == 0 and report["stale_ledger_entries"] == []
+    verdicts = {u["unit"]: u["verdict"] for u in report["units"]}
+    assert "reachable" not in verdicts.values()
+    assert verdicts["dsa/fused_store_index_cache.cuh"] == "reviewed"  # on the DSA path GLM-5 takes: a gate
+    # without the ledger the same tree fails: the review is what makes it pass
+    empty = tmp_path / "empty.toml"
+    empty.write_text("")
+    rc, report = check("patched", "0.5.23", str(empty))
+    assert rc == 1 and sum(u["verdict"] == "reachable" for u in report["units"]) == 39
 
 
 @pytest.mark.slow

@@ -8,15 +8,12 @@ here are aiter's own (test/fixtures/aiter-v0.1.18, copied as data).
 from __future__ import annotations
 
 import csv
-import functools
 import json
 import shutil
 from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
-from engine_harness import run_probe, variants
-
 from wafer_sglang import moe_configs as mc
 from wafer_sglang.errors import WaferError
 
@@ -140,25 +137,3 @@ def test_tune_refuses_without_mi355x_and_dry_run_shows_the_command(capsys, glm5,
     rc, _, err = run_cli(capsys, "moe", "tune", "--model", str(glm5), "--tp", "8", "--aiter-root", str(AITER), "--out-dir", str(out_dir))
     assert rc == 2 and "needs an MI355X (gfx950) host" in err
     assert list(out_dir.iterdir()) == []
-
-
-# -- the loud fallback, in upstream's real Quark MXFP4 MoE (patch: moe-warn-once-per-...) -----
-
-LAYERS = [[257, 512, 6144, 9], [256, 512, 6144, 8], [256, 512, 6144, 8]]
-
-
-@functools.cache
-def coverage_probe(base: str, variant: str) -> dict:
-    return run_probe(base, variant, "probe_moe_coverage.py", {"aiter_root": str(AITER), "base": base, "layers": LAYERS})
-
-
-@pytest.mark.network
-@pytest.mark.slow
-@pytest.mark.parametrize("base", ["0.5.14", "0.5.23"])
-@pytest.mark.parametrize("variant", variants())
-def test_model_load_warns_once_per_uncovered_shape(base, variant):
-    result = coverage_probe(base, variant)
-    assert len(result["warnings"]) == 1  # the covered fused shape says nothing; the repeat is not repeated
-    warning = result["warnings"][0]
-    assert "expert=256 topk=8" in warning and "inter_dim=512" in warning and "gemm_moe_tune.py" in warning
-    assert "token buckets [1, 2, 4" in warning and result["uncovered"] == 15

@@ -11,10 +11,15 @@ Mirrors the engine code (read from the wheels; line refs in ../shared/notes/upst
   - ``deepseek-61``: upstream 0.5.14's ``{"model.layers.61": "model.decoder"}`` substring map;
   - ``by-layer``: ``model.layers.<N>.*`` by the real layer count (the fork's 0.5.14 patch;
     upstream 0.5.16+ for GLM-5), N = 61 keeping the DeepSeek map.
+* per-expert MTP excludes (``model.layers.<N>.mlp.experts.<e>.*``): FusedMoE asks with the
+  coarse ``model.decoder.mlp.experts``, which upstream 0.5.16+ and the fork's 0.5.14 add when
+  any routed expert of the MTP layer is excluded; upstream 0.5.14 never matches them.
 * shared-expert fusion (HIP >= gfx942, 256/384 routed experts, one shared expert): the shared
-  expert becomes a slot of the routed experts' fused MoE and follows *their* quantization —
-  in 0.5.14 whatever the exclude list says. The fork's 0.5.14 draft, and 0.5.2x (which
-  unfuses or quantizes the shared expert online), do not crash on an excluded shared expert.
+  expert becomes a slot of the routed experts' fused MoE and follows *their* quantization.
+  Upstream 0.5.14 fuses whatever the exclude list says. Upstream 0.5.23's gate reads the
+  draft's excludes in checkpoint spelling, which it takes for draft-stack entries, so the MTP
+  draft still fuses an excluded shared expert; its target respects its own excludes. The
+  fork's drafts (both bases) run an excluded shared expert unfused.
 """
 
 from __future__ import annotations
@@ -43,10 +48,11 @@ def rules_for(base: str, upstream: bool) -> EngineRules:
     if base == "0.5.14":
         if upstream:
             return EngineRules("upstream sglang 0.5.14", "deepseek-61", False, False, False)
-        return EngineRules("wafer-sglang-rocm 0.5.14", "by-layer", False, True, False)
+        return EngineRules("wafer-sglang-rocm 0.5.14", "by-layer", True, True, False)
     if base == "0.5.23":
-        label = "upstream sglang 0.5.23" if upstream else "wafer-sglang-rocm 0.5.23"
-        return EngineRules(label, "by-layer", True, True, True)
+        if upstream:
+            return EngineRules("upstream sglang 0.5.23", "by-layer", True, False, True)
+        return EngineRules("wafer-sglang-rocm 0.5.23", "by-layer", True, True, True)
     raise WaferError(f"unsupported base {base!r}: the checkpoint rules know 0.5.14 and 0.5.23")
 
 
