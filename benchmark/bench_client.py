@@ -76,7 +76,6 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
     from tiny_llm import free_port, make_model
-
     from wafer_sglang.bench.client import Endpoint
     from wafer_sglang.bench.run import SweepOptions, sweep
 

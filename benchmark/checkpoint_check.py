@@ -15,7 +15,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 import synthetic_checkpoint  # noqa: E402
-
 from wafer_sglang.checkpoint import plan, store  # noqa: E402
 
 TARGET_S = 5.0

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from wafer_sglang.pins import python_tag
-from wafer_sglang.queue import Queue
+from wafer_sglang.build.wheel import build
+from wafer_sglang.queue.apply import Queue
+from wafer_sglang.queue.pins import python_tag
 from wafer_sglang.repo import find_repo_root
-from wafer_sglang.wheel import build
 
 TARGETS = {"apply": 30.0, "build": 60.0}
 

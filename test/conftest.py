@@ -46,7 +46,7 @@ def python_exe(version: str) -> str:
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
-    from wafer_sglang.cli import main
+    from wafer_sglang.cli.main import main
 
     rc = main(list(argv))
     captured = capsys.readouterr()

@@ -25,8 +25,8 @@ PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 @functools.cache
 def tree(base: str, variant: str) -> Path:
     """``variant`` is "pristine" or "patched"; built once per test session."""
-    from wafer_sglang.queue import Queue
-    from wafer_sglang.worktree import unpack_wheel
+    from wafer_sglang.queue.apply import Queue
+    from wafer_sglang.queue.worktree import unpack_wheel
 
     queue = Queue.open(ROOT, base)
     target = TREES / f"{base}-{variant}"

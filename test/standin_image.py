@@ -2,7 +2,8 @@
 buildah here (no registry, no GPU): Debian bookworm (debootstrap) with a venv at /opt/venv holding
 the real upstream sglang wheel (--no-deps), the fork tooling's real requirements, and dist-info
 stand-ins for everything else the fork requires and for the ROCm stack (torch 2.9.1+rocm7.2.0,
-triton, aiter with tuned fMoE CSVs). What it cannot be: a ROCm userspace, real torch or kernels.
+triton, aiter with tuned fMoE CSVs and aiter_standin's naming code, FlyDSL). What it cannot be: a
+ROCm userspace, real torch or kernels.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import zipfile
 from pathlib import Path
 
+import aiter_standin
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
@@ -73,12 +75,11 @@ def stand_ins(folder: Path, fork_wheel: Path, real: set[str]) -> None:
     for name, version in ROCM_STACK.items():
         if not any(folder.glob(f"{name}-*.dist-info")):
             dist_info(folder, name, version)
-    for rel in AITER_FMOE:
-        csv = folder / "aiter" / "configs" / rel
-        csv.parent.mkdir(parents=True, exist_ok=True)
-        csv.write_text("gfx,cu_num,token\n")
-    (folder / "aiter" / "configs" / "untuned_fmoe.csv").write_text("token\n")
-    (folder / "aiter" / "__init__.py").write_text("")
+    no_glm5 = {f"aiter/configs/{rel}": aiter_standin.tuned_csv([aiter_standin.row(4 + i, 1536, 8, 2)])
+               for i, rel in enumerate(AITER_FMOE)}  # one non-GLM-5 row each, none repeating a key
+    aiter_standin.write_tree(folder, no_glm5, wheel=True)
+    (folder / "flydsl").mkdir()
+    (folder / "flydsl" / "__init__.py").write_text("")
 
 
 def build_standin(cache: Path, work: Path, upstream_wheel: Path, fork_wheel: Path, wheelhouse: Path, name: str) -> str:

@@ -3,7 +3,6 @@ pieces that need no server (SSE parsing, stats, knee, costs)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -16,7 +15,6 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, run_cli
 from tiny_llm import LlamaServer, make_model
-
 from wafer_sglang.bench import sse
 from wafer_sglang.bench.stats import Slo, add_costs, knee
 

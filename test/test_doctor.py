@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
+import aiter_standin as standin
+from wafer_sglang.host import doctor
+from wafer_sglang.moe.fork_rows import ROWS_FILE
+from wafer_sglang.moe.shapes import glm5_keys
 
-from wafer_sglang import doctor, moe_configs
-
-AITER = ROOT / "test/fixtures/aiter-v0.1.18"
 MANIFEST = {"version": "0.5.14.post1", "base": {"version": "0.5.14"}, "patches": [{}, {}, {}, {}, {}],
             "dropped_requirements": {"sglang-kernel==0.4.4": "built for gfx950", "torch==2.11.0": "ROCm env"}}
-ROCM_STACK = {"torch": "2.9.1+rocm7.1.1", "amd-aiter": "0.1.18", "triton": "3.5.1+rocm7.1.1",
+ROCM_STACK = {"torch": "2.9.1+rocm7.1.1", "amd-aiter": "0.1.17.dev110+g9127c94a1", "triton": "3.5.1+rocm7.1.1",
               "sgl-kernel": "0.4.4", "wafer-sglang-rocm": "0.5.14.post1"}
 
 
@@ -31,9 +32,24 @@ def stage(root: Path, gfx_target: int = 90500, gpus: int = 8) -> Path:
     return root
 
 
+def aiter(tmp_path) -> Path:
+    """A stand-in aiter (no GLM-5 fp4 rows, like the 0.5.14 image's) and rows for every GLM-5 key."""
+    root = standin.write_tree(tmp_path / "aiter")
+    rows = [standin.row(k.token, k.inter_dim, k.expert, k.topk) for k in glm5_keys()]
+    (tmp_path / "fmoe").mkdir(exist_ok=True)
+    (tmp_path / "fmoe" / ROWS_FILE).write_text(standin.tuned_csv(rows))
+    return root
+
+
+def additive(tmp_path) -> str:
+    return f"{tmp_path}/aiter/aiter/configs/tuned_fmoe.csv:{tmp_path}/fmoe/{ROWS_FILE}"
+
+
 def host(tmp_path, env=None, dists=None, **stage_args) -> doctor.Host:
-    return doctor.Host(root=stage(tmp_path / "host", **stage_args), env={"SGLANG_USE_AITER": "1", **(env or {})},
-                       dists={**ROCM_STACK, **(dists or {})}, aiter_root=AITER)
+    root = aiter(tmp_path)
+    env = {"SGLANG_USE_AITER": "1", "AITER_CONFIG_FMOE": additive(tmp_path), **(env or {})}
+    return doctor.Host(root=stage(tmp_path / "host", **stage_args), env={k: v for k, v in env.items() if v is not None},
+                       dists={**ROCM_STACK, **(dists or {})}, aiter_root=root)
 
 
 def by_check(findings, check):
@@ -45,6 +61,17 @@ def test_healthy_mi355x_host_has_no_errors(tmp_path):
     assert [f for f in findings if f.severity in ("error", "warning")] == []
     assert by_check(findings, "gpu")[0].summary == "8 GPU(s): gfx950"
     assert "wafer-sglang-rocm 0.5.14.post1: sglang 0.5.14 + 5 patches" in by_check(findings, "fork")[0].summary
+    assert by_check(findings, "fmoe")[0].summary == "GLM-5 fp4 MoE keys at TP4/TP8: 64 tuned (aiter)"
+
+
+@pytest.mark.parametrize("env, severity, text", [
+    ({"AITER_CONFIG_FMOE": None}, "warning", "64 of 64 GLM-5 fp4 MoE keys at TP4/TP8 are not on a usable tuned row (64 fallback)"),
+    ({}, "warning", "aiter unknown"),
+])
+def test_fmoe_on_the_fallback_or_on_an_aiter_without_a_model(tmp_path, env, severity, text):
+    dists = {} if env else {"amd-aiter": "0.1.20"}
+    [finding] = by_check(doctor.run(host(tmp_path, env=env, dists=dists), MANIFEST), "fmoe")
+    assert finding.severity == severity and text in finding.summary and "moe coverage" in finding.fix
 
 
 def test_no_gpu_is_an_error_that_says_why(tmp_path):
@@ -62,7 +89,6 @@ def test_other_gpus_warn(tmp_path):
     ({"sglang": "0.5.14"}, "install", "error", "both sglang 0.5.14 and wafer-sglang-rocm"),
     ({"torch": "2.14.1+cu130"}, "torch", "error", "is a CUDA build"),
     ({"sgl-kernel": "0.4.10"}, "sgl-kernel", "warning", "sglang 0.5.14 pins 0.4.4"),
-    ({"amd-aiter": "0.1.16"}, "aiter", "warning", "no tuned GLM-5 fp4 MoE rows"),
 ])
 def test_stack_hazards(tmp_path, dists, check, severity, text):
     [finding] = by_check(doctor.run(host(tmp_path, dists=dists), MANIFEST), check)
@@ -83,8 +109,7 @@ def test_aiter_config_fmoe_that_replaces_aiters_files_is_an_error(tmp_path):
     ours.write_text("")
     [finding] = [f for f in doctor.run(host(tmp_path, env={"AITER_CONFIG_FMOE": str(ours)}), MANIFEST) if f.check == "env"]
     assert finding.severity == "error" and "tuned_fmoe.csv" in finding.summary and "moe config-path" in finding.fix
-    additive = moe_configs.config_fmoe_value(moe_configs.merged_files(moe_configs.aiter_configs_dir(AITER)) + [ours])
-    assert by_check(doctor.run(host(tmp_path, env={"AITER_CONFIG_FMOE": additive}), MANIFEST), "env") == []
+    assert by_check(doctor.run(host(tmp_path), MANIFEST), "env") == []
 
 
 def test_sglang_use_aiter_unset_warns(tmp_path):

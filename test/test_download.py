@@ -6,14 +6,12 @@ import hashlib
 import http.server
 import shutil
 import threading
-from pathlib import Path
 
 import pytest
 from conftest import CACHE, ROOT, run_cli
-
-from wafer_sglang import download
 from wafer_sglang.errors import WaferError
-from wafer_sglang.pins import WheelPin, load_pins
+from wafer_sglang.queue import download
+from wafer_sglang.queue.pins import WheelPin, load_pins
 
 PAYLOAD = b"not really a wheel, but 64 KiB of bytes to hash " * 1400
 NAME = "sglang-0.0.1-cp311-cp311-manylinux_2_34_x86_64.whl"

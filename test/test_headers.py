@@ -3,8 +3,7 @@
 from pathlib import Path
 
 import pytest
-
-from wafer_sglang.headers import read_header
+from wafer_sglang.queue.headers import read_header
 
 BODY = """Why it exists and what breaks without it.
 

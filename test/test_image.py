@@ -19,14 +19,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import aiter_standin
 import pytest
 from conftest import CACHE, ROOT, run_cli
 from packaging.version import Version
-
 from wafer_sglang.compat import tomllib
-from wafer_sglang.image import DIGEST, base_image, load_records
-from wafer_sglang.moe_configs import fork_tuned_files
-from wafer_sglang.pins import load_pins
+from wafer_sglang.image.builder import DIGEST, base_image, load_records
+from wafer_sglang.moe.fork_rows import ROWS_FILE
+from wafer_sglang.moe.shapes import glm5_keys
+from wafer_sglang.queue.pins import load_pins
 
 DOCKERFILE = (ROOT / "docker" / "Dockerfile.mi355x").read_text()
 
@@ -71,7 +72,7 @@ def test_print_shows_the_exact_build_without_building(capsys):
     assert f"{record['repository']}:{record['tag']}@{record['digest']}" in out
     assert "--build-arg WAFER_VERSION=0.5.14.post1" in out and "-t wafer/sglang:mi355x" in out
     fmoe = re.search(r"--build-arg AITER_CONFIG_FMOE=(\S+)", out).group(1).split(":")
-    ours = [f"/opt/wafer/fmoe/{p.name}" for p in fork_tuned_files(ROOT / "python/wafer_sglang/data/fmoe")]
+    ours = [f"/opt/wafer/fmoe/{ROWS_FILE}"]  # made by `moe rows` (or --aiter-src): the build refuses without it
     assert fmoe == [f"{record['aiter-configs']}/{name}" for name in record["aiter-fmoe"]] + ours  # aiter's first
 
 
@@ -90,15 +91,17 @@ needs_buildah = pytest.mark.skipif(shutil.which("buildah") is None or shutil.whi
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     from standin_image import AITER_FMOE, SITE, build_standin, buildah
-
-    from wafer_sglang.wheel import build
+    from wafer_sglang.build.wheel import build
 
     work = tmp_path_factory.mktemp("image")
     root = work / "checkout"
     for part in ("patches", "python", "docker"):
         shutil.copytree(ROOT / part, root / part, ignore=shutil.ignore_patterns("__pycache__"))
-    # a fork fMoE CSV, so the additive AITER_CONFIG_FMOE lists aiter's files and ours
-    (root / "python/wafer_sglang/data/fmoe/glm5_mxfp4_mi355x_tuned_fmoe.csv").write_text("gfx,cu_num,token\n")
+    # the fork's rows (`moe rows` makes them from a clone of aiter): stand-in kernels for every GLM-5 key
+    rows = work / "build/fmoe/0.5.14"
+    rows.mkdir(parents=True)
+    (rows / ROWS_FILE).write_text(aiter_standin.tuned_csv([aiter_standin.row(k.token, k.inter_dim, k.expert, k.topk)
+                                                           for k in glm5_keys()]))
     os.environ["WAFER_SGLANG_CACHE_DIR"] = str(CACHE)
     wheel = build(root, "0.5.14", "cp311", work / "dist", quiet=True)
     cache = ROOT / "build" / "cache" / "standin"
@@ -114,6 +117,7 @@ def built(tmp_path_factory):
     pins.write_text(text[:start] + "\n".join([
         '[images."0.5.14"]', 'repository = "localhost/wafer-standin"', 'tag = "0.5.14"', f'digest = "{digest}"',
         'python = "3.11.2"', 'sglang = "0.5.14"', f'aiter-configs = "{SITE}/aiter/configs"',
+        'aiter = "0.1.17.dev110+g9127c94a1"', 'aiter-commit = "9127c94a1"',
         f"aiter-fmoe = {json.dumps(AITER_FMOE)}", "", ""]) + text[end:])
     env = {"WAFER_SGLANG_ROOT": str(root), "WAFER_SGLANG_BUILD_DIR": str(work / "build"),
            "STORAGE_DRIVER": "vfs", "BUILDAH_ISOLATION": "chroot"}
@@ -161,7 +165,7 @@ def test_image_metadata_labels_env_healthcheck_entrypoint(built):
     assert env["AITER_CONFIG_FMOE"].split(":") == [
         "/opt/venv/lib/python3.11/site-packages/aiter/configs/tuned_fmoe.csv",
         "/opt/venv/lib/python3.11/site-packages/aiter/configs/model_configs/glm5_fp4_tuned_fmoe.csv",
-        "/opt/wafer/fmoe/glm5_mxfp4_mi355x_tuned_fmoe.csv"]
+        f"/opt/wafer/fmoe/{ROWS_FILE}"]
     assert config["Healthcheck"]["Test"] == ["CMD", "/opt/wafer/healthcheck"]
     assert config["Healthcheck"]["StartPeriod"] == 1800 * 10**9
     assert config["Entrypoint"] == ["/opt/wafer/entrypoint"]
@@ -177,6 +181,9 @@ def test_image_versions_manifest_and_constraints(built):
     assert versions["rocm_stack"] == {"torch": "2.9.1+rocm7.2.0.lw.git7e1940d4", "triton": "3.6.0+git42270451",
                                       "aiter": "0.1.17.dev110+g9127c94a1"}
     assert versions["installed_for_the_fork"] == [] and versions["distributions"]["wafer-sglang-rocm"] == "0.5.14.post1"
+    # image setup checked the fork's rows against the image's aiter (its naming code, its lookup rules)
+    assert versions["fmoe_coverage"] == {"aiter": "aiter 0.1.17.dev110+g9127c94a1 (this host)", "glm5_fp4_keys": 64,
+                                         "by_status": {"tuned (aiter)": 64}, "answered_by": "the fork's model of this aiter"}
     constraints = in_image(built, "cat", "/etc/wafer/constraints.txt").stdout
     assert "torch==2.9.1+rocm7.2.0.lw.git7e1940d4\n" in constraints
     # PIP_CONSTRAINT is live: pip refuses to replace the ROCm torch with another build
@@ -227,8 +234,7 @@ def test_preflight_refuses_another_python_or_release_before_changing_anything(bu
 def test_resolve_records_digest_and_contents_read_from_the_image(built, monkeypatch):
     """--resolve's registry and `docker run` calls, answered by buildah for the stand-in base."""
     from standin_image import ENV, buildah
-
-    from wafer_sglang.image import resolve
+    from wafer_sglang.image.builder import resolve
 
     base_ctr = buildah("from", "localhost/wafer-standin:0.5.14")
 
@@ -248,5 +254,6 @@ def test_resolve_records_digest_and_contents_read_from_the_image(built, monkeypa
     record = tomllib.loads((built["root"] / "docker/base-images.toml").read_text())["images"]["0.5.14"]
     assert (record["digest"], record["tag"], record["python"], record["sglang"]) == (built["digest"], "0.5.14", "3.11.2", "0.5.14")
     assert record["torch"] == "2.9.1+rocm7.2.0.lw.git7e1940d4" and record["aiter"] == "0.1.17.dev110+g9127c94a1"
+    assert record["aiter-commit"] == "9127c94a1"  # no git checkout in the stand-in: the version's +g<sha>
     assert record["aiter-configs"] == "/opt/venv/lib/python3.11/site-packages/aiter/configs"
     assert record["aiter-fmoe"] == ["tuned_fmoe.csv", "model_configs/glm5_fp4_tuned_fmoe.csv"]

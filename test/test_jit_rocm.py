@@ -10,10 +10,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from engine_harness import tree, variants
-
-from wafer_sglang import jit_rocm
+from wafer_sglang.jit import rocm_check as jit_rocm
 
 pytestmark = pytest.mark.network
 GUARDED = "elementwise/fused_metadata_copy.cuh"
@@ -34,7 +32,7 @@ def check(variant: str, base: str = "0.5.14", ledger: str | None = None) -> tupl
     import io
     from contextlib import redirect_stdout
 
-    from wafer_sglang.cli import main
+    from wafer_sglang.cli.main import main
 
     out = io.StringIO()
     with redirect_stdout(out):

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT, run_cli
-
 from wafer_sglang.errors import WaferError
-from wafer_sglang.pins import load_pins, python_tag
+from wafer_sglang.queue.pins import load_pins, python_tag
 
 
 def test_pin_file_has_both_bases_for_cp311_and_cp312():

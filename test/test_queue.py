@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from conftest import ROOT, run_cli
-
 from wafer_sglang.gitrun import git, out
-from wafer_sglang.series import parse_series
+from wafer_sglang.queue.series import parse_series
 
 pytestmark = pytest.mark.network
 GUARD = "0001-rocm-guard-cuda-runtime-include-in-fused-metadata-copy.patch"
@@ -135,8 +132,8 @@ def test_existing_work_dir_needs_force(capsys, tmp_path):
 @pytest.mark.parametrize("base", ["0.5.14", "0.5.23"])
 def test_each_patch_git_ams_onto_the_upstream_repo_layout(base, tmp_path):
     """Patches are rooted at the upstream git repo: plain `git am` (no -p2) onto python/sglang/."""
-    from wafer_sglang.queue import Queue
-    from wafer_sglang.worktree import unpack_wheel
+    from wafer_sglang.queue.apply import Queue
+    from wafer_sglang.queue.worktree import unpack_wheel
 
     queue = Queue.open(ROOT, base)
     repo = tmp_path / "sglang-clone"

@@ -38,7 +38,7 @@ def fake_rocm_host(venv: Path, stack: dict[str, str]) -> None:
 
 def dry_run(tmp_path: Path, base: str, stack: dict[str, str]) -> subprocess.CompletedProcess:
     """pip's plan for installing the fork on a host with ``stack``, constrained by rocm-constraints."""
-    from wafer_sglang.wheel import build
+    from wafer_sglang.build.wheel import build
 
     wheel = build(ROOT, base, f"cp{sys.version_info.major}{sys.version_info.minor}", tmp_path / "dist", quiet=True)
     venv = tmp_path / "host"
@@ -72,7 +72,7 @@ def test_too_old_rocm_torch_fails_instead_of_pulling_cuda_torch(tmp_path):
 
 def test_rocm_constraints_refuses_a_cuda_torch(tmp_path):
     from wafer_sglang.errors import WaferError
-    from wafer_sglang.rocm_env import constraints
+    from wafer_sglang.host.rocm_env import constraints
 
     with pytest.raises(WaferError, match="not a ROCm build"):
         constraints({"torch": "2.14.1+cu130"})

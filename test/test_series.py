@@ -1,7 +1,6 @@
 import pytest
-
 from wafer_sglang.errors import WaferError
-from wafer_sglang.series import parse_series
+from wafer_sglang.queue.series import parse_series
 
 TEXT = """# Patch series for sglang 0.5.14.
 # Second header line.

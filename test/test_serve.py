@@ -8,9 +8,7 @@ import sys
 import pytest
 import synthetic_checkpoint as sc
 from conftest import run_cli
-
-
-from wafer_sglang import recipes
+from wafer_sglang.serve import recipes
 
 LATENCY = ["--speculative-algorithm", "EAGLE", "--speculative-num-steps", "5", "--speculative-eagle-topk", "1",
            "--speculative-num-draft-tokens", "6", "--kv-cache-dtype", "fp8_e4m3", "--max-running-requests", "64"]
@@ -61,15 +59,15 @@ def test_flags_a_base_lacks_are_left_out(capsys, monkeypatch, tmp_path):
     for base in ("0.5.14", "0.5.23"):
         (data / "server_flags" / f"{base}.json").write_text((recipes.DATA / "server_flags" / f"{base}.json").read_text())
     (data / "recipes.toml").write_text(
-        '[recipe.decode-only-fusion]\nversion = 2\npurpose = "p"\nlauncher = "sglang"\n'
-        'args = ["--tp-size", "8", "--disable-aiter-allreduce-fusion-in-prefill"]\n'
+        '[recipe.fused-indexer]\nversion = 2\npurpose = "p"\nlauncher = "sglang"\n'
+        'args = ["--tp-size", "8", "--enable-dsa-fused-indexer"]\n'
     )
     monkeypatch.setattr(recipes, "DATA", data)
-    rc, out, _, argv = dry_run(capsys, "--recipe", "decode-only-fusion@2", "--model", "/m", "--base", "0.5.14")
-    assert argv[-2:] == ["--tp-size", "8"] and "--disable-aiter-allreduce-fusion-in-prefill is not a flag of sglang 0.5.14: left out" in out
-    rc, _, _, argv = dry_run(capsys, "--recipe", "decode-only-fusion", "--model", "/m", "--base", "0.5.23")
-    assert argv[-1] == "--disable-aiter-allreduce-fusion-in-prefill"
-    rc, _, err, _ = dry_run(capsys, "--recipe", "decode-only-fusion@1", "--model", "/m", "--base", "0.5.23")
+    rc, out, _, argv = dry_run(capsys, "--recipe", "fused-indexer@2", "--model", "/m", "--base", "0.5.14")
+    assert argv[-2:] == ["--tp-size", "8"] and "--enable-dsa-fused-indexer is not a flag of sglang 0.5.14: left out" in out
+    rc, _, _, argv = dry_run(capsys, "--recipe", "fused-indexer", "--model", "/m", "--base", "0.5.23")
+    assert argv[-1] == "--enable-dsa-fused-indexer"
+    rc, _, err, _ = dry_run(capsys, "--recipe", "fused-indexer@1", "--model", "/m", "--base", "0.5.23")
     assert rc == 2 and "version 1 is not shipped" in err
 
 

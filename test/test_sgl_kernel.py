@@ -9,9 +9,8 @@ import zipfile
 
 import pytest
 from conftest import CACHE, ROOT
-
 from wafer_sglang.compat import tomllib
-from wafer_sglang.pins import load_pins
+from wafer_sglang.queue.pins import load_pins
 
 KERNELS = tomllib.loads((ROOT / "sgl-kernel/versions.toml").read_text())["kernel"]
 
@@ -19,7 +18,7 @@ KERNELS = tomllib.loads((ROOT / "sgl-kernel/versions.toml").read_text())["kernel
 @pytest.mark.network
 @pytest.mark.parametrize("base", load_pins(ROOT).bases)
 def test_recipe_pins_the_sgl_kernel_its_base_requires(base):
-    from wafer_sglang import download
+    from wafer_sglang.queue import download
 
     pin = load_pins(ROOT).base(base)
     wheel = download.fetch(pin.any_wheel("cp311"), CACHE, quiet=True)

@@ -9,7 +9,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import zipfile
 from email.parser import BytesParser
 from pathlib import Path
@@ -19,8 +18,7 @@ from conftest import ROOT, python_exe, run_cli
 from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
-
-from wafer_sglang.metadata import DROPPED_REQUIREMENTS
+from wafer_sglang.build.metadata import DROPPED_REQUIREMENTS
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 GUARD_FILE = "sglang/jit_kernel/csrc/elementwise/fused_metadata_copy.cuh"
@@ -30,7 +28,7 @@ BUILDS = [("0.5.14", "3.10"), ("0.5.14", "3.11"), ("0.5.14", "3.12"), ("0.5.23",
 @pytest.fixture(scope="module")
 def wheels(tmp_path_factory):
     """Each (base, python) built twice into separate folders."""
-    from wafer_sglang.wheel import build
+    from wafer_sglang.build.wheel import build
 
     os.environ.setdefault("WAFER_SGLANG_CACHE_DIR", str(ROOT / "build/cache/wheels"))
     built = {}
@@ -71,7 +69,7 @@ def test_record_and_metadata_are_valid(wheels, base, py):
     meta = Metadata.from_email(raw, validate=True)
     assert (meta.name, str(meta.version)) == ("wafer-sglang-rocm", f"{base}.post1")
     assert "Root-Is-Purelib: false" in wheel_file and f"Tag: cp{py.replace('.', '')}-" in wheel_file
-    assert "wafer-sglang = wafer_sglang.cli:main" in entry_points and "sglang = sglang.cli.main:main" in entry_points
+    assert "wafer-sglang = wafer_sglang.cli.main:main" in entry_points and "sglang = sglang.cli.main:main" in entry_points
     for requirement in meta.requires_dist:
         name = canonicalize_name(requirement.name)
         assert name not in DROPPED_REQUIREMENTS and not name.startswith(("nvidia-", "cuda-")), requirement
@@ -141,8 +139,8 @@ def test_derived_cp310_wheel_is_the_cp311_one_without_its_311_only_module(wheels
 
 def test_a_derived_tag_refuses_a_wheel_with_other_compiled_modules(tmp_path, scratch_root):
     """0.5.23's cp311 wheel has Rust modules sglang imports: no cp310 can be made from it."""
+    from wafer_sglang.build.wheel import build
     from wafer_sglang.errors import WaferError
-    from wafer_sglang.wheel import build
 
     pins = scratch_root / "patches" / "bases.toml"
     pins.write_text(pins.read_text() + '\n[upstream."0.5.23".derived.cp310]\nfrom = "cp311"\ndrop = []\nreason = "test"\n')

@@ -1,5 +1,5 @@
 import sys
 
-from wafer_sglang.cli import main
+from wafer_sglang.cli.main import main
 
 sys.exit(main())

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from wafer_sglang import resources
 from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 
-PRICES = Path(__file__).resolve().parents[1] / "data" / "gpu_prices.toml"
+PRICES = resources.DATA / "gpu_prices.toml"
 
 
 def price(tier_gpu: str | None, hourly_usd: float | None) -> tuple[float, str] | None:

@@ -17,7 +17,6 @@ import aiohttp
 from wafer_sglang import __version__
 from wafer_sglang.bench import prom, report
 from wafer_sglang.bench.client import Endpoint, Record, make_client, stream
-from wafer_sglang.bench.costs import price
 from wafer_sglang.bench.load import Step, run_step
 from wafer_sglang.bench.prompts import PromptBuilder, SweepPrompts, load_tokenizer, tokenizer_hash, unique_prompt
 from wafer_sglang.bench.stats import AGGREGATE_DEFINITION, Slo, add_costs, knee, step_stats
@@ -238,8 +237,9 @@ async def single(options: SingleOptions, command: str) -> dict:
         "success_rate": len(ok) / len(records) if records else None,
         "interrupted": stop.is_set(),
     }
-    from wafer_sglang.fsutil import atomic_write_text
     import json
+
+    from wafer_sglang.fsutil import atomic_write_text
 
     options.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(options.out / "summary.json", json.dumps(summary, indent=2) + "\n")

@@ -1,0 +1,234 @@
+"""``wafer-sglang build``: the patched tree of a base -> the ``wafer-sglang-rocm`` wheel.
+
+The wheel keeps upstream's tags (it ships upstream's compiled ``grpc/_core`` extension), gets a
+fresh ``.dist-info`` (PEP 427 escaping), a regenerated RECORD, and is byte-reproducible: entries
+sorted, fixed permissions and compression, timestamps from ``SOURCE_DATE_EPOCH`` (default: the
+newest commit in the patched tree, itself fixed by the patches' dates).
+"""
+
+from __future__ import annotations
+
+import base64
+import configparser
+import csv
+import hashlib
+import io
+import os
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from wafer_sglang import __version__ as tooling_version
+from wafer_sglang.build import manifest as fork_manifest
+from wafer_sglang.build.metadata import DIST_NAME, fork_requirements, rewrite_metadata
+from wafer_sglang.errors import WaferError
+from wafer_sglang.fsutil import atomic_write_bytes
+from wafer_sglang.gitrun import out
+from wafer_sglang.queue.apply import Queue
+from wafer_sglang.queue.headers import read_header
+from wafer_sglang.queue.pins import UpstreamPin
+from wafer_sglang.queue.worktree import overlay_files
+from wafer_sglang.repo import build_dir
+
+ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest date a zip entry can hold
+TOOLING_PACKAGE = "wafer_sglang"
+CONSOLE_SCRIPT = "wafer-sglang = wafer_sglang.cli.main:main"
+
+
+def fork_version(base: UpstreamPin) -> str:
+    """``<base>.post<respin>``: public, PyPI-accepted, respins order after each other."""
+    v = Version(base.version)
+    if v.pre or v.post is not None or v.dev is not None or v.local:
+        raise WaferError(f"base {base.version} is not a final release; pin a final release as a base")
+    if base.respin < 1:
+        raise WaferError(f"base {base.version}: respin must be >= 1 in patches/bases.toml")
+    return f"{v.public}.post{base.respin}"
+
+
+def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet: bool = False) -> Path:
+    queue = Queue.open(root, base)
+    scratch = build_dir(root) / "tmp"
+    scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="build-", dir=scratch) as tmp:
+        work = Path(tmp) / "tree"
+        applied = queue.apply(python_tag, work, quiet=quiet)
+        headers = [read_header(queue.patch_dir / a.name) for a in applied]
+        epoch = _source_date_epoch(work)
+        wheel_pin = queue.base.wheel(python_tag)
+        version = fork_version(queue.base)
+        dist_info = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}.dist-info"
+        upstream_info = f"sglang-{queue.base.version}.dist-info"
+        files = _tree_files(work, exclude_prefix=upstream_info + "/")
+        tag_triple = _derive(files, queue.base, python_tag, wheel_pin.tag_triple)
+        files.update(_tooling_files(root))
+        meta, dropped = _dist_info(work / upstream_info, version, queue.base.version, tag_triple, headers)
+        manifest = _manifest(queue, python_tag, version, headers, dropped, epoch)
+        files[f"{TOOLING_PACKAGE}/{fork_manifest.MANIFEST_NAME}"] = (fork_manifest.render(manifest), 0o644)
+        name = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}-{tag_triple}.whl"
+        data = _zip(files, {f"{dist_info}/{k}": v for k, v in meta.items()}, f"{dist_info}/RECORD", epoch)
+    target = out_dir / name
+    atomic_write_bytes(target, data)
+    return target
+
+
+def _derive(files: dict[str, tuple[bytes, int]], base: UpstreamPin, python_tag: str, source_triple: str) -> str:
+    """For a derived tag, drop what only the source Python loads; the wheel's tag triple."""
+    derived = base.derived.get(python_tag)
+    if derived is None:
+        return source_triple
+    for path in derived.drop:
+        if files.pop(path, None) is None:
+            raise WaferError(f"sglang {base.version} {derived.source} wheel has no {path}: update its derived "
+                             f"{python_tag} entry in patches/bases.toml")
+    marker = f".cpython-{derived.source[2:]}-"
+    compiled = sorted(p for p in files if marker in p)
+    if compiled:
+        raise WaferError(f"cannot build {python_tag} from the {derived.source} wheel: {', '.join(compiled)} "
+                         f"only loads on {derived.source}; list it under drop only if sglang never imports it")
+    return source_triple.replace(f"{derived.source}-{derived.source}", f"{python_tag}-{python_tag}", 1)
+
+
+def _source_date_epoch(work: Path) -> int:
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        if not env.isdigit():
+            raise WaferError(f"SOURCE_DATE_EPOCH must be an integer, got {env!r}")
+        return max(int(env), ZIP_EPOCH_MIN)
+    return max(int(out(work, "log", "-1", "--format=%ct", "HEAD").strip()), ZIP_EPOCH_MIN)
+
+
+def _tree_files(work: Path, exclude_prefix: str) -> dict[str, tuple[bytes, int]]:
+    files = {}
+    for line in out(work, "ls-files", "-s", "-z").split("\0"):
+        if not line:
+            continue
+        meta, path = line.split("\t", 1)
+        if path.startswith(exclude_prefix):
+            continue
+        mode = 0o755 if meta.split()[0] == "100755" else 0o644
+        files[path] = ((work / path).read_bytes(), mode)
+    return files
+
+
+def _tooling_files(root: Path) -> dict[str, tuple[bytes, int]]:
+    package = root / "python" / TOOLING_PACKAGE
+    files = {}
+    for path in sorted(package.rglob("*")):
+        if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
+            continue
+        if path.name == fork_manifest.MANIFEST_NAME:
+            continue  # a stale manifest from a checkout is never shipped
+        files[f"{TOOLING_PACKAGE}/{path.relative_to(package).as_posix()}"] = (path.read_bytes(), 0o644)
+    return files
+
+
+def _manifest(queue: Queue, python_tag: str, version: str, headers: list, dropped: dict, epoch: int) -> dict:
+    wheel_pin = queue.base.wheel(python_tag)
+    return {
+        "distribution": DIST_NAME,
+        "version": version,
+        "python_tag": python_tag,
+        "tooling_version": tooling_version,
+        "base": {"version": queue.base.version, "wheel": wheel_pin.filename, "sha256": wheel_pin.sha256,
+                 **_derived_record(queue.base, python_tag)},
+        "patches": [
+            asdict(
+                fork_manifest.PatchRecord(
+                    file=h.file,
+                    subject=h.subject,
+                    upstream_status=h.upstream_status,
+                    origin=h.get("Origin") or "",
+                    applied_upstream=h.get("Applied-Upstream") or "",
+                )
+            )
+            for h in headers
+        ],
+        "overlay": [str(p) for p in overlay_files(queue.overlay_root)],
+        "dropped_requirements": dropped,
+        "source_date_epoch": epoch,
+    }
+
+
+def _derived_record(base: UpstreamPin, python_tag: str) -> dict:
+    derived = base.derived.get(python_tag)
+    return {"derived": {"from": derived.source, "dropped": list(derived.drop), "reason": derived.reason}} if derived else {}
+
+
+def _dist_info(upstream: Path, version: str, base_version: str, tag: str, headers: list) -> tuple[dict[str, bytes], dict]:
+    raw = (upstream / "METADATA").read_bytes()
+    _, dropped = fork_requirements(raw)
+    patch_lines = "\n".join(f"- `{h.subject}` ({h.upstream_status})" for h in headers) or "- (none)"
+    preamble = (
+        f"# wafer-sglang-rocm {version}\n\n"
+        f"SGLang {base_version} patched for AMD Instinct MI355X (ROCm, gfx950). This distribution "
+        f"installs the `sglang` package (upstream {base_version} with the patches below) and the "
+        "`wafer-sglang` tools. Do not install it beside upstream `sglang`: both own `sglang/`.\n\n"
+        f"Patches:\n\n{patch_lines}\n\n"
+        "Requirements left to the ROCm environment (not declared here):\n\n"
+        + "\n".join(f"- `{d}`: {why}" for d, why in sorted(dropped.items()))
+        + "\n\n---\n"
+    )
+    metadata = rewrite_metadata(
+        raw,
+        version=version,
+        summary=f"SGLang {base_version} patched for AMD Instinct MI355X (ROCm)",
+        preamble=preamble,
+    )
+    entry_points = configparser.ConfigParser(interpolation=None)
+    entry_points.optionxform = str
+    entry_points.read_string((upstream / "entry_points.txt").read_text())
+    if not entry_points.has_section("console_scripts"):
+        entry_points.add_section("console_scripts")
+    name, target = (s.strip() for s in CONSOLE_SCRIPT.split("="))
+    entry_points.set("console_scripts", name, target)
+    buffer = io.StringIO()
+    entry_points.write(buffer)
+    top_level = sorted({*(upstream / "top_level.txt").read_text().split(), TOOLING_PACKAGE})
+    files = {
+        "METADATA": metadata,
+        "WHEEL": (
+            "Wheel-Version: 1.0\n"
+            f"Generator: wafer-sglang-rocm ({tooling_version})\n"
+            "Root-Is-Purelib: false\n"
+            f"Tag: {tag}\n"
+        ).encode(),
+        "entry_points.txt": buffer.getvalue().encode(),
+        "top_level.txt": ("\n".join(top_level) + "\n").encode(),
+    }
+    licenses = upstream / "licenses"
+    for license_file in sorted(licenses.rglob("*")) if licenses.is_dir() else []:
+        if license_file.is_file():
+            files[f"licenses/{license_file.relative_to(licenses).as_posix()}"] = license_file.read_bytes()
+    return files, dropped
+
+
+def _record_hash(data: bytes) -> str:
+    return "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+
+
+def _zip(files: dict[str, tuple[bytes, int]], dist_info: dict[str, bytes], record_name: str, epoch: int) -> bytes:
+    date_time = time.gmtime(epoch)[:6]
+    buffer = io.BytesIO()
+    record = io.StringIO()
+    rows = csv.writer(record, lineterminator="\n")  # upstream file names contain commas
+    with zipfile.ZipFile(buffer, "w") as zf:
+        entries = [(p, *files[p]) for p in sorted(files)] + [(p, dist_info[p], 0o644) for p in sorted(dist_info)]
+        for path, data, mode in entries:
+            _write_entry(zf, path, data, mode, date_time)
+            rows.writerow([path, _record_hash(data), len(data)])
+        rows.writerow([record_name, "", ""])
+        _write_entry(zf, record_name, record.getvalue().encode(), 0o644, date_time)
+    return buffer.getvalue()
+
+
+def _write_entry(zf: zipfile.ZipFile, path: str, data: bytes, mode: int, date_time: tuple) -> None:
+    info = zipfile.ZipInfo(path, date_time=date_time)
+    info.create_system = 3
+    info.external_attr = (0o100000 | mode) << 16
+    info.compress_type = zipfile.ZIP_DEFLATED
+    zf.writestr(info, data, compresslevel=6)

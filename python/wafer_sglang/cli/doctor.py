@@ -1,0 +1,26 @@
+"""``wafer-sglang doctor``: preflight for a serving host."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="preflight a serving host: GPUs, ROCm, torch, aiter/triton/sgl-kernel, the fork, env hazards")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)  # a staged host, for tests
+    p.set_defaults(func=cmd_doctor)
+
+
+def cmd_doctor(args) -> int:
+    from wafer_sglang.build.manifest import installed_manifest
+    from wafer_sglang.host import doctor
+
+    findings = doctor.run(doctor.Host(root=args.root), installed_manifest())
+    if args.json:
+        print(json.dumps([f.as_dict() for f in findings], indent=2))
+    else:
+        print(doctor.format_report(findings))
+    return 1 if any(f.severity == "error" for f in findings) else 0

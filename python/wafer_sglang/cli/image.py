@@ -1,0 +1,103 @@
+"""``wafer-sglang image build|resolve|setup``: wafer/sglang:mi355x (docker/build calls these)."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import subprocess
+from pathlib import Path
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    image = sub.add_parser("image", help="the wafer/sglang:mi355x image: build on a release machine (docker/build)")
+    isub = image.add_subparsers(dest="image_cmd", required=True, metavar="COMMAND")
+    p = isub.add_parser("build", help="build and tag the image from the pinned upstream ROCm image")
+    p.add_argument("--base", help="sglang base (default: the default base)")
+    p.add_argument("--engine", choices=("docker", "buildah"), default="docker")
+    p.add_argument("--wheel", type=Path, help="the fork wheel (default: build/dist/, built if missing)")
+    p.add_argument("--aiter-src", type=Path, metavar="CLONE",
+                   help="a clone of ROCm/aiter: make the fork's fMoE rows for the image first (wafer-sglang moe rows)")
+    p.add_argument("--print", dest="print_only", action="store_true", help="show the plan and the command; build nothing")
+    p.set_defaults(func=cmd_build)
+    p = isub.add_parser("resolve", help="record an upstream image's digest and contents in docker/base-images.toml")
+    p.add_argument("base")
+    p.add_argument("tag", help="a tag of the base's upstream repository, e.g. v0.5.23-rocm724-mi35x")
+    p.set_defaults(func=cmd_resolve)
+    p = isub.add_parser("setup", help="inside the image build: constraints, missing requirements, fMoE check, versions manifest")
+    p.add_argument("--constraints", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--fork-fmoe", type=Path, required=True, help="the fork's tuned fMoE CSVs in the image")
+    p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="recorded in the manifest")
+    p.set_defaults(func=cmd_setup)
+
+
+def cmd_build(args) -> int:
+    from wafer_sglang.build.wheel import fork_version
+    from wafer_sglang.image import builder as image
+    from wafer_sglang.queue.pins import load_pins
+    from wafer_sglang.repo import build_dir, find_repo_root
+
+    root = find_repo_root()
+    pins = load_pins(root)
+    base = args.base or pins.default_base
+    base_image = image.base_image(root, base)
+    version = fork_version(pins.base(base))
+    wheel = args.wheel or _fork_wheel(root, base, version, base_image.python_tag, build=not args.print_only)
+    vcs_ref = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    plan = image.plan(root, base_image, version, args.engine, wheel, build_dir(root) / "image-context" / base,
+                      default_base=base == pins.default_base, vcs_ref=vcs_ref or "unknown")
+    print(f"base image:  {plan.image.reference}")
+    print(f"             Python {plan.image.python}, sglang {plan.image.sglang}")
+    print(f"fork wheel:  {plan.wheel}")
+    print(f"tags:        {', '.join(plan.tags)}")
+    print(f"context:     {plan.context} (wheels/, fmoe/, image/, Dockerfile.mi355x)")
+    print(shlex.join(plan.command))
+    if args.print_only:
+        return 0
+    if args.aiter_src:
+        from wafer_sglang.cli.moe import cmd_rows
+
+        cmd_rows(argparse.Namespace(image=base, aiter_src=args.aiter_src, out_dir=None))
+    image.assemble_context(root, plan)
+    image.run(plan.command)
+    return 0
+
+
+def _fork_wheel(root: Path, base: str, version: str, python_tag: str, *, build: bool) -> Path:
+    from wafer_sglang.build.wheel import build as build_wheel
+    from wafer_sglang.repo import build_dir
+
+    dist = build_dir(root) / "dist"
+    found = sorted(dist.glob(f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-*.whl"))
+    if found:
+        return found[-1]
+    if not build:
+        return dist / f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-(built on demand).whl"
+    return build_wheel(root, base, python_tag, dist)
+
+
+def cmd_resolve(args) -> int:
+    import json
+
+    from wafer_sglang.image.builder import PIN_FILE, resolve
+    from wafer_sglang.repo import find_repo_root
+
+    recorded = resolve(find_repo_root(), args.base, args.tag)
+    print(json.dumps(recorded, indent=2))
+    print(f"recorded in {PIN_FILE}: review and commit it")
+    return 0
+
+
+def cmd_setup(args) -> int:
+    from wafer_sglang.errors import WaferError
+    from wafer_sglang.image.setup_step import setup
+
+    build = {}
+    for item in args.build_arg:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise WaferError(f"--build-arg expects KEY=VALUE, got {item!r}")
+        build[key] = value
+    versions = setup(args.constraints, args.manifest, args.fork_fmoe, build)
+    print(f"wrote {args.constraints} ({len(versions['rocm_stack'])} pinned) and {args.manifest}")
+    return 0

@@ -1,0 +1,228 @@
+"""``wafer-sglang patches …`` and ``wafer-sglang build``: the patch-queue commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from wafer_sglang.repo import build_dir, find_repo_root
+from wafer_sglang.textfmt import table
+
+# Only argparse wiring at module level: `wafer-sglang info` must run in a --no-deps install.
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    patches = sub.add_parser("patches", help="the patch queue: fetch, apply, export, lint, check-upstream, rebase, pin, status")
+    psub = patches.add_subparsers(dest="patches_cmd", required=True, metavar="COMMAND")
+
+    p = psub.add_parser("fetch", help="download and sha256-verify a base's pinned wheel(s) into the cache")
+    _base(p)
+    p.add_argument("--python", action="append", help="3.11, 3.12, ... (repeatable; default: this interpreter)")
+    p.add_argument("--all-pythons", action="store_true", help="every pinned CPython tag")
+    p.add_argument("--refresh", action="store_true", help="delete the cached file and download again")
+    p.set_defaults(func=cmd_fetch)
+
+    p = psub.add_parser("apply", help="unpack the verified base into a git work tree and apply the series strictly")
+    _base(p)
+    _python(p)
+    p.add_argument("--work-dir", required=True, type=Path)
+    p.add_argument("--force", action="store_true", help="replace an existing work dir")
+    p.set_defaults(func=cmd_apply)
+
+    p = psub.add_parser("export", help="regenerate patch files + series from a work tree")
+    _base(p)
+    p.add_argument("--work-dir", required=True, type=Path)
+    p.add_argument("--check", action="store_true", help="write nothing; exit 1 and list what would change")
+    p.set_defaults(func=cmd_export)
+
+    p = psub.add_parser("lint", help="series <-> files, headers and trailers, whitespace, overlay collisions")
+    p.add_argument("--base", help="one base (default: all)")
+    _python(p)
+    p.set_defaults(func=cmd_lint)
+
+    p = psub.add_parser("check-upstream", help="per patch: still applies / already upstream / conflicts against release V")
+    _base(p)
+    _python(p)
+    p.add_argument("--against", required=True, metavar="V", help="a pinned sglang release")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check_upstream)
+
+    p = psub.add_parser("rebase", help="move a base's queue onto release V in a work tree (then export --base V)")
+    _base(p)
+    _python(p)
+    p.add_argument("--to", required=True, metavar="V", help="a release pinned with role = base")
+    p.add_argument("--work-dir", required=True, type=Path)
+    p.add_argument("--force", action="store_true")
+    p.set_defaults(func=cmd_rebase)
+
+    p = psub.add_parser("pin", help="record a release's wheel names and sha256 from PyPI in patches/bases.toml")
+    p.add_argument("version")
+    p.add_argument("--role", choices=("reference", "base"), default="reference")
+    p.set_defaults(func=cmd_pin)
+
+    p = psub.add_parser("status", help="each base's patches with Upstream-Status (no network)")
+    p.add_argument("--base", help="one base (default: all)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_status)
+
+    p = sub.add_parser("build", help="build the wafer-sglang-rocm wheel for a base and CPython tag")
+    _base(p)
+    _python(p)
+    p.add_argument("-o", "--out-dir", type=Path, help="default: build/dist")
+    p.set_defaults(func=cmd_build)
+
+
+def _base(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--base", help="supported base (default: patches/bases.toml default-base)")
+
+
+def _python(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--python", help="CPython version of the base wheel, e.g. 3.12 (default: this interpreter)")
+
+
+def _queue(args):
+    from wafer_sglang.queue.apply import Queue
+
+    return Queue.open(find_repo_root(), args.base)
+
+
+def python_tag(spec: str | None) -> str:
+    from wafer_sglang.queue.pins import python_tag as parse
+
+    return parse(spec)
+
+
+def _bases(root: Path, one: str | None) -> list[str]:
+    from wafer_sglang.queue.pins import load_pins
+
+    return [one] if one else load_pins(root).bases
+
+
+def cmd_fetch(args) -> int:
+    queue = _queue(args)
+    tags = sorted(queue.base.wheels) if args.all_pythons else [python_tag(p) for p in (args.python or [None])]
+    for tag in tags:
+        path = queue.fetch(tag, refresh=args.refresh)
+        print(f"verified {path}")
+    return 0
+
+
+def cmd_apply(args) -> int:
+    queue = _queue(args)
+    applied = queue.apply(python_tag(args.python), args.work_dir, force=args.force)
+    print(f"sglang {queue.base.version}: applied {len(applied)} patches in {args.work_dir}")
+    for a in applied:
+        print(f"  {a.commit[:12]}  {a.name}")
+    return 0
+
+
+def cmd_export(args) -> int:
+    from wafer_sglang.queue.export import plan_export, write_export
+
+    queue = _queue(args)
+    plan = plan_export(queue, args.work_dir)
+    changes = plan.changes(queue.patch_dir)
+    if args.check:
+        if changes:
+            print(f"patches/{queue.base.version} is out of date with {args.work_dir}:")
+            print("\n".join(changes))
+            return 1
+        print(f"patches/{queue.base.version}: up to date ({len(plan.files) - 1} patches)")
+        return 0
+    write_export(queue, plan)
+    print(f"patches/{queue.base.version}: {len(changes)} file(s) updated, {len(plan.files) - 1} patches")
+    return 0
+
+
+def cmd_lint(args) -> int:
+    from wafer_sglang.queue.apply import Queue
+    from wafer_sglang.queue.lint import lint_queue
+
+    root = find_repo_root()
+    bases = _bases(root, args.base)
+    findings = []
+    for base in bases:
+        findings += lint_queue(Queue.open(root, base), python_tag(args.python))
+    for f in findings:
+        print(f)
+    print(f"lint: {len(findings)} problem(s) in {', '.join(bases)}", file=sys.stderr)
+    return 1 if findings else 0
+
+
+def cmd_check_upstream(args) -> int:
+    from wafer_sglang.queue.upstream import check_against
+
+    queue = _queue(args)
+    verdicts = check_against(queue, args.against, python_tag(args.python))
+    if args.json:
+        print(json.dumps({"base": queue.base.version, "against": args.against, "patches": [v.as_dict() for v in verdicts]}, indent=2))
+    else:
+        print(f"patches of {queue.base.version} against sglang {args.against}:")
+        print(table(["patch", "status", "detail"], [[v.patch, v.status, v.detail] for v in verdicts]))
+    return 0
+
+
+def cmd_rebase(args) -> int:
+    from wafer_sglang.queue.upstream import rebase
+
+    queue = _queue(args)
+    verdicts = rebase(queue, args.to, python_tag(args.python), args.work_dir, force=args.force)
+    print(table(["patch", "status", "detail"], [[v.patch, v.status, v.detail] for v in verdicts]))
+    kept = sum(v.status == "applies" for v in verdicts)
+    conflicts = [v.patch for v in verdicts if v.status == "conflicts"]
+    print(f"\n{kept} patch(es) carried to {args.to} in {args.work_dir}; dropped: "
+          f"{sum(v.status in ('already-upstream', 'upstream-per-trailer') for v in verdicts)}")
+    if conflicts:
+        print("port by hand (commit each in the work dir), then export:\n  " + "\n  ".join(conflicts))
+    print(f"next: wafer-sglang patches export --base {args.to} --work-dir {args.work_dir}")
+    return 1 if conflicts else 0
+
+
+def cmd_pin(args) -> int:
+    from wafer_sglang.queue.index import release_wheels
+    from wafer_sglang.queue.pins import record_pin
+
+    root = find_repo_root()
+    wheels, released = release_wheels(args.version)
+    changed = record_pin(root, args.version, args.role, wheels, released)
+    print(f"sglang {args.version}: {'pinned' if changed else 'already pinned'} ({', '.join(sorted(wheels))})")
+    return 0
+
+
+def cmd_status(args) -> int:
+    from wafer_sglang.queue.apply import Queue
+    from wafer_sglang.queue.headers import read_header
+
+    root = find_repo_root()
+    bases = _bases(root, args.base)
+    report = {}
+    for base in bases:
+        queue = Queue.open(root, base)
+        rows = []
+        for entry in queue.series().entries:
+            header = read_header(queue.patch_dir / entry.name)
+            rows.append({"patch": entry.name, "subject": header.subject, "upstream_status": header.upstream_status,
+                         "applied_upstream": header.get("Applied-Upstream") or ""})
+        report[base] = rows
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    for base, rows in report.items():
+        print(f"sglang {base}: {len(rows)} patch(es)")
+        if rows:
+            print(table(["patch", "Upstream-Status", "Applied-Upstream"],
+                        [[r["patch"], r["upstream_status"], r["applied_upstream"] or "-"] for r in rows]))
+        print()
+    return 0
+
+
+def cmd_build(args) -> int:
+    from wafer_sglang.build.wheel import build
+
+    root = find_repo_root()
+    out_dir = args.out_dir or build_dir(root) / "dist"
+    path = build(root, args.base, python_tag(args.python), out_dir)
+    print(path)
+    return 0

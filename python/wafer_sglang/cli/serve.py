@@ -1,0 +1,77 @@
+"""``wafer-sglang serve``: launch a named recipe, after checking the checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+from pathlib import Path
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "serve",
+        allow_abbrev=False,  # every unknown flag belongs to sglang
+        help="launch sglang with a named recipe (extra args are sglang flags and override the recipe)",
+        description="Expand a recipe to the exact launch command, check the checkpoint, then run it. "
+        "Any flag not listed here is an sglang server flag and overrides the recipe's value.",
+    )
+    p.add_argument("--recipe", help="NAME or NAME@VERSION (see --list)")
+    p.add_argument("--model", help="checkpoint folder (or a hub id, which skips the checkpoint check)")
+    p.add_argument("--base", help="sglang base whose flags apply (default: the installed fork's base)")
+    p.add_argument("--dry-run", action="store_true", help="print the environment and command, run nothing")
+    p.add_argument("--force", action="store_true", help="start even if `checkpoint check` finds problems")
+    p.add_argument("--no-router", action="store_true", help="no sglang-router: in-server DP balancing (not cache-aware)")
+    p.add_argument("--list", action="store_true", help="the recipes, one line each")
+    p.set_defaults(func=cmd_serve, accepts_extra=True)
+
+
+def cmd_serve(args) -> int:
+    from wafer_sglang.cli.checkpoint import default_base
+    from wafer_sglang.errors import WaferError
+    from wafer_sglang.serve import recipes
+
+    if args.list:
+        for recipe in recipes.load_recipes().values():
+            print(f"{recipe.name}@{recipe.version}  {recipe.purpose}")
+        return 0
+    if not args.recipe or not args.model:
+        raise WaferError("serve needs --recipe NAME and --model PATH (or --list)")
+    base = args.base or default_base()
+    recipe = recipes.select(args.recipe)
+    expansion = recipes.expand(recipe, args.model, base, args.extra, router=not args.no_router)
+    problems = _checkpoint_problems(Path(args.model), base, expansion)
+    env = {k: v for k, v in expansion.env.items() if k not in os.environ}
+    print(f"# recipe {recipe.name}@{recipe.version} on sglang {base}: {recipe.purpose}")
+    for note in expansion.notes:
+        print(f"# note: {note}")
+    for line in problems:
+        print(f"# checkpoint: {line}")
+    for key, value in env.items():
+        print(f"export {key}={shlex.quote(value)}")
+    print(shlex.join(expansion.argv))
+    if problems and not args.force:
+        print("refusing to start: `wafer-sglang checkpoint check` found problems (fix them, or pass --force)", file=sys.stderr)
+        return 1
+    if args.dry_run:
+        return 0
+    if expansion.argv[2] == "sglang_router.launch_server":
+        import importlib.util
+
+        if importlib.util.find_spec("sglang_router") is None:
+            raise WaferError("this recipe co-launches sglang-router (cache-aware DP routing): pip install sglang-router, or pass --no-router")
+    os.execvpe(expansion.argv[0], expansion.argv, {**os.environ, **env})
+    return 0  # not reached
+
+
+def _checkpoint_problems(model: Path, base: str, expansion) -> list[str]:
+    """`checkpoint check` findings for a local checkpoint, judged with the final flags."""
+    if not model.is_dir():
+        expansion.notes.append(f"{model} is not a local folder: the checkpoint check is skipped")
+        return []
+    from wafer_sglang.checkpoint import plan, store
+
+    fusion_off = any(option == "--disable-shared-experts-fusion" for option, _ in expansion.server_args)
+    report = plan.check(store.load(model), plan.Options(base=base, disable_shared_experts_fusion=fusion_off))
+    return [f"{f.role} {f.module}: {f.problem} -> {f.fix}" for f in report.findings]

@@ -1,0 +1,1 @@
+"""The serving host: doctor and the ROCm stack pin."""

@@ -1,0 +1,252 @@
+"""wafer/sglang:mi355x: the pinned upstream ROCm base images (docker/base-images.toml) and the
+build docker/build runs — a build context (the fork's wheels, its fMoE configs, the image
+scripts) and the exact engine command with every build argument.
+
+The Dockerfile changes the base only through steps that check first: the image's Python has a
+fork wheel, its sglang is the base's release, aiter's tuned files are what AITER_CONFIG_FMOE lists.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.version import InvalidVersion, Version
+
+from wafer_sglang.compat import tomllib
+from wafer_sglang.errors import WaferError
+from wafer_sglang.moe.files import FORK_FMOE_IN_IMAGE, config_fmoe_value, fork_rows_dir, fork_tuned_files
+from wafer_sglang.moe.fork_rows import ROWS_FILE
+from wafer_sglang.queue.pins import load_pins
+
+PIN_FILE = Path("docker/base-images.toml")
+DOCKERFILE = Path("docker/Dockerfile.mi355x")
+SCRIPTS = Path("docker/image")
+FMOE_DIR = FORK_FMOE_IN_IMAGE
+REPOSITORY = "wafer/sglang"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class BaseImage:
+    base: str
+    repository: str
+    tag: str
+    digest: str
+    python: str
+    sglang: str
+    aiter_configs: str
+    aiter_fmoe: tuple[str, ...]
+    aiter_version: str
+    aiter_commit: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}@{self.digest}"
+
+    @property
+    def python_tag(self) -> str:
+        major, minor = self.python.split(".")[:2]
+        return f"cp{major}{minor}"
+
+
+def load_records(root: Path) -> dict[str, dict]:
+    path = root / PIN_FILE
+    try:
+        return tomllib.loads(path.read_text())["images"]
+    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
+        raise WaferError(f"cannot read {path}: {exc}") from None
+
+
+def base_image(root: Path, base: str, *, require_aiter: bool = False) -> BaseImage:
+    """The base's pinned image, checked against the fork's own pins. ``require_aiter``: the
+    question is about its aiter, which an unresolved image leaves unknown."""
+    pin = load_pins(root).base(base)
+    record = load_records(root).get(base)
+    where = f"{PIN_FILE} [images.{base!r}]"
+    if record is None:
+        raise WaferError(f"{where} is missing: every supported base needs its upstream ROCm image recorded")
+    if not DIGEST.match(record.get("digest", "")) or not record.get("tag"):
+        unknown = f"aiter unknown: the {base} image is not resolved, so which aiter it runs is not known. " if require_aiter else ""
+        raise WaferError(f"{unknown}{where} has no resolved tag and digest: on a machine with registry access run "
+                         f"`docker/build --resolve {base} TAG` (a tag of {record.get('repository', 'the upstream image')})")
+    try:
+        image = BaseImage(base, record["repository"], record["tag"], record["digest"], record["python"], record["sglang"],
+                          record["aiter-configs"], tuple(record["aiter-fmoe"]), record["aiter"], record["aiter-commit"])
+    except KeyError as exc:
+        raise WaferError(f"{where} lacks {exc.args[0]}: re-resolve it with `docker/build --resolve {base} TAG`") from None
+    try:
+        same_release = Version(image.sglang).release[:3] == Version(base).release[:3]
+    except InvalidVersion:
+        same_release = False
+    if not same_release:
+        raise WaferError(f"{where}: the image ships sglang {image.sglang}, not the base's release {base}")
+    if image.python_tag not in {*pin.wheels, *pin.derived}:
+        raise WaferError(f"{where}: the image runs Python {image.python}; base {base} has no {image.python_tag} wheel")
+    return image
+
+
+def fork_fmoe(root: Path, base: str) -> list[Path]:
+    """The fork's rows for the base's image (`wafer-sglang moe rows`), with their sidecars."""
+    if not (fork_rows_dir(root, base) / ROWS_FILE).is_file():
+        raise WaferError(f"no fork fMoE rows for the {base} image in {fork_rows_dir(root, base)}: make them from a clone "
+                         f"of ROCm/aiter first: `wafer-sglang moe rows --image {base} --aiter-src CLONE` "
+                         "(git clone https://github.com/ROCm/aiter && git -C aiter fetch origin pull/4344/head), "
+                         f"or pass --aiter-src to docker/build")
+    return sorted(p for p in fork_rows_dir(root, base).iterdir() if p.is_file())
+
+
+def aiter_config_fmoe(image: BaseImage, root: Path) -> str:
+    """AITER_CONFIG_FMOE in the image: aiter's own tuned files, then the fork's (additive)."""
+    aiter = [f"{image.aiter_configs}/{name}" for name in image.aiter_fmoe]
+    ours = [p.name for p in fork_tuned_files(fork_rows_dir(root, image.base))] or [ROWS_FILE]  # the build demands it
+    return config_fmoe_value(aiter + [f"{FMOE_DIR}/{name}" for name in ours])
+
+
+@dataclass(frozen=True)
+class Plan:
+    image: BaseImage
+    wheel: Path
+    context: Path
+    build_args: dict[str, str]
+    tags: list[str]
+    command: list[str]
+
+
+def plan(root: Path, image: BaseImage, version: str, engine: str, wheel: Path, context: Path, *,
+         default_base: bool, vcs_ref: str) -> Plan:
+    """``image`` from base_image(), ``version`` the fork's version for its base."""
+    base = image.base
+    build_args = {
+        "BASE_IMAGE": image.reference,
+        "BASE_IMAGE_NAME": f"{image.repository}:{image.tag}",
+        "BASE_DIGEST": image.digest,
+        "WAFER_BASE": base,
+        "WAFER_VERSION": version,
+        "WAFER_WHEEL": wheel.name,
+        "VCS_REF": vcs_ref,
+        "SOURCE_URL": source_url(root),
+        "AITER_CONFIG_FMOE": aiter_config_fmoe(image, root),
+    }
+    tags = [f"{REPOSITORY}:{version}-mi355x"] + ([f"{REPOSITORY}:mi355x"] if default_base else [])
+    if engine == "docker":
+        command = ["docker", "buildx", "build", "--load"]
+    elif engine == "buildah":
+        command = ["buildah", "build", "--format", "docker"]  # OCI has no HEALTHCHECK
+    else:
+        raise WaferError(f"unknown engine {engine!r}: docker or buildah")
+    command += ["-f", str(context / "Dockerfile.mi355x")]
+    for key, value in build_args.items():
+        command += ["--build-arg", f"{key}={value}"]
+    for tag in tags:
+        command += ["-t", tag]
+    return Plan(image, wheel, context, build_args, tags, command + [str(context)])
+
+
+def assemble_context(root: Path, plan_: Plan) -> None:
+    """Only what the Dockerfile copies: the wheel, the fork's fMoE CSVs, the image scripts."""
+    shutil.rmtree(plan_.context, ignore_errors=True)
+    (plan_.context / "wheels").mkdir(parents=True)
+    shutil.copy2(plan_.wheel, plan_.context / "wheels" / plan_.wheel.name)
+    (plan_.context / "fmoe").mkdir()
+    for file in fork_fmoe(root, plan_.image.base):
+        shutil.copy2(file, plan_.context / "fmoe" / file.name)
+    shutil.copytree(root / SCRIPTS, plan_.context / "image")
+    shutil.copy2(root / DOCKERFILE, plan_.context / "Dockerfile.mi355x")
+
+
+def source_url(root: Path) -> str:
+    proc = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True)
+    return proc.stdout.strip() or "unknown (a checkout without an origin remote)"
+
+
+def _require(tool: str, where: str) -> None:
+    if shutil.which(tool) is None:
+        raise WaferError(f"{tool} is not installed here; {where}")
+
+
+def run(command: list[str], env: dict[str, str] | None = None) -> None:
+    _require(command[0], "build on a release machine with docker buildx or buildah")
+    proc = subprocess.run(command, env=env)
+    if proc.returncode != 0:
+        raise WaferError(f"the image build failed ({command[0]} exited {proc.returncode}); its output above says at which step")
+
+
+# -- resolve: record an upstream image (digest from the registry, contents from the image) -----
+
+INVENTORY = '''
+import importlib.metadata as m, importlib.util, json, platform, subprocess
+from pathlib import Path
+{aiter_tuned_files}
+def version(*names):
+    for name in names:
+        try:
+            return m.version(name)
+        except m.PackageNotFoundError:
+            pass
+    return ""
+spec = importlib.util.find_spec("aiter")
+configs = Path(next(iter(spec.submodule_search_locations))) / "configs" if spec and spec.submodule_search_locations else None
+files = aiter_tuned_files(configs) if configs and configs.is_dir() else []
+aiter = version("amd-aiter", "aiter")
+try:  # an editable checkout (the upstream images') knows its commit; else the version's +g<sha>
+    commit = subprocess.run(["git", "-C", str(configs.parent), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=True).stdout.strip()
+except Exception:
+    commit = aiter.rsplit("+g", 1)[1] if "+g" in aiter else ""
+print(json.dumps({{"python": platform.python_version(), "sglang": version("sglang"), "torch": version("torch"),
+                  "triton": version("triton", "pytorch-triton-rocm"), "aiter": aiter, "aiter-commit": commit,
+                  "sgl-kernel": version("sgl-kernel", "sglang-kernel"), "aiter-configs": str(configs or ""),
+                  "aiter-fmoe": [f.relative_to(configs).as_posix() for f in files]}}))
+'''
+
+
+def inventory_script() -> str:
+    """Runs with the image's own Python: versions and aiter's tuned files, found the way
+    moe/files.py finds them (its function's source is embedded, not copied)."""
+    import inspect
+
+    from wafer_sglang.moe import files
+
+    return INVENTORY.format(aiter_tuned_files=inspect.getsource(files.aiter_tuned_files))
+
+
+def _capture(command: list[str]) -> str:
+    _require(command[0], "resolve on a machine with docker (or skopeo) and registry access")
+    return subprocess.run(command, check=True, capture_output=True, text=True).stdout
+
+
+def resolve(root: Path, base: str, tag: str, run_=_capture) -> dict:
+    """Read ``repository:tag``'s digest and contents and record them for ``base``."""
+    import datetime
+    import json
+
+    import tomlkit
+
+    from wafer_sglang.fsutil import atomic_write_text
+
+    record = load_records(root).get(base)
+    if record is None:
+        raise WaferError(f"{PIN_FILE} has no [images.{base!r}]: add it with the upstream repository first")
+    reference = f"{record['repository']}:{tag}"
+    if shutil.which("skopeo"):
+        digest = run_(["skopeo", "inspect", "--format", "{{.Digest}}", f"docker://{reference}"]).strip()
+    else:
+        digest = json.loads(run_(["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"]))["digest"]
+    if not DIGEST.match(digest):
+        raise WaferError(f"{reference}: the registry returned {digest!r}, not a sha256 digest")
+    found = json.loads(run_(["docker", "run", "--rm", "--entrypoint", "python3", f"{record['repository']}@{digest}",
+                             "-c", inventory_script()]))
+    path = root / PIN_FILE
+    doc = tomlkit.parse(path.read_text())
+    entry = tomlkit.table()
+    entry.update({"repository": record["repository"], "tag": tag, "digest": digest, "gpu-arch": record.get("gpu-arch", "gfx950"),
+                  **{k: v for k, v in found.items() if k != "aiter-fmoe"},
+                  "recorded": f"{datetime.date.today().isoformat()}: docker/build --resolve (registry digest, image inventory)",
+                  "aiter-fmoe": found["aiter-fmoe"]})
+    doc["images"][base] = entry
+    atomic_write_text(path, tomlkit.dumps(doc))
+    return base_image(root, base).__dict__

@@ -1,0 +1,1 @@
+"""JIT kernel sources versus ROCm: which include CUDA-only headers and whether sglang reaches them."""

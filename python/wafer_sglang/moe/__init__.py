@@ -1,0 +1,1 @@
+"""aiter fp4 fused-MoE configs: lookup keys, coverage, the fork's rows, tuning."""

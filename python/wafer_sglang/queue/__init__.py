@@ -1,0 +1,2 @@
+"""The patch queue: pinned bases, verified downloads, series, headers, strict apply, export, lint,
+upstream checks and rebase."""

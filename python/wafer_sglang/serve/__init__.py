@@ -1,0 +1,1 @@
+"""Launch recipes for sglang servers."""

@@ -1,0 +1,149 @@
+"""Launch recipes: named, versioned expansions to the exact sglang launch command.
+
+Each recipe is checked against the selected base's real ServerArgs CLI (data/server_flags/,
+dumped from upstream's code by the tests): flags the base does not know are left out, user
+flags override recipe flags by destination (abbreviations resolved as argparse does), and
+``--X`` / ``--no-X`` pairs override each other.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+
+from wafer_sglang import resources
+from wafer_sglang.compat import tomllib
+from wafer_sglang.errors import WaferError
+
+DATA = resources.DATA
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    version: int
+    purpose: str
+    launcher: str
+    args: list[str]
+    router_args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def load_recipes() -> dict[str, Recipe]:
+    data = tomllib.loads((DATA / "recipes.toml").read_text())
+    return {name: Recipe(name=name, **entry) for name, entry in data["recipe"].items()}
+
+
+def select(spec: str) -> Recipe:
+    name, _, version = spec.partition("@")
+    recipes = load_recipes()
+    if name not in recipes:
+        raise WaferError(f"unknown recipe {name!r}; `wafer-sglang serve --list` shows them")
+    recipe = recipes[name]
+    if version and int(version) != recipe.version:
+        raise WaferError(f"recipe {name} is at version {recipe.version}; version {version} is not shipped")
+    return recipe
+
+
+class ServerFlags:
+    """The CLI of one base's ServerArgs: option -> (dest, takes a value)."""
+
+    def __init__(self, base: str):
+        path = DATA / "server_flags" / f"{base}.json"
+        if not path.is_file():
+            raise WaferError(f"no server-flag table for sglang {base} ({path})")
+        self.flags: dict[str, dict] = json.loads(path.read_text())
+
+    def resolve(self, option: str) -> str | None:
+        """The full option string, resolving unique prefixes like argparse (``--tp`` -> ``--tp-size``)."""
+        if option in self.flags:
+            return option
+        candidates = {o for o in self.flags if o.startswith(option)}
+        dests = {self.flags[o]["dest"] for o in candidates}
+        return sorted(candidates)[0] if len(dests) == 1 else None
+
+    def takes_value(self, option: str) -> bool:
+        return self.flags[option]["takes_value"]
+
+    def dest(self, option: str) -> str:
+        return self.flags[option]["dest"]
+
+
+def parse_flags(argv: list[str], flags: ServerFlags, base: str) -> list[tuple[str, list[str]]]:
+    """sglang args -> [(option, values)], in order; unknown options are an error."""
+    parsed, i = [], 0
+    while i < len(argv):
+        token = argv[i]
+        if not token.startswith("--"):
+            raise WaferError(f"unexpected argument {token!r} (sglang flags start with --)")
+        option, eq, inline = token.partition("=")
+        full = flags.resolve(option)
+        if full is None:
+            raise WaferError(f"{option} is not a flag of sglang {base}'s server (or it is ambiguous)")
+        if eq:
+            parsed.append((full, [inline]))
+            i += 1
+        elif flags.takes_value(full):
+            values = []
+            i += 1
+            while i < len(argv) and not argv[i].startswith("--"):
+                values.append(argv[i])
+                i += 1
+            if not values:
+                raise WaferError(f"{full} needs a value")
+            parsed.append((full, values))
+        else:
+            parsed.append((full, []))
+            i += 1
+    return parsed
+
+
+def _override_key(option: str, flags: ServerFlags) -> str:
+    # --enable-x and --no-enable-x share a destination and override each other.
+    return flags.dest(option)
+
+
+@dataclass
+class Expansion:
+    argv: list[str]
+    env: dict[str, str]
+    notes: list[str]
+    server_args: list[tuple[str, list[str]]]
+
+
+def expand(recipe: Recipe, model: str, base: str, extra: list[str], *, router: bool = True) -> Expansion:
+    flags = ServerFlags(base)
+    notes = list(recipe.notes)
+    kept = []
+    for option, values in _pairs(recipe.args):
+        if option not in flags.flags:
+            notes.append(f"{option} is not a flag of sglang {base}: left out")
+            continue
+        kept.append((option, values))
+    user = parse_flags(extra, flags, base)
+    overridden = {_override_key(o, flags) for o, _ in user}
+    merged = [(o, v) for o, v in kept if _override_key(o, flags) not in overridden] + user
+    if any(flags.dest(o) == "model_path" for o, _ in merged):
+        raise WaferError("pass the model with --model, not --model-path")
+    server = [("--model-path", [model])] + merged
+    use_router = recipe.launcher == "router" and router
+    if recipe.launcher == "router" and not router:
+        server = [(o, v) for o, v in server if flags.dest(o) != "load_balance_method"] + [("--load-balance-method", ["total_tokens"])]
+        notes.append("--no-router: sglang's own DP balancer (total_tokens), which is not cache-aware")
+    module = "sglang_router.launch_server" if use_router else "sglang.launch_server"
+    argv = [sys.executable, "-m", module] + [t for o, v in server for t in (o, *v)]
+    if use_router:
+        argv += recipe.router_args
+    return Expansion(argv=argv, env=dict(recipe.env), notes=notes, server_args=server)
+
+
+def _pairs(args: list[str]) -> list[tuple[str, list[str]]]:
+    pairs: list[tuple[str, list[str]]] = []
+    for token in args:
+        if token.startswith("--"):
+            pairs.append((token, []))
+        else:
+            pairs[-1][1].append(token)
+    return pairs
