@@ -36,6 +36,13 @@ async def _respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s
     head = await reader.readuntil(b"\r\n\r\n")
     length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0)
     body = json.loads(await reader.readexactly(length)) if length else {}
+    if head.startswith(b"GET /v1/models"):
+        models = json.dumps({"object": "list", "data": [{"id": "fake"}]}).encode()
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (len(models), models))
+        await writer.drain()
+        writer.close()
+        return
     if not head.startswith(b"POST /v1/completions"):
         writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
         await writer.drain()
@@ -92,7 +99,7 @@ def main() -> int:
         model = make_model(Path(tmp) / "tokenizer")
         options = SweepOptions(endpoint=Endpoint(f"http://127.0.0.1:{port}", "fake", force_length="none"), tokenizer=str(model),
                                out=Path(tmp) / "out", input_len=64, output_len=args.output_len, cache_hit=0.0, prefix_groups=1,
-                               rates=[rate], step_seconds=args.seconds, warmup_seconds=0.0, drain_seconds=30, seed=0)
+                               loads=[rate], step_seconds=args.seconds, warmup_seconds=0.0, drain_seconds=30, seed=0)
         before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = asyncio.run(sweep(options, "bench_client.py"))
         after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall

@@ -256,10 +256,10 @@ def sglang_metrics(generated: int, verify_calls: dict[str, int]) -> str:
 
 
 def test_acceptance_from_sglang_and_vllm_counters():
-    from wafer_sglang.bench import prom
+    from wafer_sglang import metrics
 
-    before = prom.totals(sglang_metrics(1000, {"0": 200, "1": 200}))
-    after = prom.totals(sglang_metrics(4000, {"0": 600, "1": 600}))
+    before = metrics.totals(sglang_metrics(1000, {"0": 200, "1": 200}))
+    after = metrics.totals(sglang_metrics(4000, {"0": 600, "1": 600}))
     found = acceptance.from_counters(before, after)
     assert (found.source, found.accept_length) == ("metrics:sglang", 3000 / 800)
 
@@ -287,3 +287,73 @@ def test_acceptance_from_an_sglang_log_counts_only_the_eval_window(tmp_path):
         found = window.close()
     assert (found.source, found.accept_length) == ("log", 3.5)
     assert "2 'accept len' log lines" in found.basis
+
+
+@pytest.mark.slow
+def test_credentials_reach_the_model_check_lm_eval_and_metrics_and_no_output(capsys, data_dir, tmp_path, monkeypatch):
+    """A server that insists on a key: without one the pre-check says so; with OPENAI_API_KEY every
+    call carries it (lm-eval gets it by environment) and no file the eval writes holds it."""
+    from fault_server import Faults, FaultServer
+
+    secret = "sk-wafer-eval-51c2"
+    server = FaultServer(Faults(key=secret))
+    try:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        rc, _, err = evaluate(capsys, tmp_path / "nokey", server.url, server.url, data_dir, "--tasks", "gsm8k", "--limit", "2")
+        assert rc == 2 and "it wants a key" in err
+        server.faults.seen.clear()
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        rc, _, err = evaluate(capsys, tmp_path / "out", server.url, server.url, data_dir, "--tasks", "gsm8k", "--limit", "2")
+        assert rc == 0, err
+        paths = [call["path"] for call in server.faults.seen]
+        assert "/v1/completions" in paths and "/metrics" in paths
+        assert all(call["headers"].get("Authorization") == f"Bearer {secret}" for call in server.faults.seen)
+        log = tmp_path / "out/runs/baseline/gsm8k/seed0/lm_eval.log"
+        assert f"baseline: gsm8k seed 0: lm-eval running; log {log}" in err and "2/2 requests done" in err
+        leaked = [p for p in (tmp_path / "out").rglob("*") if p.is_file() and secret in p.read_text(errors="replace")]
+        assert leaked == []
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_lm_eval_children(data_dir, tmp_path):
+    """A candidate that never answers keeps lm-eval waiting; SIGTERM to eval must not leave it running."""
+    import signal
+    import time
+
+    from conftest import ROOT
+    from fault_server import Faults, FaultServer
+
+    server = FaultServer(Faults(stream_seconds=600))
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
+    proc = subprocess.Popen([sys.executable, "-m", "wafer_sglang", "eval", "--baseline", server.url, "--candidate", server.url,
+                             "--data-dir", str(data_dir), "--out", str(tmp_path), "--tasks", "gsm8k", "--limit", "2"],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not _lm_eval_children(proc.pid):
+            time.sleep(0.5)
+        children = _lm_eval_children(proc.pid)
+        assert children, "lm-eval never started"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        time.sleep(1)
+        assert [pid for pid in children if _alive(pid)] == []
+        assert proc.returncode == 130
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL) if proc.poll() is None else None
+        server.stop()
+
+
+def _lm_eval_children(pid: int) -> list[int]:
+    out = subprocess.run(["ps", "-o", "pid=,args=", "--ppid", str(pid)], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines() if "lm_eval" in line]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split()[2] != "Z"
+    except OSError:
+        return False

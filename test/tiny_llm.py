@@ -79,7 +79,13 @@ def make_model(folder: Path, answer: str | None = None) -> Path:
         writer.add_tensor("output.weight", output)
     else:
         tensor("token_embd.weight", len(tokens), n_embd)
-        tensor("output.weight", len(tokens), n_embd)
+        output = (weights.standard_normal((len(tokens), n_embd)) * 0.02).astype(np.float32)
+        # tokens without printable text (<s>, </s>, lone bytes of a multi-byte character) score 0
+        # and so never win greedy decoding: llama.cpp streams no text for them, and a random
+        # head that kept picking one made a request with 24 tokens and no text at all
+        silent = [i for t, i in vocab.items() if not _printable(tokenizer.decode([i], skip_special_tokens=False), t)]
+        output[silent] = 0
+        writer.add_tensor("output.weight", output)
     writer.add_tensor("output_norm.weight", np.ones(n_embd, np.float32))
     for i in range(n_layer):
         writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, np.float32))
@@ -97,6 +103,10 @@ def make_model(folder: Path, answer: str | None = None) -> Path:
     writer.write_tensors_to_file()
     writer.close()
     return folder
+
+
+def _printable(text: str, token: str) -> bool:
+    return token not in ("<s>", "</s>") and bool(text) and text.isascii() and (text.isprintable() or text.isspace())
 
 
 def _bigram(chain: list[int], vocab: int, n_embd: int) -> tuple[np.ndarray, np.ndarray]:

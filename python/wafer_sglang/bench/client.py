@@ -9,6 +9,9 @@ from dataclasses import asdict, dataclass, field
 import aiohttp
 
 from wafer_sglang.bench import sse
+from wafer_sglang.bench.endpoint import Endpoint
+
+CANCELLED = "cancelled"
 
 
 @dataclass
@@ -26,6 +29,7 @@ class Record:
     cached_tokens: int | None = None
     expected_prompt_tokens: int = 0
     requested_output: int = 0
+    group: int = -1  # the shared-prefix group (-1: none)
     finish_reason: str | None = None
     status: int | None = None
     error: str | None = None
@@ -41,31 +45,6 @@ class Record:
         return data
 
 
-@dataclass(frozen=True)
-class Endpoint:
-    url: str  # server base URL, e.g. http://127.0.0.1:30000
-    model: str
-    api: str = "completions"  # or "chat"
-    force_length: str = "both"  # none | ignore_eos | min_tokens | both
-    timeout_s: float = 600.0
-    api_key: str | None = None
-
-    def request(self, text: str, max_tokens: int) -> tuple[str, dict]:
-        body: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
-                      "stream_options": {"include_usage": True}}
-        if self.api == "chat":
-            body["messages"] = [{"role": "user", "content": text}]
-            path = "/v1/chat/completions"
-        else:
-            body["prompt"] = text
-            path = "/v1/completions"
-        if self.force_length in ("ignore_eos", "both"):
-            body["ignore_eos"] = True
-        if self.force_length in ("min_tokens", "both"):
-            body["min_tokens"] = max_tokens
-        return self.url.rstrip("/") + path, body
-
-
 def make_client(keepalive: bool = False) -> aiohttp.ClientSession:
     # A fresh connection per request by default: llama.cpp fails every other request on reused
     # keep-alive connections, and a connect on the serving network costs far less than a prefill.
@@ -75,17 +54,19 @@ def make_client(keepalive: bool = False) -> aiohttp.ClientSession:
 
 
 async def stream(client: aiohttp.ClientSession, endpoint: Endpoint, record: Record, text: str, t0: float) -> Record:
-    """Send and read one request; every failure is recorded on the record, never raised."""
-    url, body = endpoint.request(text, record.requested_output)
-    headers = {"Authorization": f"Bearer {endpoint.api_key}"} if endpoint.api_key else {}
+    """Send and read one request. Every outcome ends on the record — tokens, or the reason it
+    failed — and nothing is raised but cancellation (recorded first). One coroutine on purpose:
+    a helper coroutine per request doubled the p99 release lateness at 26k tok/s
+    (benchmark/bench_client.py)."""
     if not record.sent_s:  # an open-loop scheduler sets it when it releases the request
         record.sent_s = time.perf_counter() - t0
     start = t0 + record.sent_s  # latencies count from the release, client delays included
+    url, body = endpoint.request(text, record.requested_output)
     last = None
     usage_event: dict = {}
     try:
         async with asyncio.timeout(endpoint.timeout_s):
-            async with client.post(url, json=body, headers=headers) as response:
+            async with client.post(url, json=body, headers=dict(endpoint.headers)) as response:
                 record.status = response.status
                 if response.status >= 400:
                     detail = (await response.read()).decode(errors="replace")[:300]
@@ -99,30 +80,42 @@ async def stream(client: aiohttp.ClientSession, endpoint: Endpoint, record: Reco
                 for event in parser.close():
                     usage_event, last = _take(record, event, time.perf_counter(), start, last, usage_event)
         record.e2e_s = time.perf_counter() - start
+        _account(record, usage_event, endpoint)
+    except asyncio.CancelledError:
+        record.error = record.error or CANCELLED
+        raise
     except TimeoutError:
-        record.error = f"timeout after {endpoint.timeout_s:.0f} s"
-        return record
+        record.error = f"timeout after {endpoint.timeout_s:g} s"
     except sse.StreamError as exc:
         record.error = f"stream: {exc}"
-        return record
     except (aiohttp.ClientError, OSError) as exc:
-        record.error = f"{'connection' if last is None else 'broken stream'}: {type(exc).__name__}: {exc}"
-        return record
+        broken = record.ttft_s is not None or record.status is not None
+        record.error = f"{'broken stream' if broken else 'connection'}: {type(exc).__name__}: {exc}"
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:  # valid JSON of the wrong shape
+        record.error = f"malformed response: {type(exc).__name__}: {exc}"
+    return record
+
+
+def _account(record: Record, usage_event: dict, endpoint: Endpoint) -> None:
     usage = usage_event.get("usage") or {}
-    record.prompt_tokens = usage.get("prompt_tokens")
-    record.completion_tokens = usage.get("completion_tokens")
-    record.cached_tokens = sse.cached_tokens(usage, usage_event) if usage else None
     if not usage:
         record.error = "no usage in the stream (the server ignored stream_options.include_usage)"
-    elif record.ttft_s is None:
+        return
+    if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int) for k in ("prompt_tokens", "completion_tokens")):
+        raise ValueError(f"usage is not token counts: {str(usage)[:200]}")
+    record.prompt_tokens = usage["prompt_tokens"]
+    record.completion_tokens = usage["completion_tokens"]
+    record.cached_tokens = sse.cached_tokens(usage, usage_event)
+    if record.ttft_s is None:
         record.error = "no output tokens"
-    elif endpoint.force_length != "none" and (record.completion_tokens or 0) < record.requested_output:
+    elif endpoint.force_length != "none" and record.completion_tokens < record.requested_output:
         record.error = f"truncated: {record.completion_tokens} of {record.requested_output} output tokens ({record.finish_reason})"
-    return record
 
 
 def _take(record: Record, event: dict, now: float, start: float, last: float | None, usage_event: dict):
     """Fold one event into the record: TTFT at the first chunk with text, gaps after it."""
+    if not isinstance(event, dict):
+        raise TypeError(f"event is a {type(event).__name__}, not an object: {str(event)[:200]}")
     if event.get("usage"):
         usage_event = event
     record.finish_reason = sse.finish_reason(event) or record.finish_reason

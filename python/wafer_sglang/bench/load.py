@@ -1,8 +1,11 @@
-"""Open-loop load: arrivals on absolute timestamps, warm-up by start time, drain with a timeout.
+"""Load for one step: open loop (arrivals on absolute timestamps) or closed loop (a fixed number
+of users, each sending its next request when the last one ends); warm-up by start time; drain
+with a timeout; stop at once on Ctrl-C or after N connection failures in a row.
 
-Requests are launched at ``t0 + offset`` whatever the server does (open loop): a slow server
-gets a growing queue, not fewer requests. Sleeping until an absolute time keeps scheduling
-error from accumulating (relative sleeps drifted 183 vs 200 QPS in one tool).
+Open loop: requests are launched at ``t0 + offset`` whatever the server does: a slow server gets
+a growing queue, not fewer requests. Sleeping until an absolute time keeps scheduling error from
+accumulating (relative sleeps drifted 183 vs 200 QPS in one tool). Closed loop is how InferenceX
+and most vendor numbers are made (``--max-concurrency``).
 """
 
 from __future__ import annotations
@@ -11,9 +14,11 @@ import asyncio
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from wafer_sglang.bench.client import Endpoint, Record, stream
+from wafer_sglang.bench.client import CANCELLED, Endpoint, Record, stream
+
+MakeRequest = Callable[[int, str, float], tuple[Record, str]]  # (index, phase, offset) -> record, prompt
 
 
 def arrivals(rate: float, duration_s: float, pattern: str, seed: int) -> list[float]:
@@ -32,62 +37,158 @@ def arrivals(rate: float, duration_s: float, pattern: str, seed: int) -> list[fl
 
 @dataclass
 class Step:
-    rate: float
+    load: float  # requests/s (open loop) or concurrent users (closed loop)
+    closed: bool
     duration_s: float
     warmup_s: float
     drain_s: float
-    pattern: str
-    seed: int
+    pattern: str = "poisson"
+    seed: int = 0
+    fail_after: int = 20  # consecutive connection failures that end the step
 
 
-async def run_step(client, endpoint: Endpoint, step: Step, make_request: Callable[[int, str, float], tuple[Record, str]],
-                   stop: asyncio.Event, progress: Callable[[list[Record], list[asyncio.Task]], None] | None = None,
-                   on_window_start: Callable[[], None] | None = None) -> tuple[list[Record], float]:
-    """Release the step's arrivals on the loop's timer wheel, then drain. Returns the records
-    and the step's start time (perf_counter).
+@dataclass
+class StepRun:
+    records: list[Record] = field(default_factory=list)
+    aborted: str | None = None  # why the step ended early (not the user)
+    t0: float = 0.0
+    end_s: float = 0.0  # the arrivals' end, from t0
+    last_done_s: float | None = None  # when the last request finished, from t0
+    timers: list = field(default_factory=list)  # open loop: pending releases
+    users: list = field(default_factory=list)  # closed loop: the user tasks
 
-    Each arrival is a ``call_at`` timer: the loop runs due timers in the same iteration it
+
+class _Watch:
+    """Consecutive connection failures: the server is gone, so the step stops."""
+
+    def __init__(self, run: StepRun, limit: int, abort: asyncio.Event):
+        self.run, self.limit, self.abort, self.streak = run, limit, abort, 0
+
+    def done(self, record: Record) -> None:
+        now = time.perf_counter() - self.run.t0
+        self.run.last_done_s = max(self.run.last_done_s or 0.0, now)
+        self.streak = self.streak + 1 if (record.error or "").startswith("connection") else 0
+        if self.limit and self.streak >= self.limit and not self.abort.is_set():
+            self.run.aborted = f"{self.streak} connection failures in a row: {record.error}"
+            self.abort.set()
+
+
+async def run_step(client, endpoint: Endpoint, step: Step, make_request: MakeRequest, stop: asyncio.Event,
+                   progress: Callable[[StepRun], None] | None = None,
+                   on_window_start: Callable[[], None] | None = None) -> StepRun:
+    run, abort = StepRun(), asyncio.Event()
+    watch = _Watch(run, step.fail_after, abort)
+    tasks: list[asyncio.Task] = []
+    if step.closed:
+        await _closed(client, endpoint, step, make_request, run, watch, tasks, on_window_start)
+    else:
+        _open(client, endpoint, step, make_request, run, watch, tasks, on_window_start)
+    halt = _either(stop, abort)
+    try:
+        await _until(run.t0 + step.duration_s, halt, run, progress)
+        _cancel_timers(run)
+        await _drain(tasks, run.t0 + step.duration_s + step.drain_s, halt, run, progress)
+    finally:
+        _cancel_timers(run)
+        halt.cancel()
+    for record, task in zip(run.records, tasks):
+        if not task.done():
+            task.cancel()
+            record.error = (CANCELLED if stop.is_set() else f"aborted: {run.aborted}" if run.aborted
+                            else f"unfinished after the {step.drain_s:g} s drain")
+    await asyncio.gather(*tasks, return_exceptions=True)
+    for record, task in zip(run.records, tasks):  # a task that died some other way still ends as a failure
+        if record.error is None and record.e2e_s is None:
+            record.error = "client: the request ended without a result"
+    return run
+
+
+def _open(client, endpoint, step: Step, make_request: MakeRequest, run: StepRun, watch: _Watch, tasks: list,
+          on_window_start) -> None:
+    """Each arrival is a ``call_at`` timer: the loop runs due timers in the same iteration it
     finds them due, so a loop busy with streams delays a release by little; the release time
-    is the request's ``sent_s`` and the origin of its TTFT and end-to-end latency.
-    """
+    is the request's ``sent_s`` and the origin of its TTFT and end-to-end latency."""
     loop = asyncio.get_running_loop()
-    offsets = arrivals(step.rate, step.duration_s, step.pattern, step.seed)
+    offsets = arrivals(step.load, step.duration_s, step.pattern, step.seed)
     # Prompts are built before the clock starts: tokenizing 20k tokens at release time would
     # make every request late.
     prepared = [make_request(i, "warmup" if offset < step.warmup_s else "measure", offset) for i, offset in enumerate(offsets)]
-    t0, loop_t0 = time.perf_counter(), loop.time()
-    records: list[Record] = []
-    tasks: list[asyncio.Task] = []
+    run.t0, loop_t0 = time.perf_counter(), loop.time()
+    run.end_s = step.duration_s
 
     def release(record: Record, text: str) -> None:
-        if stop.is_set():
+        if watch.abort.is_set():
             return
-        record.sent_s = time.perf_counter() - t0
-        records.append(record)
-        tasks.append(asyncio.create_task(stream(client, endpoint, record, text, t0)))
+        record.sent_s = time.perf_counter() - run.t0
+        run.records.append(record)
+        task = asyncio.create_task(stream(client, endpoint, record, text, run.t0))
+        task.add_done_callback(lambda _t, r=record: watch.done(r))
+        tasks.append(task)
 
-    timers = [loop.call_at(loop_t0 + offset, release, *prepared[i]) for i, offset in enumerate(offsets)]
+    run.timers = [loop.call_at(loop_t0 + offset, release, *prepared[i]) for i, offset in enumerate(offsets)]
     if on_window_start:
-        timers.append(loop.call_at(loop_t0 + step.warmup_s, on_window_start))
-    end = t0 + step.duration_s
-    while time.perf_counter() < end and not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=min(0.5, max(0.0, end - time.perf_counter())))
-        except TimeoutError:
-            pass
-        if progress:
-            progress(records, tasks)
-    for timer in timers:
+        run.timers.append(loop.call_at(loop_t0 + step.warmup_s, on_window_start))
+
+
+async def _closed(client, endpoint, step: Step, make_request: MakeRequest, run: StepRun, watch: _Watch, tasks: list,
+                  on_window_start) -> None:
+    """``load`` users, each with one request in flight; prompts are built off the event loop."""
+    run.t0, run.end_s = time.perf_counter(), step.duration_s
+    counter = iter(range(1 << 62))
+
+    async def user() -> None:
+        while not watch.abort.is_set():
+            offset = time.perf_counter() - run.t0
+            if offset >= step.duration_s:
+                return
+            record, text = await asyncio.to_thread(make_request, next(counter), "warmup" if offset < step.warmup_s else "measure", offset)
+            record.sent_s = time.perf_counter() - run.t0
+            run.records.append(record)
+            task = asyncio.create_task(stream(client, endpoint, record, text, run.t0))
+            task.add_done_callback(lambda _t, r=record: watch.done(r))
+            tasks.append(task)
+            try:
+                await asyncio.shield(task)  # the step's end stops the user, not its request
+            except asyncio.CancelledError:
+                return
+
+    run.users = [asyncio.create_task(user()) for _ in range(int(step.load))]
+    if on_window_start:
+        run.timers.append(asyncio.get_running_loop().call_later(step.warmup_s, on_window_start))
+
+
+def _cancel_timers(run: StepRun) -> None:
+    for timer in run.timers:
         timer.cancel()
-    pending = {t for t in tasks if not t.done()}
-    deadline = end + step.drain_s
-    while pending and not stop.is_set() and time.perf_counter() < deadline:
-        _, pending = await asyncio.wait(pending, timeout=max(0.0, min(0.5, deadline - time.perf_counter())))
+    for user in run.users:
+        user.cancel()
+
+
+def _either(*events: asyncio.Event) -> asyncio.Task:
+    async def wait_any():
+        waits = [asyncio.create_task(e.wait()) for e in events]
+        try:
+            await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+
+    return asyncio.create_task(wait_any())
+
+
+async def _until(deadline: float, halt: asyncio.Task, run: StepRun, progress) -> None:
+    while time.perf_counter() < deadline and not halt.done():
+        await asyncio.wait([halt], timeout=min(0.5, max(0.0, deadline - time.perf_counter())))
         if progress:
-            progress(records, tasks)
-    for record, task in zip(records, tasks):
-        if not task.done():
-            task.cancel()
-            record.error = "interrupted" if stop.is_set() else f"unfinished after the {step.drain_s:.0f} s drain"
-    await asyncio.gather(*tasks, return_exceptions=True)
-    return records, t0
+            progress(run)
+
+
+async def _drain(tasks: list, deadline: float, halt: asyncio.Task, run: StepRun, progress) -> None:
+    while not halt.done() and time.perf_counter() < deadline:
+        pending = [t for t in tasks if not t.done()]
+        if not pending:
+            return
+        await asyncio.wait([*pending, halt], timeout=max(0.0, min(0.5, deadline - time.perf_counter())),
+                           return_when=asyncio.FIRST_COMPLETED)
+        if progress:
+            progress(run)

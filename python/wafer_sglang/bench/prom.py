@@ -1,63 +1,45 @@
-"""Prefix-cache counters from the server's Prometheus /metrics, for a window's hit rate.
-
-Per server family (counter totals, summed over label sets such as DP ranks):
-* sglang:    sglang:cached_tokens_total / sglang:prompt_tokens_total (all prompt tokens)
-* vLLM:      vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total (tokens)
-* llama.cpp: llamacpp:prompt_tokens_cached_total / (that + llamacpp:prompt_tokens_total),
-             whose prompt counter only counts the tokens it evaluated
-"""
+"""Scraping the servers' /metrics around a step (one server, or every worker behind a router),
+with the run's headers; what the counters mean is ``wafer_sglang.metrics``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
 
 import aiohttp
 
-FAMILIES = {
-    "sglang": ("sglang:cached_tokens", "sglang:prompt_tokens", False),
-    "vllm": ("vllm:prefix_cache_hits", "vllm:prefix_cache_queries", False),
-    "llama.cpp": ("llamacpp:prompt_tokens_cached", "llamacpp:prompt_tokens", True),
-}
+from wafer_sglang import metrics
 
 
-@dataclass(frozen=True)
-class CacheCounters:
-    family: str
-    cached: float
-    prompt: float  # all prompt tokens the server saw
-
-    def hit_rate_since(self, earlier: "CacheCounters") -> float | None:
-        prompt = self.prompt - earlier.prompt
-        return (self.cached - earlier.cached) / prompt if prompt > 0 else None
-
-
-def totals(text: str) -> dict[str, float]:
-    """Every sample's value by metric name, summed over label sets (DP ranks, model names)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    sums: dict[str, float] = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            sums[sample.name] = sums.get(sample.name, 0.0) + sample.value
-    return sums
-
-
-def parse(text: str) -> CacheCounters | None:
-    sums = totals(text)
-    for name, (cached, prompt, evaluated_only) in FAMILIES.items():
-        cached_total, prompt_total = sums.get(cached + "_total"), sums.get(prompt + "_total")
-        if cached_total is not None and prompt_total is not None:
-            all_prompt = prompt_total + cached_total if evaluated_only else prompt_total
-            return CacheCounters(name, cached_total, all_prompt)
-    return None
-
-
-async def scrape(client: aiohttp.ClientSession, base_url: str) -> CacheCounters | None:
-    """The server's counters, or None when it has no (known) metrics endpoint."""
+async def scrape_one(client: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str]) -> metrics.Totals | None:
+    """The server's counter totals, or None (no endpoint, an error, not Prometheus text)."""
     try:
-        async with client.get(base_url.rstrip("/") + "/metrics", timeout=aiohttp.ClientTimeout(total=10)) as response:
+        async with client.get(base_url.rstrip("/") + "/metrics", headers=dict(headers),
+                              timeout=aiohttp.ClientTimeout(total=10)) as response:
             if response.status != 200:
                 return None
-            return parse(await response.text())
-    except (aiohttp.ClientError, TimeoutError, OSError):
+            return metrics.totals(await response.text(errors="replace"))
+    except (aiohttp.ClientError, TimeoutError, OSError, UnicodeError):
         return None
+
+
+async def scrape(client: aiohttp.ClientSession, urls: list[str], headers: Mapping[str, str]) -> dict[str, metrics.Totals | None]:
+    return {url: await scrape_one(client, url, headers) for url in urls}
+
+
+def window(before: dict[str, metrics.Totals | None], after: dict[str, metrics.Totals | None]) -> dict:
+    """The fleet's hit rate and acceptance over the window, and each server's share."""
+    total_before, total_after = metrics.merge(list(before.values())), metrics.merge(list(after.values()))
+    hit = metrics.hit_rate(total_before, total_after)
+    accepted = metrics.acceptance(total_before, total_after)
+    result = {"cache_hit_server": hit[1] if hit else None, "metrics_family": hit[0] if hit else None,
+              "accept_length": accepted.accept_length if accepted else None}
+    if len(after) > 1:
+        result["per_server"] = {url: _share(before.get(url), after[url]) for url in after}
+    return result
+
+
+def _share(before: metrics.Totals | None, after: metrics.Totals | None) -> dict:
+    hit = metrics.hit_rate(before, after)
+    prompt = next((after.get(p, 0.0) - before.get(p, 0.0) for _, (_, p, _) in metrics.HIT_RATE.items()
+                   if before and after and p in after), None)
+    return {"cache_hit": hit[1] if hit else None, "prompt_tokens_evaluated": prompt}

@@ -7,7 +7,9 @@ encodes back to exactly those ids; ``build`` still verifies, and repairs the rar
 
 Layouts:
 * sweep: [shared prefix of the group][nonce][unique filler]; the prefix is the part meant to
-  hit the cache, its end a word boundary, so it tokenizes identically in every request;
+  hit the cache, its end a word boundary, so it tokenizes identically in every request. Each
+  request's group is drawn at random (seeded): ``index % groups`` lines up with round-robin
+  routing over a divisor of the group count and hides cache misses;
 * single stream: [nonce][filler] — nothing may hit a cache.
 The nonce (per run and request) opens whatever must miss, so a rerun cannot hit the cache a
 previous run left behind.
@@ -93,22 +95,30 @@ class Prompt:
     tokens: int  # by our tokenizer; the server's usage is the authority
     prefix_tokens: int  # the part meant to hit the cache
     group: int
+    output_len: int | None = None  # None: the run's --output-len
 
 
 class SweepPrompts:
     """Shared-prefix prompts: ``cache_hit`` of each prompt is the group's prefix."""
 
-    def __init__(self, builder: PromptBuilder, input_len: int, cache_hit: float, groups: int, run_nonce: str):
+    def __init__(self, builder: PromptBuilder, input_len: int, cache_hit: float, groups: int, run_nonce: str,
+                 seed: int = 0):
         if not 0 <= cache_hit < 1:
             raise WaferError("--cache-hit must be in [0, 1)")
-        self.builder, self.input_len, self.run_nonce = builder, input_len, run_nonce
+        if groups < 1:
+            raise WaferError("--prefix-groups must be at least 1")
+        self.builder, self.input_len, self.run_nonce, self.seed = builder, input_len, run_nonce, seed
+        self.cache_hit = cache_hit
         prefix_len = round(input_len * cache_hit)
         if input_len - prefix_len < NONCE_TOKENS + 1:
             raise WaferError(f"--input-len {input_len} leaves no room for a unique suffix at --cache-hit {cache_hit}")
         self.prefixes = [builder.random_ids(prefix_len, random.Random(f"{run_nonce}/prefix/{g}")) for g in range(groups)]
 
+    def group_of(self, index: int) -> int:
+        return random.Random(f"{self.seed}/group/{index}").randrange(len(self.prefixes))
+
     def make(self, index: int, group: int | None = None) -> Prompt:
-        group = index % len(self.prefixes) if group is None else group
+        group = self.group_of(index) if group is None else group
         prefix = self.prefixes[group]
         rng = random.Random(f"{self.run_nonce}/request/{index}")
         suffix = self.builder.nonce(f"{self.run_nonce}/{index}") + self.builder.random_ids(self.input_len - len(prefix) - NONCE_TOKENS, rng)
@@ -126,3 +136,49 @@ def unique_prompt(builder: PromptBuilder, input_len: int, key: str) -> Prompt:
     ids = builder.nonce(key) + builder.random_ids(input_len - NONCE_TOKENS, random.Random(key))
     text, tokens = builder.build(ids)
     return Prompt(text, tokens, 0, -1)
+
+
+class ShareGPTPrompts:
+    """Real conversations (ShareGPT JSON, a local file): each request sends a conversation's first
+    human turn and asks for as many tokens as its first reply had (sglang bench_serving's
+    sharegpt dataset). No shared prefixes: the hit rate is whatever the data has."""
+
+    cache_hit = None
+    prefixes: list = []
+
+    def __init__(self, builder: PromptBuilder, path: Path, seed: int, max_input_len: int | None = None):
+        self.builder = builder
+        self.pairs = _sharegpt_pairs(path, builder, max_input_len)
+        random.Random(seed).shuffle(self.pairs)
+
+    def make(self, index: int, group: int | None = None) -> Prompt:
+        text, tokens, output_len = self.pairs[index % len(self.pairs)]
+        return Prompt(text, tokens, 0, -1, output_len)
+
+    def primer(self, group: int) -> Prompt:
+        raise IndexError(group)
+
+
+def _sharegpt_pairs(path: Path, builder: PromptBuilder, max_input_len: int | None) -> list[tuple[str, int, int]]:
+    import json
+
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as exc:
+        raise WaferError(f"--dataset sharegpt {path}: cannot read it as JSON ({exc})") from None
+    pairs = []
+    for item in data if isinstance(data, list) else []:
+        turns = item.get("conversations") if isinstance(item, dict) else None
+        if not isinstance(turns, list) or len(turns) < 2:
+            continue
+        human, reply = turns[0], turns[1]
+        if not all(isinstance(t, dict) and isinstance(t.get("value"), str) for t in (human, reply)):
+            continue
+        tokens, output_len = builder.count(human["value"]), builder.count(reply["value"])
+        if tokens < 4 or output_len < 4 or (max_input_len and tokens > max_input_len):
+            continue  # bench_serving's own filter for too-short pairs
+        pairs.append((human["value"], tokens, output_len))
+    if not pairs:
+        raise WaferError(f"--dataset sharegpt {path}: no usable conversations (a JSON list of "
+                         '{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]})')
+    return pairs

@@ -1,72 +1,129 @@
-"""Benchmark outputs: summary.json, requests.jsonl, table.md, plots."""
+"""Benchmark outputs: summary.json, requests.jsonl, table.md, bench_serving.jsonl and plots."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from wafer_sglang.bench.knee import Slo, judged, load_of
 from wafer_sglang.bench.stats import AGGREGATE_DEFINITION
 from wafer_sglang.fsutil import atomic_write_text
+
+PLOTS = ("throughput.png", "ttft.png", "pareto.png")
 
 
 def _fmt(value, pattern: str, missing: str = "-") -> str:
     return missing if value is None else pattern.format(value)
 
 
-def markdown_table(steps: list[dict], knee_rps: float | None, cost: bool) -> str:
-    """The seed's columns, then the rest of what users ask for."""
-    head = ["Sustained RPS", "Aggregate tok/s/node", "TTFT p50 / p95", "Success", "Achieved RPS", "TPOT p50",
-            "Cache hit (client / server)"]
+def _load_label(step: dict) -> str:
+    key, value = load_of(step)
+    if key == "concurrency":
+        return f"{value:g} users"
+    return f"{value:g} ({_fmt(step.get('offered_rps'), '{:.2f}')})"
+
+
+def markdown_table(steps: list[dict], knee: dict, slo: Slo, cost: bool) -> str:
+    """The seed's columns, then the rest of what users ask for, and each step's verdict."""
+    closed = bool(steps) and steps[0].get("mode") == "concurrency"
+    head = ["Users" if closed else "Target RPS (offered)", "Aggregate tok/s/node", "TTFT p50 / p95", "Success",
+            "TPOT p50", "Cache hit (client / server)", "Accept len", "Verdict"]
     if cost:
-        head += ["$/M output tok", "$/M total tok"]
+        head[-1:-1] = ["$/M output tok", "$/M total tok"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    knee_value = knee.get("concurrency", knee.get("target_rps"))
     for s in steps:
-        label = f"{s['target_rps']:g}" + (" (knee)" if knee_rps == s["target_rps"] else "")
-        row = [label, _fmt(s["output_tok_s"], "{:.0f}"),
+        reasons = slo.failures(s)
+        verdict = ("knee" if load_of(s)[1] == knee_value else "ok") if not reasons else "failed: " + "; ".join(reasons)
+        if not judged(s):
+            verdict = "not judged: no request measured (window too short for the rate)"
+        row = [_load_label(s), _fmt(s["output_tok_s"], "{:.0f}"),
                f"{_fmt(s['ttft_p50_s'], '{:.2f}s')} / {_fmt(s['ttft_p95_s'], '{:.2f}s')}",
                _fmt(s["success_rate"] and s["success_rate"] * 100, "{:.0f}%", "0%"),
-               _fmt(s["achieved_rps"], "{:.2f}"), _fmt(s["tpot_p50_s"] and s["tpot_p50_s"] * 1000, "{:.1f} ms"),
-               f"{_fmt(s['cache_hit_client'], '{:.2f}')} / {_fmt(s['cache_hit_server'], '{:.2f}')}"]
+               _fmt(s["tpot_p50_s"] and s["tpot_p50_s"] * 1000, "{:.1f} ms"),
+               f"{_fmt(s['cache_hit_client'], '{:.2f}')} / {_fmt(s['cache_hit_server'], '{:.2f}')}",
+               _fmt(s.get("accept_length"), "{:.2f}"), verdict]
         if cost:
-            row += [_fmt(s.get("usd_per_m_output_tokens"), "${:.2f}"), _fmt(s.get("usd_per_m_total_tokens"), "${:.3f}")]
+            row[-1:-1] = [_fmt(s.get("usd_per_m_output_tokens"), "${:.2f}"), _fmt(s.get("usd_per_m_total_tokens"), "${:.3f}")]
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", f"_{AGGREGATE_DEFINITION}._"]
+    lines += ["", f"_{AGGREGATE_DEFINITION}._", "", "_Knee rules: " + "; ".join(slo.rules()) + "._"]
     return "\n".join(lines) + "\n"
 
 
-def plots(steps: list[dict], out: Path, knee_rps: float | None) -> list[Path]:
+def title(summary: dict) -> str:
+    run, workload = summary["run"], summary["workload"]
+    shape = (f"ShareGPT {workload['dataset_file']}" if workload.get("dataset") == "sharegpt"
+             else f"{workload['input_len']} in / {workload['output_len']} out, {workload['cache_hit_target']:.0%} prefix hit")
+    return (f"{run['server']['model']} @ {run['server']['url']} — {shape}\n"
+            f"{run['started'][:10]}, wafer-sglang {run['client']['wafer_sglang']}")
+
+
+def plots(summary: dict, out: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    rates = [s["target_rps"] for s in steps]
+    steps, slo = summary["steps"], Slo(**summary["knee"]["slo"])
+    closed = steps[0].get("mode") == "concurrency"
+    xs = [s["concurrency"] if closed else (s.get("offered_rps") or s["target_rps"]) for s in steps]
+    xlabel = "concurrent users" if closed else "offered requests / s (released in the window)"
+    failed = [judged(s) and bool(slo.failures(s)) for s in steps]
     made = []
     for name, series, ylabel in (
         ("throughput.png", [("output tok/s (aggregate/node)", "output_tok_s")], "tokens / s"),
         ("ttft.png", [("TTFT p50", "ttft_p50_s"), ("TTFT p95", "ttft_p95_s")], "seconds"),
     ):
-        fig, ax = plt.subplots(figsize=(7, 4.2), dpi=110)
+        fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
         for label, key in series:
-            ax.plot(rates, [s[key] if s[key] is not None else float("nan") for s in steps], marker="o", label=label)
-        if knee_rps is not None:
-            ax.axvline(knee_rps, color="grey", linestyle="--", label=f"knee {knee_rps:g} rps")
-        ax.set_xlabel("target requests / s")
-        ax.set_ylabel(ylabel)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        fig.tight_layout()
-        fig.savefig(out / name)
-        plt.close(fig)
-        made.append(out / name)
+            ys = [s[key] if s[key] is not None else float("nan") for s in steps]
+            ax.plot(xs, ys, marker="o", label=label)
+            bad = [(x, y) for x, y, f in zip(xs, ys, failed) if f]
+            if bad:
+                ax.scatter(*zip(*bad), marker="x", s=90, color="red", zorder=3,
+                           label="failed step" if key == series[0][1] else None)
+        if name == "ttft.png":
+            ax.axhline(slo.ttft_p95_s, color="red", linestyle=":", label=f"SLO: TTFT p95 <= {slo.ttft_p95_s:g} s")
+        _decorate(ax, summary, xlabel, ylabel)
+        made.append(save_png(fig, out / name))
+    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+    per_gpu = [(s.get("inferencex") or {}).get("output_tok_s_per_gpu") for s in steps]
+    per_user = [(s.get("inferencex") or {}).get("interactivity_tok_s_user") for s in steps]
+    points = [(u, g, x) for u, g, x in zip(per_user, per_gpu, xs) if u and g]
+    if points:
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+        for u, g, x in points:
+            ax.annotate(f"{x:g}", (u, g), textcoords="offset points", xytext=(4, 4), fontsize=8)
+    _decorate(ax, summary, "interactivity: tok/s per user (1000 / TPOT p50 ms)", "output tok/s per GPU", legend=False)
+    made.append(save_png(fig, out / "pareto.png"))
     return made
 
 
-def write(out: Path, summary: dict, records: list, steps: list[dict], cost: bool) -> None:
+def _decorate(ax, summary: dict, xlabel: str, ylabel: str, legend: bool = True) -> None:
+    ax.set_title(title(summary), fontsize=9)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if legend:
+        ax.legend(fontsize=8)
+
+
+def save_png(fig, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    tmp = path.with_name(f".{path.name}.tmp")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    tmp.replace(path)
+    return path
+
+
+def write(out: Path, summary: dict, records: list, exports: list[dict], cost: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
-    knee_rps = (summary.get("knee") or {}).get("target_rps")
-    atomic_write_text(out / "table.md", markdown_table(steps, knee_rps, cost))
-    if steps:
-        plots(steps, out, knee_rps)
+    atomic_write_text(out / "bench_serving.jsonl", "".join(json.dumps(row) + "\n" for row in exports))
+    atomic_write_text(out / "table.md", markdown_table(summary["steps"], summary["knee"], Slo(**summary["knee"]["slo"]), cost))
+    if summary["steps"]:
+        plots(summary, out)

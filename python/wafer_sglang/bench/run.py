@@ -1,8 +1,10 @@
-"""`bench sweep` and `bench single`: run, measure, and write what was measured (Ctrl-C included)."""
+"""`bench sweep` and `bench single`: check, run, measure, and write what was measured (Ctrl-C and
+SIGTERM included, at once)."""
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import platform
 import signal
 import statistics
@@ -15,23 +17,33 @@ from pathlib import Path
 import aiohttp
 
 from wafer_sglang import __version__
-from wafer_sglang.bench import prom, report
-from wafer_sglang.bench.client import Endpoint, Record, make_client, stream
-from wafer_sglang.bench.load import Step, run_step
-from wafer_sglang.bench.prompts import PromptBuilder, SweepPrompts, load_tokenizer, tokenizer_hash, unique_prompt
-from wafer_sglang.bench.stats import AGGREGATE_DEFINITION, Slo, add_costs, knee, step_stats
+from wafer_sglang.bench import export, preflight, prom, report
+from wafer_sglang.bench.client import Record, make_client, stream
+from wafer_sglang.bench.endpoint import Endpoint
+from wafer_sglang.bench.knee import Slo, describe, judged, knee
+from wafer_sglang.bench.load import Step, StepRun, run_step
+from wafer_sglang.bench.prompts import (
+    PromptBuilder,
+    ShareGPTPrompts,
+    SweepPrompts,
+    load_tokenizer,
+    tokenizer_hash,
+    unique_prompt,
+)
+from wafer_sglang.bench.stats import AGGREGATE_DEFINITION, add_costs, step_stats
 
 
 @dataclass
 class SweepOptions:
     endpoint: Endpoint
-    tokenizer: str
+    tokenizer: str | None  # None: the served model's name
     out: Path
     input_len: int = 20000
     output_len: int = 1000
     cache_hit: float = 0.6
     prefix_groups: int = 8
-    rates: list[float] = field(default_factory=lambda: [0.5, 1, 1.5, 2, 2.25, 2.4])
+    loads: list[float] = field(default_factory=lambda: [0.5, 1, 1.5, 2, 2.25, 2.4])
+    closed: bool = False  # loads are concurrent users (--max-concurrency), not rates
     step_seconds: float = 300.0
     warmup_seconds: float = 30.0
     drain_seconds: float = 300.0
@@ -41,14 +53,18 @@ class SweepOptions:
     slo: Slo = field(default_factory=Slo)
     price: tuple[float, str] | None = None
     gpus: int = 8
+    dataset: Path | None = None  # ShareGPT JSON instead of the synthetic shared-prefix prompts
+    metrics_urls: list[str] = field(default_factory=list)  # default: the server's own
+    fail_after: int = 20
 
 
-async def server_info(client: aiohttp.ClientSession, url: str) -> dict:
+async def server_info(client: aiohttp.ClientSession, endpoint: Endpoint) -> dict:
     """Whatever the server says about itself (sglang, vLLM, llama.cpp endpoints), best effort."""
     info = {}
     for path in ("/v1/models", "/get_server_info", "/version", "/props"):
         try:
-            async with client.get(url.rstrip("/") + path, timeout=aiohttp.ClientTimeout(total=10)) as response:
+            async with client.get(endpoint.url + path, headers=dict(endpoint.headers),
+                                  timeout=aiohttp.ClientTimeout(total=10)) as response:
                 if response.status != 200 or not response.content_type.endswith("json"):
                     continue
                 body = await response.json()
@@ -58,17 +74,22 @@ async def server_info(client: aiohttp.ClientSession, url: str) -> dict:
     return info
 
 
-def _metadata(options, server: dict, tokenizer, started: str, command: str) -> dict:
+async def connect(client: aiohttp.ClientSession, endpoint: Endpoint) -> Endpoint:
+    """The endpoint with the model it serves (checked, or taken from /v1/models)."""
+    served = await preflight.served_models(client, endpoint)
+    return dataclasses.replace(endpoint, model=preflight.choose_model(endpoint.model, served, endpoint.url))
+
+
+def _metadata(endpoint: Endpoint, server: dict, tokenizer, spec: str, seed: int, started: str, command: str) -> dict:
     return {
         "command": command,
         "started": started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "client": {"wafer_sglang": __version__, "aiohttp": aiohttp.__version__, "python": platform.python_version(),
                    "host": platform.node()},
-        "server": {"url": options.endpoint.url, "model": options.endpoint.model, "api": options.endpoint.api,
-                   "force_length": options.endpoint.force_length, "info": server},
-        "tokenizer": {"spec": options.tokenizer, "sha256_16": tokenizer_hash(tokenizer)},
-        "seed": options.seed,
+        "server": {**endpoint.public(), "info": server},
+        "tokenizer": {"spec": spec, "sha256_16": tokenizer_hash(tokenizer)},
+        "seed": seed,
     }
 
 
@@ -85,7 +106,7 @@ class _Live:
             from rich.console import Console
             from rich.live import Live
 
-            self.live = Live(console=Console(stderr=True), refresh_per_second=4, transient=False)
+            self.live = Live(console=Console(stderr=True), refresh_per_second=4, transient=True)
             self.live.__enter__()
         return self
 
@@ -93,110 +114,189 @@ class _Live:
         if self.live:
             self.live.__exit__(*exc)
 
-    def update(self, rate: float, records: list[Record], tasks: list, started: float) -> None:
+    def update(self, label: str, run: StepRun) -> None:
         now = time.perf_counter()
         if not self.tty and now - self.last < 10:
             return
         self.last = now
-        done = sum(t.done() for t in tasks)
-        failed = sum(1 for r, t in zip(records, tasks) if t.done() and not r.ok)
-        line = (f"rate {rate:g} rps | {now - started:6.1f} s | sent {len(records)} | done {done} | "
-                f"in flight {len(tasks) - done} | failed {failed}")
+        done = sum(1 for r in run.records if r.e2e_s is not None or r.error)
+        failed = sum(1 for r in run.records if r.error)
+        line = (f"{label} | {now - run.t0:6.1f} s | sent {len(run.records)} | done {done} | "
+                f"in flight {len(run.records) - done} | failed {failed}")
         if self.live:
             self.live.update(line)
         else:
             print(line, file=sys.stderr, flush=True)
 
+    def say(self, text: str) -> None:
+        (self.live.console.print if self.live else lambda t: print(t, file=sys.stderr, flush=True))(text)
 
-async def _prime(client, endpoint: Endpoint, prompts: SweepPrompts, rate: float) -> list[Record]:
+
+async def _prime(client, endpoint: Endpoint, prompts, load: float, stop: asyncio.Event) -> list[Record]:
     """One request per prefix group, sequentially, so the measured requests find them cached."""
     primed = []
-    for group in range(len(prompts.prefixes)):
+    for group in range(len(prompts.prefixes) if prompts.cache_hit else 0):
+        if stop.is_set():
+            break
         prompt = prompts.primer(group)
-        record = Record(index=-1 - group, step=rate, phase="prime", intended_s=0.0,
-                        expected_prompt_tokens=prompt.tokens, requested_output=1)
-        primed.append(await stream(client, endpoint, record, prompt.text, time.perf_counter()))
+        record = Record(index=-1 - group, step=load, phase="prime", intended_s=0.0,
+                        expected_prompt_tokens=prompt.tokens, requested_output=1, group=group)
+        await _unless_stopped(stream(client, endpoint, record, prompt.text, time.perf_counter()), stop)
+        primed.append(record)
     return primed
 
 
+async def _unless_stopped(request, stop: asyncio.Event):
+    """Await one request, cancelled (and recorded so) the moment the run is stopped."""
+    task, stopped = asyncio.create_task(request), asyncio.create_task(stop.wait())
+    await asyncio.wait([task, stopped], return_when=asyncio.FIRST_COMPLETED)
+    for t in (task, stopped):
+        t.cancel()
+    results = await asyncio.gather(task, stopped, return_exceptions=True)
+    return results[0]
+
+
 def _install_stop() -> asyncio.Event:
+    """Ctrl-C and SIGTERM end the run at once: in-flight requests are cancelled and recorded."""
     stop = asyncio.Event()
-    try:
-        asyncio.get_running_loop().add_signal_handler(signal.SIGINT, stop.set)
-    except (NotImplementedError, RuntimeError):
-        pass
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+        except (NotImplementedError, RuntimeError, ValueError):
+            pass
     return stop
 
 
-async def sweep(options: SweepOptions, command: str) -> dict:
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    tokenizer = load_tokenizer(options.tokenizer)
+class _Sweep:
+    """One sweep's state: what it writes after every step."""
+
+    def __init__(self, options: SweepOptions, command: str):
+        self.options, self.command = options, command
+        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        self.records: list[Record] = []
+        self.steps: list[dict] = []
+        self.exports: list[dict] = []
+
+    def workload(self) -> dict:
+        o = self.options
+        shape = ({"dataset": "sharegpt", "dataset_file": str(o.dataset)} if o.dataset else
+                 {"input_len": o.input_len, "output_len": o.output_len, "cache_hit_target": o.cache_hit,
+                  "prefix_groups": o.prefix_groups, "prefix_groups_drawn": "at random per request (seeded)"})
+        return {**shape, "mode": "closed loop (concurrent users)" if o.closed else f"open loop ({o.arrival} arrivals)",
+                "step_seconds": o.step_seconds, "warmup_seconds": o.warmup_seconds, "drain_seconds": o.drain_seconds}
+
+    def summary(self, endpoint, server, tokenizer) -> dict:
+        o = self.options
+        out = {
+            "run": _metadata(endpoint, server, tokenizer, o.tokenizer or endpoint.model, o.seed, self.started, self.command),
+            "workload": self.workload(),
+            "definitions": {"aggregate_tok_s_node": AGGREGATE_DEFINITION,
+                            "offered_rps": "measured requests the client released in the window / window length",
+                            "cache_hit_server": "delta of the servers' cached/prompt token counters over the measured window",
+                            "accept_length": "speculative decoding: tokens per target forward over the window (server counters)",
+                            "inferencex": "output/total tok/s per GPU (--gpus), interactivity = 1000 / TPOT p50 ms"},
+            "steps": self.steps,
+            "knee": knee(self.steps, o.slo),
+        }
+        if o.price:
+            out["cost"] = {"usd_per_gpu_hour": o.price[0], "source": o.price[1], "gpus_per_node": o.gpus}
+        return out
+
+    def write(self, endpoint, server, tokenizer) -> dict:
+        summary = self.summary(endpoint, server, tokenizer)
+        for row in self.exports:
+            row["server_info"] = server
+        report.write(self.options.out, summary, self.records, self.exports, cost=self.options.price is not None)
+        return summary
+
+
+def _prompts(options: SweepOptions, tokenizer):
     builder = PromptBuilder(tokenizer, options.seed)
-    run_nonce = f"{time.time_ns()}-{options.seed}"
-    prompts = SweepPrompts(builder, options.input_len, options.cache_hit, options.prefix_groups, run_nonce)
+    if options.dataset:
+        return ShareGPTPrompts(builder, options.dataset, options.seed)
+    return SweepPrompts(builder, options.input_len, options.cache_hit, options.prefix_groups,
+                        f"{time.time_ns()}-{options.seed}", options.seed)
+
+
+async def sweep(options: SweepOptions, command: str) -> dict:
+    state = _Sweep(options, command)
     stop = _install_stop()
-    window = options.step_seconds - options.warmup_seconds
-    all_records: list[Record] = []
-    steps: list[dict] = []
     async with make_client(options.keepalive) as client:
-        server = await server_info(client, options.endpoint.url)
+        endpoint = await connect(client, options.endpoint)
+        tokenizer = load_tokenizer(options.tokenizer or endpoint.model)
+        prompts = _prompts(options, tokenizer)
+        server = await server_info(client, endpoint)
+        metrics_urls = options.metrics_urls or [endpoint.url]
+        print(f"bench sweep: {endpoint.model} at {endpoint.url}; "
+              + preflight.describe_plan(len(options.loads), options.step_seconds, options.drain_seconds)
+              + f"; writing {options.out}", file=sys.stderr, flush=True)
         with _Live() as live:
-            for number, rate in enumerate(options.rates):
+            for number, load in enumerate(options.loads):
                 if stop.is_set():
                     break
-                all_records += await _prime(client, options.endpoint, prompts, rate)
-                counters = {}
-                base_index = len(all_records)
-
-                def make_request(index: int, phase: str, offset: float, rate=rate, base=base_index):
-                    prompt = prompts.make(base + index)
-                    return Record(index=base + index, step=rate, phase=phase, intended_s=offset,
-                                  expected_prompt_tokens=prompt.tokens, requested_output=options.output_len), prompt.text
-
-                step = Step(rate, options.step_seconds, options.warmup_seconds, options.drain_seconds, options.arrival, options.seed + number)
-                began = time.perf_counter()
-
-                def window_start(counters=counters):
-                    counters["before"] = asyncio.create_task(prom.scrape(client, options.endpoint.url))
-
-                records, _ = await run_step(client, options.endpoint, step, make_request, stop,
-                                            lambda r, t, rate=rate: live.update(rate, r, t, began), window_start)
-                before = await counters["before"] if "before" in counters else None
-                after = await prom.scrape(client, options.endpoint.url)
-                server_hit = after.hit_rate_since(before) if before and after else None
-                stats = step_stats(records, rate, window, options.cache_hit, server_hit, options.output_len)
+                stats = await _step(client, endpoint, options, prompts, state, number, load, metrics_urls, stop, live)
                 stats["interrupted"] = stop.is_set()
-                if options.price:
-                    add_costs(stats, options.price[0], options.gpus)
-                steps.append(stats)
-                all_records += records
-                summary = _summary(options, server, tokenizer, started, command, steps)
-                report.write(options.out, summary, all_records, steps, cost=options.price is not None)
-    summary = _summary(options, server, tokenizer, started, command, steps)
-    report.write(options.out, summary, all_records, steps, cost=options.price is not None)
-    return summary
+                state.steps.append(stats)
+                state.write(endpoint, server, tokenizer)
+                live.say(_step_line(number, options, stats))
+    return state.write(endpoint, server, tokenizer)
 
 
-def _summary(options: SweepOptions, server, tokenizer, started, command, steps) -> dict:
-    summary = {
-        "run": _metadata(options, server, tokenizer, started, command),
-        "workload": {"input_len": options.input_len, "output_len": options.output_len, "cache_hit_target": options.cache_hit,
-                     "prefix_groups": options.prefix_groups, "arrival": options.arrival, "step_seconds": options.step_seconds,
-                     "warmup_seconds": options.warmup_seconds, "drain_seconds": options.drain_seconds},
-        "definitions": {"aggregate_tok_s_node": AGGREGATE_DEFINITION,
-                        "cache_hit_server": "delta of the server's cached/prompt token counters over the measured window"},
-        "steps": steps,
-        "knee": knee(steps, options.slo),
-    }
+async def _step(client, endpoint: Endpoint, options: SweepOptions, prompts, state: _Sweep, number: int, load: float,
+                metrics_urls: list[str], stop: asyncio.Event, live: _Live) -> dict:
+    state.records += await _prime(client, endpoint, prompts, load, stop)
+    base_index, window = len(state.records), {}
+
+    def make_request(index: int, phase: str, offset: float):
+        prompt = prompts.make(base_index + index)
+        output_len = prompt.output_len or options.output_len
+        return Record(index=base_index + index, step=load, phase=phase, intended_s=offset, group=prompt.group,
+                      expected_prompt_tokens=prompt.tokens, requested_output=output_len), prompt.text
+
+    def window_start():
+        window["before"] = asyncio.create_task(prom.scrape(client, metrics_urls, endpoint.headers))
+
+    step = Step(load, options.closed, options.step_seconds, options.warmup_seconds, options.drain_seconds,
+                options.arrival, options.seed + number, options.fail_after)
+    label = f"step {number + 1}/{len(options.loads)} ({load:g} {'users' if options.closed else 'rps'})"
+    run = await run_step(client, endpoint, step, make_request, stop, lambda r: live.update(label, r), window_start)
+    before = await window["before"] if "before" in window else {}
+    after = await prom.scrape(client, metrics_urls, endpoint.headers)
+    counters = prom.window(before, after) if before else {}
+    stats = step_stats(run, step, prompts.cache_hit, counters.get("cache_hit_server"),
+                       None if options.dataset else options.output_len)
+    stats.update({k: v for k, v in counters.items() if k != "cache_hit_server"})
+    stats["inferencex"] = export.inferencex(stats, options.gpus)
     if options.price:
-        summary["cost"] = {"usd_per_gpu_hour": options.price[0], "source": options.price[1], "gpus_per_node": options.gpus}
-    return summary
+        add_costs(stats, options.price[0], options.gpus)
+    state.records += run.records
+    summary_run = {"server": endpoint.public()}
+    state.exports.append(export.bench_serving_result(stats, run.records, summary_run, state.workload(),
+                                                     options.step_seconds - options.warmup_seconds))
+    return stats
+
+
+def _step_line(number: int, options: SweepOptions, stats: dict) -> str:
+    reasons = options.slo.failures(stats) if judged(stats) else ["not judged: no request measured in the window"]
+    left = len(options.loads) - number - 1
+    eta = f"; {left} step(s) left, ETA {left * options.step_seconds / 60:.0f}-{left * (options.step_seconds + options.drain_seconds) / 60:.0f} min" if left else ""
+    unit = "users" if options.closed else "rps"
+    figures = (f"{stats['output_tok_s'] or 0:.0f} tok/s, TTFT p50/p95 {stats['ttft_p50_s'] or 0:.2f}/{stats['ttft_p95_s'] or 0:.2f} s, "
+               f"{(stats['success_rate'] or 0):.0%} ok" + (f", offered {stats['offered_rps']:.2f} rps" if not options.closed else ""))
+    verdict = "sustained" if not reasons else "FAILED: " + "; ".join(reasons)
+    load = stats.get("concurrency", stats.get("target_rps"))
+    return f"step {number + 1}/{len(options.loads)} ({load:g} {unit}): {figures} -- {verdict}{eta}"
+
+
+def knee_line(summary: dict) -> str:
+    return describe(summary["knee"])
 
 
 @dataclass
 class SingleOptions:
     endpoint: Endpoint
-    tokenizer: str
+    tokenizer: str | None
     out: Path
     input_len: int = 10000
     output_len: int = 1500
@@ -208,26 +308,34 @@ async def single(options: SingleOptions, command: str) -> dict:
     """Artificial Analysis single stream: unique prompts, one at a time; output speed = tokens
     per second after the first chunk (TTFT excluded), median over runs."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    tokenizer = load_tokenizer(options.tokenizer)
-    builder = PromptBuilder(tokenizer, options.seed)
-    run_nonce = f"{time.time_ns()}-{options.seed}"
     stop = _install_stop()
     records = []
     async with make_client(False) as client:
-        server = await server_info(client, options.endpoint.url)
+        endpoint = await connect(client, options.endpoint)
+        tokenizer = load_tokenizer(options.tokenizer or endpoint.model)
+        builder = PromptBuilder(tokenizer, options.seed)
+        run_nonce = f"{time.time_ns()}-{options.seed}"
+        server = await server_info(client, endpoint)
         for index in range(options.runs):
             if stop.is_set():
                 break
             prompt = unique_prompt(builder, options.input_len, f"{run_nonce}/single/{index}")
             record = Record(index=index, step=0.0, phase="measure", intended_s=0.0,
                             expected_prompt_tokens=prompt.tokens, requested_output=options.output_len)
-            records.append(await stream(client, options.endpoint, record, prompt.text, time.perf_counter()))
+            await _unless_stopped(stream(client, endpoint, record, prompt.text, time.perf_counter()), stop)
+            records.append(record)
             print(f"run {index + 1}/{options.runs}: {_speed(record) or 0:.1f} tok/s, TTFT {record.ttft_s or 0:.2f} s"
                   + (f" ({record.error})" if record.error else ""), file=sys.stderr, flush=True)
+    summary = _single_summary(options, endpoint, server, tokenizer, started, command, records, stop.is_set())
+    _write_single(options, summary, records)
+    return summary
+
+
+def _single_summary(options, endpoint, server, tokenizer, started, command, records, interrupted) -> dict:
     ok = [r for r in records if r.ok]
     speeds = [s for r in ok if (s := _speed(r)) is not None]
-    summary = {
-        "run": _metadata(options, server, tokenizer, started, command),
+    return {
+        "run": _metadata(endpoint, server, tokenizer, options.tokenizer or endpoint.model, options.seed, started, command),
         "workload": {"input_len": options.input_len, "output_len": options.output_len, "runs": options.runs},
         "definitions": {"output_speed_tok_s": "(completion tokens - 1) / (end - first chunk): tokens per second after the first chunk, TTFT excluded (Artificial Analysis)"},
         "runs": [{"index": r.index, "output_speed_tok_s": _speed(r), "ttft_s": r.ttft_s, "e2e_s": r.e2e_s,
@@ -235,8 +343,11 @@ async def single(options: SingleOptions, command: str) -> dict:
         "median_output_speed_tok_s": statistics.median(speeds) if speeds else None,
         "median_ttft_s": statistics.median([r.ttft_s for r in ok]) if ok else None,
         "success_rate": len(ok) / len(records) if records else None,
-        "interrupted": stop.is_set(),
+        "interrupted": interrupted,
     }
+
+
+def _write_single(options: SingleOptions, summary: dict, records: list[Record]) -> None:
     import json
 
     from wafer_sglang.fsutil import atomic_write_text
@@ -249,7 +360,6 @@ async def single(options: SingleOptions, command: str) -> dict:
              f"{summary['median_output_speed_tok_s'] or 0:.1f} tok/s | {summary['median_ttft_s'] or 0:.2f} s | "
              f"{(summary['success_rate'] or 0) * 100:.0f}% |\n")
     atomic_write_text(options.out / "table.md", table)
-    return summary
 
 
 def _speed(record: Record) -> float | None:

@@ -1,9 +1,8 @@
-"""Per-step statistics (numpy percentiles), the knee, and costs."""
+"""Per-step statistics (numpy percentiles) and costs."""
 
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 import numpy as np
 
@@ -18,6 +17,9 @@ AGGREGATE_DEFINITION = (
 )
 
 
+MIN_PER_THIRD = 5  # requests in each third of a step before its TTFT trend is judged
+
+
 def _pct(values: list[float], q: float) -> float | None:
     return float(np.percentile(np.asarray(values, dtype=float), q)) if values else None
 
@@ -27,11 +29,17 @@ def _mean(values: list[float]) -> float | None:
 
 
 def error_kind(error: str) -> str:
-    return error.split(":", 1)[0].split(" ")[0] if error else "ok"
+    """"http 500", "connection", "truncated", "no output tokens", "unfinished", "cancelled", ..."""
+    if not error:
+        return "ok"
+    head = error.split(":", 1)[0]
+    return "unfinished" if head.startswith("unfinished") else head[:40]
 
 
-def step_stats(records: list[Record], rate: float, window_s: float, target_hit: float | None,
-               server_hit: float | None, requested_output: int) -> dict:
+def step_stats(run, step, target_hit: float | None, server_hit: float | None, requested_output: int | None) -> dict:
+    """One step's figures from its records (``run``: load.StepRun, ``step``: load.Step)."""
+    window_s = step.duration_s - step.warmup_s
+    records = run.records
     measured = [r for r in records if r.phase == "measure"]
     ok = [r for r in measured if r.ok]
     tpot = [(r.e2e_s - r.ttft_s) / (r.completion_tokens - 1) for r in ok if r.completion_tokens and r.completion_tokens > 1]
@@ -39,17 +47,21 @@ def step_stats(records: list[Record], rate: float, window_s: float, target_hit: 
     prompt = sum(r.prompt_tokens or 0 for r in ok)
     output = sum(r.completion_tokens or 0 for r in ok)
     cached = [r.cached_tokens for r in ok if r.cached_tokens is not None]
-    lateness = [r.sent_s - r.intended_s for r in measured]
+    lateness = [r.sent_s - r.intended_s for r in measured] if not step.closed else []
     client_hit = sum(cached) / prompt if cached and prompt else None
     stats = {
-        "target_rps": rate,
-        "achieved_rps": len(measured) / window_s if window_s > 0 else None,
+        "mode": "concurrency" if step.closed else "rate",
+        ("concurrency" if step.closed else "target_rps"): step.load,
+        "offered_rps": len(measured) / window_s if window_s > 0 else None,
         "requests": len(measured),
         "succeeded": len(ok),
         "success_rate": len(ok) / len(measured) if measured else None,
         "failures": dict(Counter(error_kind(r.error) for r in measured if not r.ok)),
+        "aborted": run.aborted,
+        "drain_s": (run.last_done_s - run.end_s) if run.last_done_s is not None and run.last_done_s > run.end_s else 0.0,
         "ttft_p50_s": _pct([r.ttft_s for r in ok], 50), "ttft_p95_s": _pct([r.ttft_s for r in ok], 95),
         "ttft_p99_s": _pct([r.ttft_s for r in ok], 99),
+        "ttft_trend": ttft_trend(measured),
         "tpot_mean_s": _mean(tpot), "tpot_p50_s": _pct(tpot, 50), "tpot_p95_s": _pct(tpot, 95),
         "itl_p50_s": _pct(gaps, 50), "itl_p95_s": _pct(gaps, 95), "itl_p99_s": _pct(gaps, 99),
         "e2e_p50_s": _pct([r.e2e_s for r in ok], 50), "e2e_p95_s": _pct([r.e2e_s for r in ok], 95),
@@ -62,10 +74,22 @@ def step_stats(records: list[Record], rate: float, window_s: float, target_hit: 
         "cache_hit_target": target_hit,
         "cache_hit_client": client_hit,
         "cache_hit_server": server_hit,
+        "prefix_group_requests": {str(g): n for g, n in sorted(Counter(r.group for r in measured if r.group >= 0).items())},
         "send_lateness_p99_s": _pct(lateness, 99),
     }
     stats["checks"] = consistency(stats)
     return stats
+
+
+def ttft_trend(measured: list[Record]) -> dict | None:
+    """TTFT p50 of the first and last third of a step's arrivals: a server that keeps pace serves
+    both alike; a growing queue shows as late requests waiting longer."""
+    timed = sorted((r.intended_s, r.ttft_s) for r in measured if r.ok and r.ttft_s is not None)
+    third = len(timed) // 3
+    if third < MIN_PER_THIRD:
+        return None
+    return {"early_p50_s": _pct([t for _, t in timed[:third]], 50), "late_p50_s": _pct([t for _, t in timed[-third:]], 50),
+            "per_third": third}
 
 
 def consistency(stats: dict) -> list[str]:
@@ -83,30 +107,6 @@ def consistency(stats: dict) -> list[str]:
     if stats["cache_hit_target"] and stats["cache_hit_server"] is None:
         notes.append("no server cache counters (metrics endpoint missing or unknown)")
     return notes
-
-
-@dataclass(frozen=True)
-class Slo:
-    ttft_p95_s: float = 5.0
-    success_rate: float = 0.99
-    achieved_fraction: float = 0.95
-
-    def met(self, step: dict) -> bool:
-        return (step["ttft_p95_s"] is not None and step["ttft_p95_s"] <= self.ttft_p95_s
-                and (step["success_rate"] or 0) >= self.success_rate
-                and (step["achieved_rps"] or 0) >= self.achieved_fraction * step["target_rps"])
-
-
-def knee(steps: list[dict], slo: Slo) -> dict:
-    """The highest rate at which that step and every lower one meet the SLO (monotone)."""
-    best = None
-    for step in sorted(steps, key=lambda s: s["target_rps"]):
-        if not slo.met(step):
-            break
-        best = step
-    return {"target_rps": best["target_rps"] if best else None,
-            "output_tok_s": best["output_tok_s"] if best else None,
-            "slo": {"ttft_p95_s": slo.ttft_p95_s, "success_rate": slo.success_rate, "achieved_fraction": slo.achieved_fraction}}
 
 
 def add_costs(step: dict, hourly_usd: float, gpus: int) -> None:

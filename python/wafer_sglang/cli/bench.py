@@ -1,96 +1,190 @@
-"""``wafer-sglang bench sweep|single``: the serving benchmark users judge a deployment by."""
+"""``wafer-sglang bench sweep|single|compare``: the serving benchmark users judge a deployment by."""
 
 from __future__ import annotations
 
 import argparse
-import shlex
+import math
 import sys
 from pathlib import Path
 
+SWEEP_EPILOG = """\
+knee: the highest load at which that step and every lower one were sustained by the server:
+  ran to the end; success >= 99% (unfinished after the drain = failed); TTFT p95 <= --slo-ttft-p95;
+  no queue building (late-third TTFT p50 <= 2x early-third p50, or within 0.5 s of it).
+  Loads are reported as offered (released in the window), never judged on the client's own draw.
+outputs (--out): summary.json, requests.jsonl, table.md, bench_serving.jsonl (sglang bench_serving
+  fields), throughput.png, ttft.png, pareto.png.
+exit: 0 done; 1 a step had 0% success, or no knee with --fail-on-no-knee; 2 unusable input or
+  unreachable server (checked before measuring); 130 interrupted (what was measured is written).
+credentials: --api-key, else OPENAI_API_KEY; --header NAME=VALUE; sent on every call, never written.
+"""
 
-def _rates(text: str) -> list[float]:
+
+def _positive(text: str) -> float:
     try:
-        rates = [float(r) for r in text.split(",") if r.strip()]
+        value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"rates must be comma-separated numbers, got {text!r}") from None
-    if not rates or any(r <= 0 for r in rates):
-        raise argparse.ArgumentTypeError("rates must be positive")
-    return sorted(rates)
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
+    return value
+
+
+def _loads(text: str) -> list[float]:
+    values = [_positive(r) for r in text.split(",") if r.strip()]
+    if not values:
+        raise argparse.ArgumentTypeError("expected comma-separated numbers")
+    return sorted(values)
+
+
+def _users(text: str) -> list[float]:
+    values = _loads(text)
+    if any(v != int(v) for v in values):
+        raise argparse.ArgumentTypeError("concurrency must be whole numbers of users")
+    return values
+
+
+def _count(text: str) -> int:
+    value = _positive(text)
+    if value != int(value):
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
 
 
 def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None:
-    p.add_argument("--url", required=True, help="server base URL (OpenAI-compatible), e.g. http://127.0.0.1:30000")
-    p.add_argument("--model", default="default", help="model name sent in requests")
+    p.add_argument("--url", "--base-url", dest="url", required=True,
+                   help="server base URL, http://host:port or http://host:port/v1 (OpenAI-compatible)")
+    p.add_argument("--model", help="model name sent in requests (default: the first one /v1/models lists)")
     p.add_argument("--tokenizer", help="the server's tokenizer: tokenizer.json, a folder, or a hub name (default: --model)")
-    p.add_argument("--input-len", type=int, default=input_len)
-    p.add_argument("--output-len", type=int, default=output_len)
+    p.add_argument("--input-len", type=_count, default=input_len, help="prompt tokens per request (default %(default)s)")
+    p.add_argument("--output-len", type=_count, default=output_len, help="output tokens per request (default %(default)s)")
     p.add_argument("--api", choices=("completions", "chat"), default="completions",
-                   help="completions keeps token counts exact; chat adds the template's tokens")
+                   help="completions keeps token counts exact; chat adds the template's tokens (default %(default)s)")
     p.add_argument("--force-length", choices=("both", "ignore_eos", "min_tokens", "none"), default="both",
-                   help="force the output length (strict servers reject unknown fields: use none)")
-    p.add_argument("--api-key")
-    p.add_argument("--timeout", type=float, default=600.0, help="per-request timeout, seconds")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+                   help="force the output length (strict servers reject unknown fields: use none) (default %(default)s)")
+    p.add_argument("--api-key", help="bearer token (default: $OPENAI_API_KEY); never written to any output")
+    p.add_argument("--header", action="append", default=[], metavar="NAME=VALUE", help="extra header on every call (repeatable)")
+    p.add_argument("--timeout", type=_positive, default=600.0, help="per-request timeout, seconds (default %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="arrivals, prefix groups and prompts (default %(default)s)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (checked writable before measuring)")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    bench = sub.add_parser("bench", help="serving benchmark: open-loop RPS sweep, single-stream speed, cost per million tokens")
+    bench = sub.add_parser("bench", help="serving benchmark: open/closed-loop sweeps, single-stream speed, comparisons")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True, metavar="COMMAND")
-    p = bsub.add_parser("sweep", help="open-loop RPS sweep with a shared-prefix workload (defaults: the seed workload)")
+    p = bsub.add_parser("sweep", help="load sweep with a shared-prefix workload (defaults: the seed workload)",
+                        epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     _common(p, 20000, 1000)
-    p.add_argument("--cache-hit", type=float, default=0.6, help="target prefix-cache hit rate")
-    p.add_argument("--prefix-groups", type=int, default=8, help="distinct shared prefixes (primed before each step)")
-    p.add_argument("--rates", type=_rates, default=[0.5, 1, 1.5, 2, 2.25, 2.4], help="target RPS per step")
-    p.add_argument("--step-seconds", type=float, default=300.0)
+    p.add_argument("--cache-hit", type=float, default=0.6, help="target prefix-cache hit rate (default %(default)s)")
+    p.add_argument("--prefix-groups", type=_count, default=8,
+                   help="distinct shared prefixes, primed before each step; each request's group drawn at random (default %(default)s)")
+    load = p.add_mutually_exclusive_group()
+    load.add_argument("--rates", "--request-rate", dest="rates", type=_loads, default=None,
+                      help="open loop: target requests/s per step (default 0.5,1,1.5,2,2.25,2.4)")
+    load.add_argument("--max-concurrency", type=_users, default=None,
+                      help="closed loop: concurrent users per step, e.g. 1,4,16,64")
+    p.add_argument("--dataset", nargs=2, metavar=("sharegpt", "FILE"),
+                   help="real prompts: a local ShareGPT JSON (replaces the synthetic shared-prefix prompts)")
+    p.add_argument("--step-seconds", type=_positive, default=300.0, help="per step (default %(default)s)")
     p.add_argument("--warmup-seconds", type=float, default=None, help="excluded by start time (default: 10%% of a step)")
-    p.add_argument("--drain-seconds", type=float, default=300.0, help="wait this long after the last arrival; the rest fail")
-    p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson")
+    p.add_argument("--drain-seconds", type=_positive, default=300.0,
+                   help="wait this long after the last arrival; the rest fail (default %(default)s)")
+    p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson", help="open-loop arrivals (default %(default)s)")
     p.add_argument("--keepalive", action="store_true", help="reuse connections (off: llama.cpp breaks on reused ones)")
-    p.add_argument("--slo-ttft-p95", type=float, default=5.0, help="knee: TTFT p95 bound, seconds")
-    p.add_argument("--gpu-hourly-usd", type=float, help="$/GPU-hour for cost per million tokens")
+    p.add_argument("--slo-ttft-p95", type=_positive, default=5.0, help="knee: TTFT p95 bound, seconds (default %(default)s)")
+    p.add_argument("--fail-on-no-knee", action="store_true", help="exit 1 when not even the lowest load is sustained")
+    p.add_argument("--fail-after", type=_count, default=20,
+                   help="end a step after this many connection failures in a row (default %(default)s)")
+    p.add_argument("--metrics-url", action="append", default=[], metavar="URL",
+                   help="a server whose /metrics to count (repeatable: every worker behind a router; default: --url)")
+    p.add_argument("--gpu-hourly-usd", type=_positive, help="$/GPU-hour for cost per million tokens")
     p.add_argument("--price-tier", help="TIER/GPU from the shipped, dated price table (e.g. rental/MI355X)")
-    p.add_argument("--gpus", type=int, default=8, help="GPUs in the node (for cost)")
+    p.add_argument("--gpus", type=_count, default=8, help="GPUs serving (per-GPU figures and cost) (default %(default)s)")
     p.set_defaults(func=cmd_sweep)
     p = bsub.add_parser("single", help="single-stream speed, Artificial Analysis style (10k in / 1.5k out)")
     _common(p, 10000, 1500)
-    p.add_argument("--runs", type=int, default=5)
+    p.add_argument("--runs", type=_count, default=5, help="(default %(default)s)")
     p.set_defaults(func=cmd_single)
+    p = bsub.add_parser("compare", help="runs and published references side by side: one table, overlay and Pareto plots")
+    p.add_argument("runs", nargs="*", type=Path, metavar="RUN", help="bench sweep output folders")
+    p.add_argument("--reference", action="append", default=[], metavar="NAME",
+                   help="a built-in dated reference (repeatable; --list-references)")
+    p.add_argument("--list-references", action="store_true")
+    p.add_argument("--out", type=Path, help="where comparison.md/.json and the plots go (default: print the table)")
+    p.set_defaults(func=cmd_compare)
 
 
 def _endpoint(args):
-    from wafer_sglang.bench.client import Endpoint
+    from wafer_sglang.bench import endpoint
 
-    return Endpoint(url=args.url, model=args.model, api=args.api, force_length=args.force_length,
-                    timeout_s=args.timeout, api_key=args.api_key)
+    return endpoint.Endpoint(url=endpoint.base_url(args.url), model=args.model, api=args.api,
+                             force_length=args.force_length, timeout_s=args.timeout,
+                             headers=endpoint.headers(args.api_key, args.header))
+
+
+def _command() -> str:
+    import shlex
+
+    from wafer_sglang.bench.endpoint import redact
+
+    return shlex.join(["wafer-sglang", *redact(sys.argv[1:])])
+
+
+def _ready(args) -> None:
+    from wafer_sglang.bench import preflight
+
+    preflight.check_extras()
+    preflight.check_out(args.out)
 
 
 def cmd_sweep(args) -> int:
     import asyncio
 
     from wafer_sglang.bench.costs import price
-    from wafer_sglang.bench.run import SweepOptions, sweep
-    from wafer_sglang.bench.stats import Slo
+    from wafer_sglang.bench.knee import Slo
+    from wafer_sglang.bench.run import SweepOptions, knee_line, sweep
     from wafer_sglang.errors import WaferError
 
-    if args.step_seconds <= 0:
-        raise WaferError("--step-seconds must be positive")
     warmup = args.step_seconds * 0.1 if args.warmup_seconds is None else args.warmup_seconds
-    if not 0 <= warmup < args.step_seconds:
-        raise WaferError("--warmup-seconds must be shorter than a step")
+    if not (math.isfinite(warmup) and 0 <= warmup < args.step_seconds):
+        raise WaferError("--warmup-seconds must be >= 0 and shorter than a step")
+    if not 0 <= args.cache_hit < 1:
+        raise WaferError("--cache-hit must be in [0, 1)")
+    dataset = None
+    if args.dataset:
+        kind, file = args.dataset
+        if kind != "sharegpt":
+            raise WaferError(f"--dataset {kind}: only sharegpt is supported")
+        dataset = Path(file)
+    closed = args.max_concurrency is not None
     options = SweepOptions(
         endpoint=_endpoint(args), tokenizer=args.tokenizer or args.model, out=args.out, input_len=args.input_len,
-        output_len=args.output_len, cache_hit=args.cache_hit, prefix_groups=args.prefix_groups, rates=args.rates,
+        output_len=args.output_len, cache_hit=args.cache_hit, prefix_groups=args.prefix_groups,
+        loads=args.max_concurrency if closed else (args.rates or [0.5, 1, 1.5, 2, 2.25, 2.4]), closed=closed,
         step_seconds=args.step_seconds, warmup_seconds=warmup, drain_seconds=args.drain_seconds, arrival=args.arrival,
         seed=args.seed, keepalive=args.keepalive, slo=Slo(ttft_p95_s=args.slo_ttft_p95),
-        price=price(args.price_tier, args.gpu_hourly_usd), gpus=args.gpus,
+        price=price(args.price_tier, args.gpu_hourly_usd), gpus=args.gpus, dataset=dataset,
+        metrics_urls=[_base(u) for u in args.metrics_url], fail_after=args.fail_after,
     )
-    summary = asyncio.run(sweep(options, shlex.join(["wafer-sglang", *sys.argv[1:]])))
+    _ready(args)
+    summary = asyncio.run(sweep(options, _command()))
     print((args.out / "table.md").read_text())
-    knee = summary["knee"]["target_rps"]
-    print(f"knee: {knee:g} rps" if knee is not None else "knee: none (the lowest rate already misses the SLO)")
-    print(f"wrote {args.out}/summary.json, requests.jsonl, table.md, throughput.png, ttft.png")
-    return 130 if any(s.get("interrupted") for s in summary["steps"]) else 0
+    print(knee_line(summary))
+    print(f"wrote {args.out}/summary.json, requests.jsonl, table.md, bench_serving.jsonl, throughput.png, ttft.png, pareto.png")
+    if any(s.get("interrupted") for s in summary["steps"]):
+        return 130
+    dead = [s for s in summary["steps"] if s["requests"] and not s["succeeded"]]
+    if dead:
+        print(f"error: {len(dead)} step(s) had no successful request", file=sys.stderr)
+        return 1
+    no_knee = summary["knee"].get("concurrency", summary["knee"].get("target_rps")) is None
+    return 1 if args.fail_on_no_knee and no_knee else 0
+
+
+def _base(url: str) -> str:
+    from wafer_sglang.bench.endpoint import base_url
+
+    return base_url(url)
 
 
 def cmd_single(args) -> int:
@@ -100,6 +194,26 @@ def cmd_single(args) -> int:
 
     options = SingleOptions(endpoint=_endpoint(args), tokenizer=args.tokenizer or args.model, out=args.out,
                             input_len=args.input_len, output_len=args.output_len, runs=args.runs, seed=args.seed)
-    summary = asyncio.run(single(options, shlex.join(["wafer-sglang", *sys.argv[1:]])))
+    _ready(args)
+    summary = asyncio.run(single(options, _command()))
     print((args.out / "table.md").read_text())
     return 130 if summary["interrupted"] else (0 if summary["success_rate"] == 1 else 1)
+
+
+def cmd_compare(args) -> int:
+    from wafer_sglang.bench import compare
+    from wafer_sglang.errors import WaferError
+
+    if args.list_references:
+        for name, ref in compare.references().items():
+            print(f"{name}: {ref['title']} ({ref['source']}, as of {ref['as_of']})")
+        return 0
+    series = [compare.load_run(folder) for folder in args.runs] + [compare.load_reference(n) for n in args.reference]
+    if not series:
+        raise WaferError("nothing to compare: give RUN folders and/or --reference NAME")
+    if args.out:
+        made = compare.write(series, args.out)
+        print(f"wrote {', '.join(str(p) for p in made)}")
+    else:
+        print(compare.table(series), end="")
+    return 0

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -40,6 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gate-threshold", type=float, metavar="DROP",
                    help="release gate: exit 1 if a task's delta < -(DROP + sigmas * stderr of delta)")
     p.add_argument("--gate-sigmas", type=float, default=1.0, help="stderrs of slack the gate allows beyond DROP")
+    p.add_argument("--api-key", help="bearer token for both endpoints (default: $OPENAI_API_KEY); never written to any output")
     p.add_argument("--sequential", action="store_true", help="one endpoint at a time (automatic when both URLs are the same)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=cmd_eval)
@@ -60,9 +63,12 @@ def cmd_eval(args) -> int:
 
     tasks = parse_tasks(args.tasks)
     lmeval.version()  # the install hint before anything else
+    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the lm-eval children as Ctrl-C does
+    api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
     with requests.Session() as session:
         endpoints = {role: Endpoint(role, getattr(args, role), getattr(args, f"{role}_model")
-                                    or model_name(getattr(args, role), session, role), getattr(args, f"{role}_log"))
+                                    or model_name(getattr(args, role), session, role, api_key), getattr(args, f"{role}_log"),
+                                    api_key)
                      for role in ROLES}
     gate = Gate(args.gate_threshold, args.gate_sigmas) if args.gate_threshold is not None else None
     opts = Options(endpoints, tasks, args.out,
@@ -77,6 +83,10 @@ def cmd_eval(args) -> int:
         print("wafer-sglang: quality gate FAILED", file=sys.stderr)
         return 1
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def cmd_prepare(args) -> int:

@@ -12,48 +12,25 @@ An sglang server log (--baseline-log/--candidate-log) is the fallback: the mean 
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import requests
 
-from wafer_sglang.bench import prom
+from wafer_sglang import metrics
+from wafer_sglang.metrics import Acceptance
 
-# family: (numerator counter, denominator counter, offset)
-COUNTERS = {
-    "sglang": ("sglang:generation_tokens_total", "sglang:spec_verify_calls_total", 0.0),
-    "vllm": ("vllm:spec_decode_num_accepted_tokens_total", "vllm:spec_decode_num_drafts_total", 1.0),
-}
 LOG_LINE = re.compile(r"accept len: ([0-9]+(?:\.[0-9]+)?)")
 
 
-@dataclass(frozen=True)
-class Acceptance:
-    source: str            # metrics:sglang, metrics:vllm or log
-    accept_length: float
-    basis: str             # what it was computed from, for the report
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-def scrape(base_url: str, session: requests.Session) -> dict[str, float] | None:
+def scrape(base_url: str, session: requests.Session) -> metrics.Totals | None:
     try:
         response = session.get(base_url.rstrip("/") + "/metrics", timeout=10)
     except requests.RequestException:
         return None
-    return prom.totals(response.text) if response.status_code == 200 else None
+    return metrics.totals(response.text) if response.status_code == 200 else None
 
 
-def from_counters(before: dict[str, float] | None, after: dict[str, float] | None) -> Acceptance | None:
-    if not before or not after:
-        return None
-    for family, (num, den, offset) in COUNTERS.items():
-        if den in after:
-            d_num, d_den = after.get(num, 0.0) - before.get(num, 0.0), after[den] - before.get(den, 0.0)
-            if d_den > 0:
-                return Acceptance(f"metrics:{family}", offset + d_num / d_den, f"{num} +{d_num:g} / {den} +{d_den:g}")
-    return None
+from_counters = metrics.acceptance
 
 
 def from_log(text: str) -> Acceptance | None:

@@ -10,10 +10,12 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,23 +100,52 @@ class RunOutput:
     results: dict           # lm-eval's results.json
 
 
-def run(cmd: list[str], out: Path, stop: threading.Event) -> RunOutput:
+PROGRESS = re.compile(rb"Requesting API:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")
+
+
+def progress(log: Path) -> tuple[int, int] | None:
+    """(done, total) from the last "Requesting API: ... 90/200" progress bar lm-eval wrote."""
+    try:
+        with log.open("rb") as fh:
+            fh.seek(max(0, log.stat().st_size - 4096))
+            found = PROGRESS.findall(fh.read())
+    except OSError:
+        return None
+    return (int(found[-1][0]), int(found[-1][1])) if found else None
+
+
+def run(cmd: list[str], out: Path, stop: threading.Event, env: dict[str, str] | None = None,
+        report: Callable[[tuple[int, int]], None] | None = None) -> RunOutput:
     """Run lm-eval into a fresh ``out``; its log is kept there; a failure quotes the log's end.
-    Setting ``stop`` (the other endpoint failed, or Ctrl-C) terminates it."""
+    Setting ``stop`` (the other endpoint failed, Ctrl-C, SIGTERM) terminates it. ``env`` adds to
+    its environment (credentials: never on the command line, which is recorded); ``report``
+    hears its progress."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     (out / "command.json").write_text(json.dumps(cmd, indent=1) + "\n")
     log = out / "lm_eval.log"
+    shown = None
     with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE})
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE, **(env or {})})
         while proc.poll() is None:
             if stop.wait(0.5):
                 proc.terminate()
-                proc.wait()
+                try:
+                    proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
                 raise Stopped(f"lm-eval stopped before it finished; its log is {log}")
+            now = progress(log)
+            if report and now and now != shown:
+                shown = now
+                report(now)
     if proc.returncode != 0:
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
-        raise WaferError(f"lm-eval failed (exit {proc.returncode}); its log is {log}; last lines:\n{tail}")
+        lines = log.read_text(errors="replace").splitlines()
+        answer = next((line.split("API request failed! ", 1)[1] for line in reversed(lines) if "API request failed! " in line), None)
+        said = f"\nthe server's last answer: {answer[:300]}" if answer else ""
+        tail = "\n".join(lines[-25:])
+        raise WaferError(f"lm-eval failed (exit {proc.returncode}); its log is {log}{said}\nlast lines:\n{tail}")
     return read_output(out)
 
 

@@ -28,6 +28,7 @@ class Endpoint:
     url: str
     model: str
     log: Path | None = None
+    api_key: str | None = field(default=None, repr=False)  # to lm-eval by environment, never on its command line
 
 
 @dataclass
@@ -52,20 +53,27 @@ class TaskRun:
     commands: list[list[str]]
 
 
-def model_name(url: str, session: requests.Session, role: str) -> str:
+def model_name(url: str, session: requests.Session, role: str, api_key: str | None = None) -> str:
     """Ask the endpoint what it serves; failing here is the clear error, not an hour of retries later."""
     models_url = url.rstrip("/") + "/v1/models"
     try:
-        response = session.get(models_url, timeout=15)
+        response = session.get(models_url, timeout=15, headers=_auth(api_key))
     except requests.RequestException as exc:
         raise WaferError(f"{role} endpoint {url} is unreachable ({type(exc).__name__}: {exc}); is the server up "
                          "and the URL its base (http://host:port, no /v1)?") from None
+    if response.status_code in (401, 403):
+        raise WaferError(f"{role} endpoint {url}: GET /v1/models returned HTTP {response.status_code}: it wants a key "
+                         "(--api-key KEY or OPENAI_API_KEY)")
     if response.status_code != 200:
         raise WaferError(f"{role} endpoint {url}: GET /v1/models returned HTTP {response.status_code}: {response.text[:200]}")
     try:
         return response.json()["data"][0]["id"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise WaferError(f"{role} endpoint {url}: /v1/models lists no model; pass --{role}-model") from None
+
+
+def _auth(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def seeds_for(task: Task, opts: Options) -> tuple[int, ...]:
@@ -93,6 +101,7 @@ def prepare_tasks(opts: Options) -> tuple[Path, dict[str, dict]]:
 def run_endpoint(endpoint: Endpoint, opts: Options, task_dir: Path, stop: threading.Event) -> dict[str, TaskRun]:
     runs = {}
     with requests.Session() as session:
+        session.headers.update(_auth(endpoint.api_key))  # the /metrics scrapes too
         for task in opts.tasks:
             window = Window(endpoint.url, endpoint.log, session)
             values, per_seed, commands = [], [], []
@@ -101,7 +110,11 @@ def run_endpoint(endpoint: Endpoint, opts: Options, task_dir: Path, stop: thread
                 cmd = lmeval.command(task, seed, url=endpoint.url, model=endpoint.model, settings=opts.settings,
                                      task_dir=task_dir, out=out)
                 started = time.monotonic()
-                output = lmeval.run(cmd, out, stop)
+                label = f"{endpoint.role}: {task.name} seed {seed}"
+                print(f"{label}: lm-eval running; log {out / 'lm_eval.log'}", file=sys.stderr, flush=True)
+                output = lmeval.run(cmd, out, stop, env={"OPENAI_API_KEY": endpoint.api_key} if endpoint.api_key else None,
+                                    report=lambda p, label=label: print(f"{label}: {p[0]}/{p[1]} requests done",
+                                                                        file=sys.stderr, flush=True))
                 seed_values = lmeval.metric_values(output, task.filter)
                 reported = output.results["results"][task.lm_eval_name]
                 per_seed.append({"seed": seed, "n": len(seed_values),

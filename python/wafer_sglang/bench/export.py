@@ -1,0 +1,92 @@
+"""Results in the shapes users already compare against.
+
+* ``bench_serving.jsonl``: one line per step with exactly the ``result`` fields of sglang's
+  ``bench_serving`` (``sglang/bench_serving.py``, 0.5.14; ``sglang/benchmark/serving.py``, 0.5.23
+  — the same 49 names), computed its way over the step's measured requests: ms percentiles with
+  numpy, TPOT = (latency - TTFT) / (output - 1), concurrency = sum of latencies / duration, peak
+  output tok/s and concurrent requests from per-second buckets. ``duration`` is the measured
+  window; ``total_output_tokens_retokenized`` is the server's count (we do not retokenize).
+* InferenceX-style aggregates per step (with ``--gpus``): output and total tok/s per GPU,
+  interactivity = 1000 / TPOT p50 in ms (tok/s per user), ``*_ms`` percentiles.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from wafer_sglang.bench.client import Record
+
+
+def _ms(values: list[float]) -> dict[str, float]:
+    data = np.asarray(values or [0.0], dtype=float) * 1000
+    return {"mean": float(np.mean(data)), "median": float(np.median(data)), "std": float(np.std(data)),
+            "p90": float(np.percentile(data, 90)), "p95": float(np.percentile(data, 95)), "p99": float(np.percentile(data, 99))}
+
+
+def _peaks(ok: list[Record]) -> tuple[float, int]:
+    """bench_serving's peak output tok/s and concurrent requests (1 s buckets)."""
+    if not ok:
+        return 0.0, 0
+    start = min(r.sent_s for r in ok)
+    seconds = int(np.ceil(max(r.sent_s + r.e2e_s for r in ok) - start)) + 1
+    tokens, concurrent = np.zeros(seconds), np.zeros(seconds)
+    for r in ok:
+        times = r.sent_s + r.ttft_s + np.concatenate([[0.0], np.cumsum(r.chunk_gaps_s)])
+        np.add.at(tokens, np.clip((times - start).astype(int), 0, seconds - 1), 1)
+        first, last = int(r.sent_s - start), int(r.sent_s + r.e2e_s - start)
+        concurrent[first:min(last + 1, seconds)] += 1
+    return float(tokens.max()), int(concurrent.max())
+
+
+def bench_serving_result(step: dict, records: list[Record], run: dict, workload: dict, duration_s: float) -> dict:
+    measured = [r for r in records if r.phase == "measure"]
+    ok = [r for r in measured if r.ok]
+    tpots = [(r.e2e_s - r.ttft_s) / (r.completion_tokens - 1) for r in ok if (r.completion_tokens or 0) > 1]
+    total_in = sum(r.prompt_tokens or 0 for r in ok)
+    total_out = sum(r.completion_tokens or 0 for r in ok)
+    peak_tok_s, peak_concurrent = _peaks(ok)
+    closed = step.get("mode") == "concurrency"
+    result = {
+        "tag": run.get("tag"),
+        "backend": "sglang-oai-chat" if run["server"]["api"] == "chat" else "sglang-oai",
+        "dataset_name": workload.get("dataset") or "generated-shared-prefix",
+        "request_rate": float("inf") if closed else step["target_rps"],
+        "max_concurrency": int(step["concurrency"]) if closed else None,
+        "sharegpt_output_len": None,
+        "random_input_len": workload.get("input_len"),
+        "random_output_len": workload.get("output_len"),
+        "random_range_ratio": 0.0,
+        "server_info": run["server"].get("info"),
+        "duration": duration_s,
+        "completed": len(ok),
+        "total_input_tokens": total_in,
+        "total_input_text_tokens": total_in,
+        "total_input_vision_tokens": 0,
+        "total_output_tokens": total_out,
+        "total_output_tokens_retokenized": total_out,
+        "request_throughput": len(ok) / duration_s,
+        "input_throughput": total_in / duration_s,
+        "output_throughput": total_out / duration_s,
+        "total_throughput": (total_in + total_out) / duration_s,
+    }
+    for name, values in (("e2e_latency", [r.e2e_s for r in ok]), ("ttft", [r.ttft_s for r in ok]), ("tpot", tpots),
+                         ("itl", [g for r in ok for g in r.chunk_gaps_s])):
+        for stat, value in _ms(values).items():
+            result[f"{stat}_{name}_ms"] = value
+    result.update({"concurrency": sum(r.e2e_s for r in ok) / duration_s, "accept_length": step.get("accept_length"),
+                   "max_output_tokens_per_s": peak_tok_s, "max_concurrent_requests": peak_concurrent})
+    return result
+
+
+def inferencex(step: dict, gpus: int) -> dict:
+    tpot = step.get("tpot_p50_s")
+    out = {
+        "gpus": gpus,
+        "output_tok_s_per_gpu": step["output_tok_s"] / gpus if step.get("output_tok_s") is not None else None,
+        "total_tok_s_per_gpu": step["total_tok_s"] / gpus if step.get("total_tok_s") is not None else None,
+        "interactivity_tok_s_user": 1000 / (tpot * 1000) if tpot else None,
+    }
+    for key in ("ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "tpot_p50_s", "tpot_p95_s", "itl_p50_s", "itl_p95_s",
+                "itl_p99_s", "e2e_p50_s", "e2e_p95_s"):
+        out[key.removesuffix("_s") + "_ms"] = step[key] * 1000 if step.get(key) is not None else None
+    return out

@@ -1,0 +1,77 @@
+"""Everything checked before a benchmark measures anything, so a wrong URL, model, key, output
+folder or missing extra costs seconds, not a 30–60 minute sweep that then exits 0."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import tempfile
+from pathlib import Path
+
+import aiohttp
+
+from wafer_sglang.bench.endpoint import Endpoint
+from wafer_sglang.errors import WaferError
+
+EXTRA_MODULES = {"numpy": "numpy", "matplotlib": "matplotlib", "prometheus_client": "prometheus-client",
+                 "tokenizers": "tokenizers", "aiohttp": "aiohttp"}
+
+
+def check_extras() -> None:
+    missing = [dist for module, dist in EXTRA_MODULES.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise WaferError(f"bench needs {', '.join(missing)} (the [bench] extra): pip install 'wafer-sglang-rocm[bench]'")
+
+
+def check_out(out: Path) -> None:
+    """The output folder exists or can be made, and takes a file — before measuring."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out, prefix=".wafer-write-check-"):
+            pass
+    except OSError as exc:
+        raise WaferError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+
+
+async def served_models(client: aiohttp.ClientSession, endpoint: Endpoint) -> list[str]:
+    url = endpoint.url + "/v1/models"
+    try:
+        async with client.get(url, headers=dict(endpoint.headers), timeout=aiohttp.ClientTimeout(total=30)) as response:
+            body = await response.text(errors="replace")
+            status = response.status
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise WaferError(f"{endpoint.url} is unreachable ({type(exc).__name__}: {exc}); is the server up, and is "
+                         "--url its base (http://host:port or http://host:port/v1)?") from None
+    if status in (401, 403):
+        raise WaferError(f"{url}: HTTP {status}: the server wants a key: --api-key KEY, OPENAI_API_KEY, or --header")
+    if status != 200:
+        raise WaferError(f"{url}: HTTP {status}: {body[:200]}")
+    try:
+        return [str(m["id"]) for m in json.loads(body)["data"]]
+    except (ValueError, KeyError, TypeError):
+        raise WaferError(f"{url} did not answer an OpenAI model list: {body[:200]!r}") from None
+
+
+def choose_model(requested: str | None, served: list[str], url: str) -> str:
+    if not served:
+        raise WaferError(f"{url}/v1/models lists no model")
+    if requested is None:
+        return served[0]
+    if requested not in served:
+        raise WaferError(f"--model {requested!r} is not served by {url}; it serves: {', '.join(served)}")
+    return requested
+
+
+def planned_seconds(steps: int, step_s: float, drain_s: float) -> tuple[float, float]:
+    """The run's shortest and longest duration (every drain used in full)."""
+    return steps * step_s, steps * (step_s + drain_s)
+
+
+def describe_plan(steps: int, step_s: float, drain_s: float) -> str:
+    low, high = planned_seconds(steps, step_s, drain_s)
+    return f"{steps} step(s) x {step_s:g} s (+ up to {drain_s:g} s drain each): {_minutes(low)}-{_minutes(high)}"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
+
