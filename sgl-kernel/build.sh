@@ -5,7 +5,8 @@
 #
 #   sgl-kernel/build.sh [--base 0.5.14] [--src SGLANG_CHECKOUT] [--out DIR] [--print]
 #
-# Without --src it clones sglang at the pinned tag. The wheel lands in --out (default
+# Without --src it fetches sglang at the commit versions.toml pins (never a movable tag; --src must be
+# at that commit too when one is recorded). The wheel lands in --out (default
 # build/sgl-kernel/<arch>/); install it with `pip install --no-deps` in the serving environment.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -20,7 +21,7 @@ while [ $# -gt 0 ]; do
   esac
 done
 python=${PYTHON:-python3}
-read -r base tag version archs < <("$python" - "$here/versions.toml" "$here/../patches/bases.toml" "$base" <<'PY'
+read -r base tag version archs commit < <("$python" - "$here/versions.toml" "$here/../patches/bases.toml" "$base" <<'PY'
 import sys
 try:
     import tomllib
@@ -31,17 +32,25 @@ base = sys.argv[3] or tomllib.load(open(sys.argv[2], "rb"))["default-base"]
 if base not in kernels:
     sys.exit(f"no sgl-kernel recipe for base {base!r}: known {', '.join(kernels)}")
 k = kernels[base]
-print(base, k["sglang-tag"], k["version"], ",".join(k["archs"]))
+commit = k.get("sglang-commit", "")
+if commit and (len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit)):
+    sys.exit(f"sgl-kernel/versions.toml: sglang-commit for {base} is not a 40-digit commit")
+print(base, k["sglang-tag"], k["version"], ",".join(k["archs"]), commit or "-")
 PY
 )
 echo "sgl-kernel $version for sglang $base ($tag), architectures: $archs (setup_rocm.py builds one per wheel)"
+[ "$commit" = "-" ] && commit=""
+missing="sgl-kernel/versions.toml records no sglang-commit for $base: a tag can move. Record the commit of $tag
+  (git ls-remote https://github.com/sgl-project/sglang 'refs/tags/$tag^{}' on a machine with GitHub access),
+  or pass --src CHECKOUT"
 if [ -z "$src" ]; then
-  src=$out/src-$tag
-  fetch="git clone --depth 1 --branch $tag https://github.com/sgl-project/sglang.git $src"
+  src=$out/src-${commit:-$tag}
+  fetch="git init -q $src && git -C $src fetch -q --depth 1 https://github.com/sgl-project/sglang.git ${commit:-<commit of $tag>} && git -C $src checkout -q FETCH_HEAD"
 else
   fetch=""
 fi
 if [ "$print" = 1 ]; then
+  [ -n "$fetch" ] && [ -z "$commit" ] && echo "# not runnable yet: $missing"
   [ -n "$fetch" ] && echo "$fetch"
   echo "cd <the ROCm setup folder of $src: sgl-kernel/ or python/sglang/kernels/aot/>"
   echo "cp pyproject_rocm.toml pyproject.toml   # when the folder has one"
@@ -50,8 +59,13 @@ if [ "$print" = 1 ]; then
   done
   exit 0
 fi
+[ -n "$fetch" ] && [ -z "$commit" ] && { echo "$missing" >&2; exit 1; }
 command -v hipcc >/dev/null || { echo "hipcc not found: build on a ROCm host or in the upstream ROCm image" >&2; exit 1; }
-[ -n "$fetch" ] && [ ! -d "$src" ] && $fetch
+[ -n "$fetch" ] && [ ! -d "$src" ] && bash -c "$fetch"
+if [ -n "$commit" ] && [ "$(git -C "$src" rev-parse HEAD 2>/dev/null)" != "$commit" ]; then
+  echo "$src is not at sglang $tag's pinned commit $commit" >&2
+  exit 1
+fi
 for dir in "$src/sgl-kernel" "$src/python/sglang/kernels/aot"; do
   [ -f "$dir/setup_rocm.py" ] && kdir=$dir && break
 done

@@ -211,3 +211,102 @@ def test_decisions_match_the_real_engine(tmp_path, base, target, draft, options,
     assert fused == (shared not in engine_draft["modules"])
     effective = engine_draft["modules"]["model.decoder.mlp.experts" if fused else shared]
     assert effective in ENGINE_METHOD[decisions[f"draft {shared}"]], (decisions[f"draft {shared}"], effective)
+
+
+# -- fix --write is safe: its own backup, verified, minimal diff; nonsense configs are unusable ----
+
+def _needs_fix(tmp_path):
+    """A small GLM-5-shaped export that keeps eh_proj bf16 without excluding it: fix adds one entry."""
+    return sc.glm5(tmp_path / "glm5", layers=3, shards=1, stored_bf16={"model.layers.3.eh_proj"})
+
+
+def _edit(path):
+    from wafer_sglang.checkpoint import fix, plan, store
+
+    report = plan.check(store.load(path), plan.Options(base="0.5.14"))
+    return fix.plan_edit(path, report)
+
+
+def test_concurrent_fixes_keep_the_original(tmp_path):
+    """Backups named by the second once collided: two runs lost the original config."""
+    from datetime import datetime, timezone
+
+    from wafer_sglang.checkpoint import fix
+    from wafer_sglang.errors import WaferError
+
+    path = _needs_fix(tmp_path)
+    original = (path / "config.json").read_text()
+    first, second = _edit(path), _edit(path)  # both planned from the original
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    backup = fix.write(first, now)
+    with pytest.raises(WaferError, match="changed while fix was working"):
+        fix.write(second, now)  # same second: a new name, and it sees the file moved under it
+    assert backup.read_text() == original and sorted(p.name for p in path.glob("config.json.bak-*")) == [backup.name]
+    assert (path / "config.json").read_text() == first.new_text
+
+
+def test_a_link_planted_at_the_backup_name_is_never_followed(tmp_path):
+    from datetime import datetime, timezone
+
+    from wafer_sglang.checkpoint import fix
+
+    path = _needs_fix(tmp_path)
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not yours")
+    now = datetime(2026, 12, 1, tzinfo=timezone.utc)
+    (path / f"config.json.bak-{now:%Y%m%dT%H%M%SZ}").symlink_to(outside)
+    backup = fix.write(_edit(path), now)
+    assert outside.read_text() == "not yours" and backup.name.endswith("Z-1") and not backup.is_symlink()
+
+
+@pytest.mark.parametrize("fault, message", [
+    ("enospc", "No space left on device; nothing was changed"),
+    ("erofs", "Read-only file system; nothing was changed"),
+    ("0444", "is read-only (mode 444)"),
+])
+def test_a_failed_backup_changes_nothing(capsys, tmp_path, monkeypatch, fault, message):
+    import errno
+    import os
+
+    path = _needs_fix(tmp_path)
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    if fault == "0444":
+        (path / "config.json").chmod(0o444)
+    else:
+        code = errno.ENOSPC if fault == "enospc" else errno.EROFS
+        target = os.fsync if fault == "enospc" else os.open
+
+        def fail(*args, **kwargs):
+            if fault == "erofs" and "bak-" not in str(args[0]):
+                return target(*args, **kwargs)
+            raise OSError(code, os.strerror(code))
+
+        monkeypatch.setattr(os, "fsync" if fault == "enospc" else "open", fail)
+    rc, _, err = run_cli(capsys, "checkpoint", "fix", str(path), "--base", "0.5.14", "--write")
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
+def test_fix_keeps_the_users_formatting(capsys, tmp_path):
+    """Tabs and number spellings stay: the diff adds the exclude entry and nothing else."""
+    path = _needs_fix(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    text = json.dumps(config, indent="\t").replace("{", '{\n\t"rms_norm_eps": 1.0e-5,', 1)
+    (path / "config.json").write_text(text)
+    rc, out, _ = run_cli(capsys, "checkpoint", "fix", str(path), "--base", "0.5.14", "--write")
+    new = (path / "config.json").read_text()
+    changed = [line for line in out.splitlines() if line[:1] in "+-" and line[:3] not in ("+++", "---")]
+    assert rc == 0 and len(changed) == 3 and changed[-1] == '+\t\t\t"model.eh_proj"'  # last entry gains a comma, one added
+    assert '"rms_norm_eps": 1.0e-5' in new and new.replace(',\n\t\t\t"model.eh_proj"', "") == text
+
+
+@pytest.mark.parametrize("field, value", [("num_hidden_layers", -1), ("num_hidden_layers", 0), ("num_hidden_layers", True),
+                                          ("num_hidden_layers", "78"), ("n_routed_experts", 0.5),
+                                          ("num_experts_per_tok", 300)])
+def test_nonsense_configs_are_unusable_not_clean(capsys, tmp_path, field, value):
+    path = _needs_fix(tmp_path)
+    config = json.loads((path / "config.json").read_text())
+    config[field] = value
+    (path / "config.json").write_text(json.dumps(config))
+    rc, _, err = run_cli(capsys, "checkpoint", "check", str(path))
+    assert rc == 2 and field in err and "Traceback" not in err

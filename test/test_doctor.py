@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-from conftest import ROOT, run_cli
 import aiter_standin as standin
+import pytest
+from conftest import run_cli
 from wafer_sglang.host import doctor
 from wafer_sglang.moe.fork_rows import ROWS_FILE
 from wafer_sglang.moe.shapes import glm5_keys
@@ -106,7 +106,7 @@ def test_visible_device_hazards(tmp_path, env, severity, text):
 
 def test_aiter_config_fmoe_that_replaces_aiters_files_is_an_error(tmp_path):
     ours = tmp_path / "ours_tuned_fmoe.csv"
-    ours.write_text("")
+    ours.write_text("cu_num,token,model_dim,inter_dim,expert,topk\n")
     [finding] = [f for f in doctor.run(host(tmp_path, env={"AITER_CONFIG_FMOE": str(ours)}), MANIFEST) if f.check == "env"]
     assert finding.severity == "error" and "tuned_fmoe.csv" in finding.summary and "moe config-path" in finding.fix
     assert by_check(doctor.run(host(tmp_path), MANIFEST), "env") == []
@@ -124,3 +124,24 @@ def test_cli_json_and_exit_code(capsys, tmp_path):
     findings = json.loads(out)
     assert rc == 1 and {"check", "severity", "summary", "fix"} <= set(findings[0])
     assert any(f["check"] == "gpu" and f["severity"] == "error" for f in findings)
+
+
+@pytest.mark.parametrize("value, ok", [("GPU-4a1b2c3d4e5f6071", True), ("GPU-4A1B2C3D4E5F6071,1", True),
+                                       ("GPU-ffffffffffffffff", False), ("GPU-xyz", False)])
+def test_rocr_visible_devices_takes_the_topologys_uuids(tmp_path, value, ok):
+    """ROCm accepts GPU-<uuid>; doctor (and so the image's entrypoint) once refused them."""
+    staged = host(tmp_path, env={"ROCR_VISIBLE_DEVICES": value})
+    properties = staged.path("/sys/class/kfd/kfd/topology/nodes/1/properties")
+    properties.write_text(properties.read_text() + f"unique_id {0x4a1b2c3d4e5f6071}\n")
+    findings = by_check(doctor.run(staged, MANIFEST), "visible-devices")
+    assert (findings == []) == ok, findings
+
+
+@pytest.mark.parametrize("listed, problem", [("missing_tuned_fmoe.csv", "does not exist"),
+                                             ("notes.txt", "is not an aiter tuned fMoE CSV")])
+def test_listed_fmoe_files_that_aiter_cannot_use_are_errors(tmp_path, listed, problem):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    staged = host(tmp_path)
+    staged.env["AITER_CONFIG_FMOE"] += f":{tmp_path / listed}"
+    findings = [f for f in by_check(doctor.run(staged, MANIFEST), "env") if listed in f.summary]
+    assert [f.severity for f in findings] == ["error"] and problem in findings[0].summary

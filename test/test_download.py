@@ -114,3 +114,91 @@ def test_tampered_real_base_wheel_fails_fetch_and_apply(capsys, tmp_path, monkey
     rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--python", "3.11", "--work-dir", str(work))
     assert rc == 2 and "sha256 mismatch" in err
     assert not work.exists() and [p.name for p in tmp_path.iterdir() if p.name.startswith(".work")] == []
+
+
+def test_refresh_keeps_the_verified_file_until_a_replacement_verifies(server, tmp_path):
+    """--refresh once deleted the good wheel first: offline, the cache was simply gone."""
+    www, url = server
+    (www / NAME).write_bytes(PAYLOAD)
+    cache = tmp_path / "cache"
+    good = download.fetch(pin_for(url), cache, quiet=True)
+    (www / NAME).unlink()  # offline / gone from the mirror
+    with pytest.raises(WaferError, match="(?s)failed.*cached .* was kept"):
+        download.fetch(pin_for(url), cache, refresh=True, quiet=True)
+    (www / NAME).write_bytes(bytes(reversed(PAYLOAD)))  # a bad mirror
+    with pytest.raises(WaferError, match="(?s)sha256 mismatch.*was kept"):
+        download.fetch(pin_for(url), cache, refresh=True, quiet=True)
+    assert good.read_bytes() == PAYLOAD and sorted(p.name for p in cache.iterdir()) == [NAME]
+
+
+def test_a_download_stops_at_the_pinned_size(server, tmp_path):
+    """A mirror serving 60 MB for a 12 MB pin once filled the disk: reading stops past the pin."""
+    www, url = server
+    (www / NAME).write_bytes(PAYLOAD * 40)
+    written = []
+    original = download._download
+
+    def spy(pin, dest, *, quiet):
+        try:
+            original(pin, dest, quiet=quiet)
+        finally:
+            written.append(dest.stat().st_size if dest.exists() else 0)
+
+    cache = tmp_path / "cache"
+    import unittest.mock
+
+    with unittest.mock.patch.object(download, "_download", spy):
+        with pytest.raises(WaferError, match="sent more than the pinned"):
+            download.fetch(pin_for(url), cache, quiet=True)
+    assert written[0] <= len(PAYLOAD) and list(cache.iterdir()) == []
+
+
+@pytest.fixture
+def index(server, monkeypatch):
+    """A PEP 691 JSON index on loopback; tests write its sglang page."""
+    www, url = server
+    (www / "sglang").mkdir()
+    monkeypatch.setenv("WAFER_SGLANG_INDEX_URL", url)
+
+    def page(files):
+        import json
+
+        (www / "sglang" / "index.html").write_text(json.dumps({"files": files}))
+
+    return page
+
+
+def _file(version="0.5.99", tag="cp311", sha=None, size=1234, **extra):
+    name = f"sglang-{version}-{tag}-{tag}-manylinux_2_34_x86_64.whl"
+    return {"filename": name, "hashes": {"sha256": sha or "ab" * 32}, "size": size,
+            "url": f"https://files.example/{name}", "upload-time": "2026-11-30T00:00:00Z", **extra}
+
+
+@pytest.mark.parametrize("files, message", [
+    ([_file(sha="not-a-hash")], "sha256 'not-a-hash' is not 64 hex digits"),
+    ([_file(size=-5)], "size -5 is not a positive byte count"),
+    ([{k: v for k, v in _file().items() if k != "hashes"}], "needs filename, sha256, size, url"),
+    ([_file(url="file:///etc/passwd")], "is not http(s)"),
+    ([], "has no manylinux_2_34_x86_64 wheel"),
+])
+def test_pin_validates_what_the_index_says_before_writing(capsys, scratch_root, index, files, message):
+    index(files)
+    before = (scratch_root / "patches/bases.toml").read_bytes()
+    rc, _, err = run_cli(capsys, "patches", "pin", "0.5.99")
+    assert rc == 2 and message in err and "Traceback" not in err
+    assert (scratch_root / "patches/bases.toml").read_bytes() == before
+
+
+def test_pin_records_a_release_and_is_idempotent(capsys, scratch_root, index):
+    index([_file(tag="cp311"), _file(tag="cp312", sha="cd" * 32), _file(version="0.5.98"),
+           {"filename": "sglang-0.5.99.tar.gz", "hashes": {}, "size": 1, "url": "https://x"}])
+    rc, out, _ = run_cli(capsys, "patches", "pin", "0.5.99")
+    assert rc == 0 and "pinned (cp311, cp312)" in out
+    pins = load_pins(scratch_root).get("0.5.99")
+    assert pins.role == "reference" and pins.wheels["cp312"].sha256 == "cd" * 32 and pins.released == "2026-11-30"
+    text = (scratch_root / "patches/bases.toml").read_text()
+    rc, out, _ = run_cli(capsys, "patches", "pin", "0.5.99")
+    assert rc == 0 and "already pinned" in out and (scratch_root / "patches/bases.toml").read_text() == text
+    index([_file(tag="cp311", sha="ef" * 32)])  # a published file never changes
+    rc, _, err = run_cli(capsys, "patches", "pin", "0.5.99")
+    assert rc == 2 and "index hashes differ from the pin" in err

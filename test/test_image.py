@@ -198,13 +198,32 @@ def test_entrypoint_runs_doctor_then_serve_and_passes_commands_through(built):
     # a command runs as is
     assert in_image(built, "/opt/wafer/entrypoint", "python3", "-c", "print('as is')").stdout == "as is\n"
     # serve flags: doctor first (no GPU here: it fails and the container stops, saying how to override)
-    proc = in_image(built, "/opt/wafer/entrypoint", "--model", "/models/none", check=False)
-    assert proc.returncode == 1 and "WAFER_SKIP_DOCTOR=1" in proc.stderr
+    proc = in_image(built, "env", "WAFER_ALLOW_NO_API_KEY=1", "/opt/wafer/entrypoint", "--model", "org/none", check=False)
+    assert proc.returncode == 1 and "WAFER_SKIP_DOCTOR=1" in proc.stderr and "WITHOUT an API key" in proc.stderr
     # overridden: serve expands the recipe with the image's host/port/metrics and the user's flags
-    proc = in_image(built, "env", "WAFER_SKIP_DOCTOR=1", "/opt/wafer/entrypoint", "--model", "/models/none",
-                    "--dry-run", "--context-length", "8192", check=False)
+    proc = in_image(built, "env", "WAFER_SKIP_DOCTOR=1", "WAFER_API_KEY=sk-image-test-9d1", "/opt/wafer/entrypoint",
+                    "--model", "org/none", "--dry-run", "--context-length", "8192", check=False)
     assert "# recipe glm5-mxfp4-latency@1" in proc.stdout, proc.stdout + proc.stderr
     assert "--host 0.0.0.0 --port 30000 --enable-metrics" in proc.stdout and "--context-length 8192" in proc.stdout
+
+
+@pytest.mark.network
+@pytest.mark.slow
+@needs_buildah
+def test_the_image_requires_an_api_key_and_never_prints_it(built):
+    """It binds 0.0.0.0: no key is an error unless chosen explicitly; a key from the environment or
+    a mounted secret reaches sglang's --api-key and no output; the image itself holds none."""
+    proc = in_image(built, "env", "WAFER_SKIP_DOCTOR=1", "/opt/wafer/entrypoint", "--model", "org/none", "--dry-run",
+                    check=False)
+    assert proc.returncode == 1 and "error: no API key" in proc.stderr and "/run/secrets/wafer_api_key" in proc.stderr
+    in_image(built, "sh", "-c", "printf 'sk-from-file-77\\n' > /tmp/wafer-key")
+    for env in ("WAFER_API_KEY=sk-from-env-31", "WAFER_API_KEY_FILE=/tmp/wafer-key"):
+        proc = in_image(built, "env", "WAFER_SKIP_DOCTOR=1", env, "/opt/wafer/entrypoint", "--model", "org/none",
+                        "--dry-run", check=False)
+        assert proc.returncode == 0 and "--api-key '***'" in proc.stdout, proc.stdout + proc.stderr
+        assert "sk-from" not in proc.stdout + proc.stderr
+    config = built["inspect"]["Docker"]["config"]
+    assert not [e for e in config["Env"] if "KEY" in e.split("=", 1)[0] or "TOKEN" in e.split("=", 1)[0]]
 
 
 @pytest.mark.network

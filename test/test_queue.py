@@ -119,14 +119,30 @@ def test_export_check_sees_a_hand_edited_patch(capsys, scratch_root, tmp_path):
     assert rc == 1 and f"would change {GUARD}" in stdout and "(edited)" in stdout
 
 
-def test_existing_work_dir_needs_force(capsys, tmp_path):
+def test_force_replaces_only_a_work_tree_these_tools_made(capsys, tmp_path, monkeypatch):
+    """--force once wiped any folder (a user's files; `--work-dir . --force` the whole checkout)."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "keep").write_text("x")
+    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(folder))
+    assert rc == 2 and "--force" in err and (folder / "keep").exists()
+    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(folder), "--force")
+    assert rc == 2 and "not a work tree made by" in err and (folder / "keep").read_text() == "x"
+    # a work tree it made is replaced
     work = tmp_path / "work"
-    work.mkdir()
-    (work / "keep").write_text("x")
-    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))
-    assert rc == 2 and "--force" in err and (work / "keep").exists()
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    (work / "stale").write_text("x")
+    git(work, "add", "stale")
+    git(work, "commit", "-qm", "stale")
     assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work), "--force")[0] == 0
-    assert not (work / "keep").exists()
+    assert not (work / "stale").exists()
+    # the checkout, an ancestor of it, the current directory: never, marker or not
+    for target in (ROOT, ROOT.parent):
+        rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(target), "--force")
+        assert rc == 2 and "refusing to replace" in err and (ROOT / "patches/bases.toml").is_file()
+    monkeypatch.chdir(work)
+    rc, _, err = run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", ".", "--force")
+    assert rc == 2 and "refusing to replace" in err and (work / "sglang").is_dir()
 
 
 @pytest.mark.parametrize("base", ["0.5.14", "0.5.23"])
@@ -145,3 +161,56 @@ def test_each_patch_git_ams_onto_the_upstream_repo_layout(base, tmp_path):
         git(repo, "am", "-q", "--keep", str(queue.patch_dir / entry.name))
     subjects = out(repo, "log", "--format=%s", "HEAD~%d..HEAD" % len(queue.series().entries)).splitlines()
     assert len(subjects) == len(queue.series().entries) >= 2
+
+
+def test_export_keeps_file_names_by_identity_not_subject_or_position(capsys, scratch_root, tmp_path):
+    """Patch-Filename trailers: a reworded subject and a reorder rename nothing (the old export
+    matched by subject and numbered by position); the trailer never reaches the exported files."""
+    work = tmp_path / "work"
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.14", "--work-dir", str(work))[0] == 0
+    before = sorted(p.name for p in (scratch_root / "patches/0.5.14").glob("*.patch"))
+    guard, quark, *rest = out(work, "rev-list", "--reverse", "wafer/upstream..HEAD").split()
+    git(work, "reset", "-q", "--hard", "wafer/upstream")
+    git(work, "cherry-pick", quark)  # 0002 before 0001: they touch different files
+    git(work, "cherry-pick", guard)
+    reworded = out(work, "log", "-1", "--format=%B").replace("rocm: guard cuda runtime include", "rocm: use the hip runtime header")
+    git(work, "commit", "-q", "--amend", "-m", reworded)
+    for commit in rest:
+        git(work, "cherry-pick", "--allow-empty", commit)
+    assert run_cli(capsys, "patches", "export", "--work-dir", str(work))[0] == 0
+    folder = scratch_root / "patches/0.5.14"
+    assert sorted(p.name for p in folder.glob("*.patch")) == before
+    assert not any("Patch-Filename" in p.read_text() for p in folder.glob("*.patch"))
+    entries = [e.name for e in parse_series((folder / "series").read_text()).entries]
+    assert entries[0].startswith("0002-") and entries[1] == GUARD
+    assert "Subject: rocm: use the hip runtime header" in (folder / GUARD).read_text()
+
+
+def test_export_refuses_another_bases_tree_and_merge_commits(capsys, scratch_root, tmp_path):
+    work = tmp_path / "work"
+    assert run_cli(capsys, "patches", "apply", "--base", "0.5.23", "--python", "3.12", "--work-dir", str(work))[0] == 0
+    queue_0514 = {p.name: p.read_bytes() for p in (scratch_root / "patches/0.5.14").iterdir()}
+    rc, _, err = run_cli(capsys, "patches", "export", "--base", "0.5.14", "--work-dir", str(work))
+    assert rc == 2 and "was made from sglang 0.5.23, not 0.5.14" in err
+    assert {p.name: p.read_bytes() for p in (scratch_root / "patches/0.5.14").iterdir()} == queue_0514
+    rc, stdout, _ = run_cli(capsys, "patches", "export", "--work-dir", str(work), "--check")  # its own base by default
+    assert rc == 0 and "patches/0.5.23: up to date" in stdout
+    git(work, "checkout", "-q", "-b", "side", "HEAD~1")
+    (work / "side.txt").write_text("x")
+    git(work, "add", "side.txt")
+    git(work, "commit", "-qm", "side")
+    git(work, "checkout", "-q", "main")
+    git(work, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+    rc, _, err = run_cli(capsys, "patches", "export", "--work-dir", str(work))
+    assert rc == 2 and "merge commit" in err
+
+
+def test_rebase_writes_nothing_in_the_checkout_before_it_refuses(capsys, scratch_root, tmp_path):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "keep").write_text("x")
+    rc, _, err = run_cli(capsys, "patches", "rebase", "--base", "0.5.14", "--to", "0.5.23", "--python", "3.12",
+                         "--work-dir", str(folder), "--force")
+    assert rc == 2 and "not a work tree made by" in err
+    assert sorted(p.name for p in (scratch_root / "patches/0.5.23").iterdir()) == sorted(
+        p.name for p in (ROOT / "patches/0.5.23").iterdir())

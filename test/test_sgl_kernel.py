@@ -32,8 +32,25 @@ def test_build_script_prints_its_plan_for_the_default_base():
     out = subprocess.run([str(ROOT / "sgl-kernel/build.sh"), "--print"], capture_output=True, text=True, check=True,
                          env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}).stdout
     assert "sgl-kernel 0.4.4 for sglang 0.5.14 (v0.5.14)" in out
-    assert "git clone --depth 1 --branch v0.5.14 https://github.com/sgl-project/sglang.git" in out
+    assert "--branch" not in out and "not runnable yet: sgl-kernel/versions.toml records no sglang-commit" in out
     assert "AMDGPU_TARGET=gfx950 " in out and "setup_rocm.py bdist_wheel" in out
+
+
+def test_build_script_fetches_by_commit_never_by_tag(tmp_path):
+    """A tag can move: without a recorded commit the fetch is refused; with one it is what is fetched."""
+    import shutil
+
+    env = {"PATH": "/usr/bin:/bin", "PYTHON": sys.executable}
+    proc = subprocess.run([str(ROOT / "sgl-kernel/build.sh")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 1 and "records no sglang-commit for 0.5.14" in proc.stderr and "ls-remote" in proc.stderr
+    copy = tmp_path / "repo"
+    shutil.copytree(ROOT / "sgl-kernel", copy / "sgl-kernel")
+    shutil.copytree(ROOT / "patches", copy / "patches")
+    versions = copy / "sgl-kernel/versions.toml"
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    versions.write_text(versions.read_text().replace('sglang-commit = ""', f'sglang-commit = "{commit}"', 1))
+    out = subprocess.run([str(copy / "sgl-kernel/build.sh"), "--print"], capture_output=True, text=True, check=True, env=env).stdout
+    assert f"fetch -q --depth 1 https://github.com/sgl-project/sglang.git {commit}" in out and "--branch" not in out
 
 
 def test_build_script_refuses_an_unknown_base():

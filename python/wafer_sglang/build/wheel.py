@@ -14,6 +14,7 @@ import csv
 import hashlib
 import io
 import os
+import sys
 import tempfile
 import time
 import zipfile
@@ -33,7 +34,7 @@ from wafer_sglang.queue.apply import Queue
 from wafer_sglang.queue.headers import read_header
 from wafer_sglang.queue.pins import UpstreamPin
 from wafer_sglang.queue.worktree import overlay_files
-from wafer_sglang.repo import build_dir
+from wafer_sglang.repo import build_dir, source_files
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest date a zip entry can hold
 TOOLING_PACKAGE = "wafer_sglang"
@@ -117,10 +118,11 @@ def _tree_files(work: Path, exclude_prefix: str) -> dict[str, tuple[bytes, int]]
 
 def _tooling_files(root: Path) -> dict[str, tuple[bytes, int]]:
     package = root / "python" / TOOLING_PACKAGE
+    paths, notes = source_files(root, package)
+    for note in notes:
+        print(f"build: {note}", file=sys.stderr)
     files = {}
-    for path in sorted(package.rglob("*")):
-        if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
-            continue
+    for path in paths:
         if path.name == fork_manifest.MANIFEST_NAME:
             continue  # a stale manifest from a checkout is never shipped
         files[f"{TOOLING_PACKAGE}/{path.relative_to(package).as_posix()}"] = (path.read_bytes(), 0o644)

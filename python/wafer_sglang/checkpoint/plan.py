@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 
 from wafer_sglang.checkpoint import rules as R
-from wafer_sglang.checkpoint.store import Checkpoint, Tensor, UnusableCheckpoint
+from wafer_sglang.checkpoint.store import Checkpoint, Tensor, UnusableCheckpoint, validate
 
 LINEAR_LEAVES = {
     "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj",
@@ -80,6 +80,7 @@ def _describe(module: _Module) -> str:
 
 def check(ckpt: Checkpoint, options: Options) -> Report:
     config = ckpt.config
+    validate(config)
     architecture = (config.get("architectures") or ["?"])[0]
     if architecture not in R.SUPPORTED_ARCHITECTURES:
         raise UnusableCheckpoint(

@@ -51,6 +51,38 @@ def load_config(path: Path) -> dict:
     return config
 
 
+# Integer fields the checks read: (minimum, required). A bool is not an integer here.
+INT_FIELDS = {"num_hidden_layers": (1, True), "hidden_size": (1, False), "moe_intermediate_size": (1, False),
+              "n_routed_experts": (1, False), "n_shared_experts": (0, False), "num_experts_per_tok": (1, False),
+              "first_k_dense_replace": (0, False), "num_nextn_predict_layers": (0, False)}
+
+
+def validate(config: dict) -> None:
+    """The shape of what the checks read, before anything is judged: a wrong type or range is
+    unusable input naming the field, never a "clean" verdict on nonsense."""
+    for name, (low, required) in INT_FIELDS.items():
+        if name not in config:
+            if required:
+                raise UnusableCheckpoint(f"config.json has no {name}")
+            continue
+        value = config[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise UnusableCheckpoint(f"config.json: {name} = {json.dumps(value)} must be an integer >= {low}")
+    if config.get("num_experts_per_tok", 0) > config.get("n_routed_experts", float("inf")):
+        raise UnusableCheckpoint("config.json: num_experts_per_tok is larger than n_routed_experts")
+    if config.get("first_k_dense_replace", 0) > config["num_hidden_layers"]:
+        raise UnusableCheckpoint("config.json: first_k_dense_replace is larger than num_hidden_layers")
+    architectures = config.get("architectures", [])
+    if not isinstance(architectures, list) or not all(isinstance(a, str) for a in architectures):
+        raise UnusableCheckpoint("config.json: architectures must be a list of strings")
+    quant = config.get("quantization_config", {})
+    if not isinstance(quant, dict):
+        raise UnusableCheckpoint("config.json: quantization_config must be an object")
+    excludes = quant.get("exclude", [])
+    if excludes is not None and (not isinstance(excludes, list) or not all(isinstance(e, str) for e in excludes)):
+        raise UnusableCheckpoint("config.json: quantization_config.exclude must be a list of strings")
+
+
 def shard_files(path: Path) -> list[str]:
     index = path / INDEX
     if index.is_file():
@@ -89,4 +121,5 @@ def load(path: Path) -> Checkpoint:
     if not path.is_dir():
         raise UnusableCheckpoint(f"{path} is not a folder")
     config = load_config(path)
+    validate(config)  # before the shards: nonsense is named as such, not as a missing file
     return Checkpoint(path=path, config=config, tensors=read_headers(path, shard_files(path)))

@@ -44,10 +44,11 @@ def default_base() -> str:
 
 
 def _report(args):
-    from wafer_sglang.checkpoint import plan, store
+    from wafer_sglang.checkpoint import plan, rules, store
 
     options = plan.Options(base=args.base or default_base(), upstream=args.upstream, gpu=args.gpu,
                            disable_shared_experts_fusion=args.disable_shared_experts_fusion)
+    rules.rules_for(options.base, options.upstream)  # an unknown base is said before any file is read
     return plan.check(store.load(args.path), options)
 
 

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
+import traceback
 
 from wafer_sglang import __version__
 from wafer_sglang.errors import WaferError
@@ -23,7 +27,9 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="wafer-sglang",
         description="wafer-sglang-rocm: SGLang for AMD Instinct MI355X — patch queue, builds and operator tools.",
+        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--debug", action="store_true", help="show the traceback of an error")
     p.add_argument("--version", action="version", version=f"wafer-sglang {__version__}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = sub.add_parser("info", help="the installed fork: base version and patches")
@@ -63,20 +69,64 @@ def cmd_info(args) -> int:
     return 0
 
 
+EXIT_CODES = """\
+exit codes: 0 ok; 1 the check or gate failed (problems found); 2 unusable input (named in the
+message; nothing was changed); 3 internal error (a bug: --debug shows the traceback);
+130 interrupted; 141 output closed early (| head); 143 terminated (SIGTERM)."""
+
+
+class Terminated(BaseException):
+    """SIGTERM: unwinds like Ctrl-C, so every cleanup (temp trees, partial files) runs."""
+
+
+def _terminate(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
     args, extra = p.parse_known_args(argv)
     if extra and not getattr(args, "accepts_extra", False):
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
     try:
         return args.func(args)
     except WaferError as exc:
-        print(f"wafer-sglang: error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return _fail(f"wafer-sglang: error: {exc}", exc.exit_code, args)
     except KeyboardInterrupt:
-        print("wafer-sglang: interrupted", file=sys.stderr)
-        return 130
+        return _fail("wafer-sglang: interrupted", 130, args)
+    except Terminated:
+        return _fail("wafer-sglang: terminated", 143, args)
+    except BrokenPipeError:
+        _quiet_stdout()
+        return 141
+    except OSError as exc:  # a file-system error no command anticipated: still one line, naming the file
+        where = f": {exc.filename}" if exc.filename else ""
+        return _fail(f"wafer-sglang: error: {exc.strerror or exc}{where}", 2, args)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, said in one line
+        return _fail(f"wafer-sglang: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+                     "traceback, and report it)", 3, args)
+
+
+def _fail(message: str, code: int, args) -> int:
+    if getattr(args, "debug", False):
+        traceback.print_exc()
+    try:
+        print(message, file=sys.stderr)
+    except BrokenPipeError:
+        pass
+    return code
+
+
+def _quiet_stdout() -> None:
+    """The reader went away (| head): say nothing more, and let Python's exit flush nowhere."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_apply)
 
     p = psub.add_parser("export", help="regenerate patch files + series from a work tree")
-    _base(p)
+    p.add_argument("--base", help="must match the base the work tree was made from (default: that base)")
     p.add_argument("--work-dir", required=True, type=Path)
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and list what would change")
     p.set_defaults(func=cmd_export)
@@ -119,9 +119,10 @@ def cmd_apply(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from wafer_sglang.queue.export import plan_export, write_export
+    from wafer_sglang.queue.apply import Queue
+    from wafer_sglang.queue.export import plan_export, work_tree_base, write_export
 
-    queue = _queue(args)
+    queue = Queue.open(find_repo_root(), args.base or work_tree_base(args.work_dir))
     plan = plan_export(queue, args.work_dir)
     changes = plan.changes(queue.patch_dir)
     if args.check:
@@ -165,10 +166,14 @@ def cmd_check_upstream(args) -> int:
 
 
 def cmd_rebase(args) -> int:
-    from wafer_sglang.queue.upstream import rebase
+    from wafer_sglang.queue.upstream import existing_queue, rebase
 
     queue = _queue(args)
     verdicts = rebase(queue, args.to, python_tag(args.python), args.work_dir, force=args.force)
+    replaced = existing_queue(queue.root, args.to)
+    if replaced:
+        print(f"warning: patches/{args.to} already holds {len(replaced)} patch(es); the export below replaces that "
+              "queue with this rebase (files it does not produce are removed): " + ", ".join(replaced), file=sys.stderr)
     print(table(["patch", "status", "detail"], [[v.patch, v.status, v.detail] for v in verdicts]))
     kept = sum(v.status == "applies" for v in verdicts)
     conflicts = [v.patch for v in verdicts if v.status == "conflicts"]

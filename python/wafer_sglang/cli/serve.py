@@ -24,6 +24,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--force", action="store_true", help="start even if `checkpoint check` finds problems")
     p.add_argument("--no-router", action="store_true", help="no sglang-router: in-server DP balancing (not cache-aware)")
     p.add_argument("--list", action="store_true", help="the recipes, one line each")
+    p.epilog = ("WAFER_API_KEY (environment) becomes sglang's --api-key unless one is given; it is never printed "
+                "(the command shows ***).")
     p.set_defaults(func=cmd_serve, accepts_extra=True)
 
 
@@ -39,8 +41,11 @@ def cmd_serve(args) -> int:
     if not args.recipe or not args.model:
         raise WaferError("serve needs --recipe NAME and --model PATH (or --list)")
     base = args.base or default_base()
+    if recipes.looks_like_a_path(args.model) and not Path(args.model).expanduser().is_dir():
+        raise WaferError(f"--model {args.model}: no such folder (a hub id looks like org/name); check the path")
     recipe = recipes.select(args.recipe)
-    expansion = recipes.expand(recipe, args.model, base, args.extra, router=not args.no_router)
+    expansion = recipes.expand(recipe, args.model, base, args.extra, router=not args.no_router,
+                               api_key=os.environ.get("WAFER_API_KEY") or None)
     problems = _checkpoint_problems(Path(args.model), base, expansion)
     env = {k: v for k, v in expansion.env.items() if k not in os.environ}
     print(f"# recipe {recipe.name}@{recipe.version} on sglang {base}: {recipe.purpose}")
@@ -50,7 +55,7 @@ def cmd_serve(args) -> int:
         print(f"# checkpoint: {line}")
     for key, value in env.items():
         print(f"export {key}={shlex.quote(value)}")
-    print(shlex.join(expansion.argv))
+    print(shlex.join(recipes.redacted(expansion.argv)))
     if problems and not args.force:
         print("refusing to start: `wafer-sglang checkpoint check` found problems (fix them, or pass --force)", file=sys.stderr)
         return 1
@@ -67,11 +72,12 @@ def cmd_serve(args) -> int:
 
 def _checkpoint_problems(model: Path, base: str, expansion) -> list[str]:
     """`checkpoint check` findings for a local checkpoint, judged with the final flags."""
+    model = model.expanduser()
     if not model.is_dir():
         expansion.notes.append(f"{model} is not a local folder: the checkpoint check is skipped")
         return []
     from wafer_sglang.checkpoint import plan, store
 
-    fusion_off = any(option == "--disable-shared-experts-fusion" for option, _ in expansion.server_args)
+    fusion_off = any(flag.option == "--disable-shared-experts-fusion" for flag in expansion.server_args)
     report = plan.check(store.load(model), plan.Options(base=base, disable_shared_experts_fusion=fusion_off))
     return [f"{f.role} {f.module}: {f.problem} -> {f.fix}" for f in report.findings]

@@ -13,7 +13,6 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-
 from wafer_sglang.host.system import Host, gpus
 
 SEVERITIES = ("ok", "info", "warning", "error")
@@ -49,9 +48,10 @@ def check_gpus(host: Host) -> list[Finding]:
 def check_visible_devices(host: Host, count: int) -> list[Finding]:
     findings = []
     selections = {k: host.env[k] for k in ("HIP_VISIBLE_DEVICES", "ROCR_VISIBLE_DEVICES", "CUDA_VISIBLE_DEVICES") if host.env.get(k, "").strip()}
+    uuids = _gpu_uuids(host)
     for key, value in selections.items():
         ids = [v.strip() for v in value.split(",") if v.strip()]
-        bad = [i for i in ids if not i.isdigit() or int(i) >= count]
+        bad = [i for i in ids if not _valid_device(i, count, uuids)]
         if bad:
             findings.append(Finding("visible-devices", "error", f"{key}={value} names devices {bad} but {count} GPU(s) are visible",
                                     f"use indices 0..{count - 1}, or unset {key}"))
@@ -60,6 +60,29 @@ def check_visible_devices(host: Host, count: int) -> list[Finding]:
         findings.append(Finding("visible-devices", "warning", "different device selections: " + ", ".join(f"{k}={v}" for k, v in selections.items()),
                                 "ROCR_ applies first and HIP_/CUDA_ then index into what it left: set one of them (HIP_VISIBLE_DEVICES)"))
     return findings
+
+
+UUID = re.compile(r"^GPU-[0-9a-fA-F]{1,32}$")
+
+
+def _valid_device(token: str, count: int, uuids: set[str]) -> bool:
+    """An index below the GPU count, or a ROCm UUID (GPU-<hex>) — one the topology knows, when
+    the topology says."""
+    if token.isdigit():
+        return int(token) < count
+    return bool(UUID.match(token)) and (not uuids or token.lower() in uuids)
+
+
+def _gpu_uuids(host: Host) -> set[str]:
+    """``GPU-<unique_id as 16 hex digits>`` of each GPU node (rocm-smi's UUID), when listed."""
+    nodes = host.path("/sys/class/kfd/kfd/topology/nodes")
+    found = set()
+    for properties in sorted(nodes.glob("*/properties")) if nodes.is_dir() else []:
+        values = dict(line.split(None, 1) for line in properties.read_text().splitlines() if " " in line)
+        unique = values.get("unique_id", "").strip()
+        if unique.isdigit() and int(unique) and int(values.get("gfx_target_version", "0")):
+            found.add(f"gpu-{int(unique):016x}")
+    return found
 
 
 def check_rocm(host: Host) -> list[Finding]:
@@ -123,6 +146,11 @@ def check_env(host: Host) -> list[Finding]:
         findings.append(Finding("env", "warning", "SGLANG_USE_AITER is unset: aiter kernels are off (the fork turns them on only for GLM-5 on gfx950)",
                                 "export SGLANG_USE_AITER=1"))
     configured = host.env.get("AITER_CONFIG_FMOE")
+    for listed in [p for p in (configured or "").split(os.pathsep) if p]:
+        problem = _not_an_fmoe_csv(Path(listed))
+        if problem:
+            findings.append(Finding("env", "error", f"AITER_CONFIG_FMOE lists {listed}, which {problem} (aiter skips or "
+                                    "rejects it)", "export AITER_CONFIG_FMOE=\"$(wafer-sglang moe config-path)\""))
     if configured:
         from wafer_sglang.moe.files import aiter_configs_dir, aiter_tuned_files
 
@@ -164,6 +192,19 @@ def _pinned(manifest: dict | None, names: tuple[str, ...]) -> str | None:
         if match and re.sub(r"[-_.]+", "-", match.group(1)).lower() in names:
             return match.group(2)
     return None
+
+
+def _not_an_fmoe_csv(file: Path) -> str | None:
+    """Why aiter cannot use a listed file (paths as aiter opens them, in this filesystem)."""
+    if not file.is_file():
+        return "does not exist"
+    try:
+        header = file.read_text(errors="replace").splitlines()[:1]
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror})"
+    columns = set(header[0].split(",")) if header else set()
+    missing = {"cu_num", "token", "model_dim", "inter_dim", "expert", "topk"} - columns
+    return f"is not an aiter tuned fMoE CSV (no {', '.join(sorted(missing))} column)" if missing else None
 
 
 def run(host: Host, manifest: dict | None) -> list[Finding]:

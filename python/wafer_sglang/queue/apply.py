@@ -8,7 +8,15 @@ from pathlib import Path
 from wafer_sglang.queue import download
 from wafer_sglang.queue.pins import UpstreamPin, load_pins
 from wafer_sglang.queue.series import Series, read_series
-from wafer_sglang.queue.worktree import AppliedPatch, add_overlay, apply_series, head_date, import_upstream, staged_dir
+from wafer_sglang.queue.worktree import (
+    AppliedPatch,
+    add_overlay,
+    apply_series,
+    head_date,
+    import_upstream,
+    staged_dir,
+    write_marker,
+)
 from wafer_sglang.repo import wheel_cache_dir
 
 
@@ -46,8 +54,9 @@ class Queue:
         """Fetch, import, apply the series, add the overlay; ``work_dir`` appears only on success."""
         wheel = self.fetch(python_tag, quiet=quiet)
         series = self.series()
-        with staged_dir(work_dir, force=force) as tmp:
+        with staged_dir(work_dir, force=force, protected=[self.root]) as tmp:
             import_upstream(tmp, wheel, self.base, self.base.wheel(python_tag))
+            write_marker(tmp, self.base.version, python_tag)
             applied = apply_series(tmp, self.patch_dir, series, self.base.version)
             add_overlay(tmp, self.overlay_root, head_date(tmp))
         return applied

@@ -46,29 +46,43 @@ def verify(path: Path, pin: WheelPin) -> None:
 
 
 def fetch(pin: WheelPin, cache_dir: Path, *, refresh: bool = False, quiet: bool = False) -> Path:
-    """The verified local copy of ``pin``, downloading it into ``cache_dir`` if needed."""
+    """The verified local copy of ``pin``, downloading it into ``cache_dir`` if needed. With
+    ``refresh`` the cached file is replaced only by a download that verifies: offline, or
+    from a bad mirror, the old file stays."""
     target = cache_dir / pin.filename
-    if target.exists() and refresh:
-        target.unlink()
-    if target.exists():
+    if target.exists() and not refresh:
         verify(target, pin)
         return target
-    cache_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise WaferError(f"cannot create the wheel cache {cache_dir}: {exc.strerror or exc}") from None
     partial = target.with_name(f".{pin.filename}.{os.getpid()}.part")
     try:
         _download(pin, partial, quiet=quiet)
         verify(partial, pin)
         os.replace(partial, target)
+    except WaferError as exc:
+        if target.exists() and refresh:
+            raise WaferError(f"{exc}\nThe cached {target.name} was kept.", exc.exit_code) from None
+        raise
     finally:
         partial.unlink(missing_ok=True)
     return target
 
 
 def _download(pin: WheelPin, dest: Path, *, quiet: bool) -> None:
+    """Stream ``pin.url`` to ``dest``, stopping at the pinned size: a mirror serving more (a
+    60 MB file for a 12 MB pin, or an endless stream) cannot fill the disk."""
+    written = 0
     try:
         with urllib.request.urlopen(pin.url, timeout=120) as response, dest.open("wb") as out:
             with download_progress(pin.filename, pin.size, quiet=quiet) as advance:
                 for chunk in iter(lambda: response.read(CHUNK), b""):
+                    written += len(chunk)
+                    if written > pin.size:
+                        raise WaferError(f"{pin.filename}: {pin.url} sent more than the pinned {pin.size} bytes; "
+                                         "stopped (the mirror or the pin is wrong)")
                     out.write(chunk)
                     advance(len(chunk))
     except (urllib.error.URLError, OSError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,9 +12,17 @@ from wafer_sglang.errors import WaferError
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.gitrun import out
 from wafer_sglang.queue.apply import Queue
-from wafer_sglang.queue.headers import read_header
 from wafer_sglang.queue.series import Series, SeriesEntry
-from wafer_sglang.queue.worktree import DST_PREFIX, SRC_PREFIX, UPSTREAM_TAG, is_overlay_commit, overlay_files
+from wafer_sglang.queue.worktree import (
+    DST_PREFIX,
+    FILENAME_TRAILER,
+    SRC_PREFIX,
+    UPSTREAM_TAG,
+    filename_of,
+    is_overlay_commit,
+    overlay_files,
+    read_marker,
+)
 
 
 @dataclass
@@ -38,25 +47,81 @@ class ExportPlan:
         return found
 
 
-def plan_export(queue: Queue, work: Path) -> ExportPlan:
+def work_tree_base(work: Path) -> str:
+    """The base a work tree was made from (``patches apply`` / ``rebase`` record it)."""
     if not (work / ".git").exists():
         raise WaferError(f"{work} is not a work tree made by `wafer-sglang patches apply`")
+    marker = read_marker(work)
+    if marker is None:
+        raise WaferError(f"{work} records no base (.git/wafer-worktree.json): it was not made by this version of "
+                         "`wafer-sglang patches apply`; apply again and redo the commits there")
+    return marker["base"]
+
+
+def plan_export(queue: Queue, work: Path) -> ExportPlan:
+    base = work_tree_base(work)
+    if base != queue.base.version:
+        raise WaferError(f"{work} was made from sglang {base}, not {queue.base.version}: exporting it would replace "
+                         f"patches/{queue.base.version} with another base's queue (use --base {base})")
     if out(work, "status", "--porcelain").strip():
         raise WaferError(f"{work} has uncommitted changes; commit them (one commit per patch) first")
+    merges = out(work, "rev-list", "--merges", f"{UPSTREAM_TAG}..HEAD").split()
+    if merges:
+        raise WaferError(f"{work} has merge commit(s) {', '.join(m[:12] for m in merges)}: a queue is a line of "
+                         "patches; rebase them into single commits first")
     commits = out(work, "rev-list", "--reverse", f"{UPSTREAM_TAG}..HEAD").split()
     patch_commits = [c for c in commits if not is_overlay_commit(work, c)]
     _refuse_overlay_edits(work, patch_commits, overlay_files(queue.overlay_root))
+    names = _names(work, patch_commits, queue.patch_dir)
     files: dict[str, bytes] = {}
-    subjects: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for number, commit in enumerate(patch_commits, start=1):
-            path = Path(_format_patch(work, commit, number, Path(tmp)))
-            files[path.name] = path.read_bytes()
-            subjects.append(read_header(path).subject)
-    series = _renumbered_series(queue, list(files), subjects)
+        for commit, name in zip(patch_commits, names):
+            path = Path(_format_patch(work, commit, Path(tmp)))
+            files[name] = _strip_filename_trailer(path.read_bytes())
+    series = _series(queue, names)
     files["series"] = series.render().encode()
     existing = {p.name for p in queue.patch_dir.glob("*.patch")}
     return ExportPlan(files=files, stale=sorted(existing - set(files)))
+
+
+def _names(work: Path, commits: list[str], patch_dir: Path) -> list[str]:
+    """Each commit's recorded file name; a new commit gets the next free number and its subject's slug."""
+    recorded = [filename_of(work, c) for c in commits]
+    seen = [n for n in recorded if n]
+    twice = sorted({n for n in seen if seen.count(n) > 1})
+    if twice:
+        raise WaferError(f"several commits record the same {FILENAME_TRAILER}: {', '.join(twice)}; give each its own "
+                         "(git commit --amend and edit the trailer) or squash them")
+    existing = {p.name for p in patch_dir.glob("*.patch")}
+    number = max([int(m.group(1)) for n in set(seen) | existing if (m := re.match(r"(\d{4})-", n))] + [0])
+    names = []
+    for commit, name in zip(commits, recorded):
+        if name is None:  # a commit made in the work tree: its earlier export's file, else the next number
+            slug = _slug(out(work, "log", "-1", "--format=%s", commit)) + ".patch"
+            earlier = [n for n in existing - set(seen) - set(names) if n[5:] == slug]
+            if len(earlier) == 1:
+                name = earlier[0]
+            else:
+                number += 1
+                name = f"{number:04d}-{slug}"
+        names.append(name)
+    return names
+
+
+def _slug(subject: str) -> str:
+    """git format-patch's file-name rule for a subject, shortened to its 52-character default."""
+    slug = re.sub(r"[^A-Za-z0-9._]+", "-", subject).strip("-.")
+    return re.sub(r"\.+", ".", slug)[:52].rstrip("-.")
+
+
+def _strip_filename_trailer(data: bytes) -> bytes:
+    """The exported patch without the ``Patch-Filename`` trailer apply added (nor the blank line
+    before it when it was the only trailer): the message is everything before the first diff."""
+    head, sep, rest = data.partition(b"\ndiff --git ")
+    kept = [line for line in head.split(b"\n") if not line.startswith(FILENAME_TRAILER.encode() + b": ")]
+    while len(kept) >= 2 and kept[-1] == b"" and kept[-2] == b"":
+        kept.pop()
+    return b"\n".join(kept) + sep + rest
 
 
 def write_export(queue: Queue, plan: ExportPlan) -> None:
@@ -70,14 +135,13 @@ def write_export(queue: Queue, plan: ExportPlan) -> None:
         (queue.patch_dir / name).unlink()
 
 
-def _format_patch(work: Path, commit: str, number: int, dest: Path) -> str:
+def _format_patch(work: Path, commit: str, dest: Path) -> str:
     return out(
         work,
         "format-patch", "-1", commit,
         "--zero-commit", "--full-index", "--no-signature", "--no-stat", "--keep-subject",
         "--no-notes", "--no-renames", "--binary",
-        f"--src-prefix={SRC_PREFIX}", f"--dst-prefix={DST_PREFIX}",
-        f"--start-number={number}", "--filename-max-length=80", "-o", str(dest),
+        f"--src-prefix={SRC_PREFIX}", f"--dst-prefix={DST_PREFIX}", "-o", str(dest),
     ).strip()
 
 
@@ -93,26 +157,21 @@ def _refuse_overlay_edits(work: Path, commits: list[str], overlay: list) -> None
             )
 
 
-def _renumbered_series(queue: Queue, names: list[str], subjects: list[str]) -> Series:
-    """The new series in commit order, keeping each old entry's comments (matched by subject)."""
+def _series(queue: Queue, names: list[str]) -> Series:
+    """The new series in commit order, each entry keeping its old comments (matched by file name:
+    identity, not subject)."""
     try:
         old = queue.series()
     except WaferError:
         old = Series(entries=[])
-    old_subjects = []
-    for entry in old.entries:
-        path = queue.patch_dir / entry.name
-        old_subjects.append(read_header(path).subject if path.is_file() else None)
-    kept: dict[int, SeriesEntry] = {}
+    kept: dict[str, SeriesEntry] = {}
     carry: list[str] = []
-    used: set[int] = set()
-    for entry, subject in zip(old.entries, old_subjects):
-        match = next((i for i, s in enumerate(subjects) if s == subject and i not in used), None)
-        if match is None:
-            carry += entry.leading  # a dropped entry's group header moves to the next one
+    for entry in old.entries:
+        if entry.name not in names:
+            carry += entry.leading  # a dropped entry's group header moves to the next kept one
             continue
-        used.add(match)
-        kept[match] = SeriesEntry(name=names[match], leading=carry + entry.leading, inline=entry.inline)
+        kept[entry.name] = SeriesEntry(entry.name, carry + entry.leading, entry.inline)
         carry = []
-    entries = [kept.get(i) or SeriesEntry(name=n) for i, n in enumerate(names)]
-    return Series(entries=entries, trailer=carry + old.trailer, header=old.header)
+    entries = [kept.get(name) or SeriesEntry(name=name) for name in names]
+    trailer = carry + old.trailer
+    return Series(entries=entries, trailer=trailer, header=old.header)

@@ -8,11 +8,11 @@ import urllib.error
 import urllib.request
 from datetime import date
 
-from packaging.utils import parse_wheel_filename
-from packaging.version import Version
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
+from packaging.version import InvalidVersion, Version
 
 from wafer_sglang.errors import WaferError
-from wafer_sglang.queue.pins import WheelPin
+from wafer_sglang.queue.pins import WheelPin, checked_wheel
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 # The interpreters we build for; upstream ships these for every release we support.
@@ -29,9 +29,12 @@ def project_files(project: str = "sglang") -> list[dict]:
     request = urllib.request.Request(url, headers={"Accept": "application/vnd.pypi.simple.v1+json"})
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
-            return json.load(response)["files"]
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
+            files = json.load(response)["files"]
+    except (urllib.error.URLError, OSError, ValueError, KeyError, TypeError) as exc:
         raise WaferError(f"cannot read the package index {url}: {exc}") from None
+    if not isinstance(files, list):
+        raise WaferError(f"the package index {url} answered no file list")
+    return files
 
 
 def release_wheels(version: str, tags: tuple[str, ...] = PYTHON_TAGS) -> tuple[dict[str, WheelPin], str]:
@@ -40,17 +43,19 @@ def release_wheels(version: str, tags: tuple[str, ...] = PYTHON_TAGS) -> tuple[d
     wheels: dict[str, WheelPin] = {}
     uploaded: list[str] = []
     for f in project_files():
-        name = f["filename"]
+        name = f.get("filename", "") if isinstance(f, dict) else ""
         if not name.endswith(".whl"):
             continue
-        _, v, _, wheel_tags = parse_wheel_filename(name)
+        try:
+            _, v, _, wheel_tags = parse_wheel_filename(name)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue  # some other file the project page lists
         tag = next(iter(wheel_tags))
         if v != wanted or tag.platform != PLATFORM or tag.interpreter not in tags or f.get("yanked"):
             continue
-        wheels[tag.interpreter] = WheelPin(
-            filename=name, sha256=f["hashes"]["sha256"], size=int(f["size"]), url=f["url"]
-        )
-        uploaded.append(f.get("upload-time", "")[:10])
+        record = {"filename": name, "sha256": (f.get("hashes") or {}).get("sha256"), "size": f.get("size"), "url": f.get("url")}
+        wheels[tag.interpreter] = checked_wheel(f"{index_url()}: {name}", version, record, tag.interpreter)
+        uploaded.append(str(f.get("upload-time") or "")[:10])
     if not wheels:
         raise WaferError(
             f"sglang {version} has no {PLATFORM} wheel for {', '.join(tags)} on {index_url()} "

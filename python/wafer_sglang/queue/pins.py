@@ -17,7 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from packaging.utils import parse_wheel_filename
+from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
 from wafer_sglang.compat import tomllib
@@ -127,7 +127,7 @@ def load_pins(root: Path) -> PinSet:
     except (OSError, tomllib.TOMLDecodeError) as exc:
         raise WaferError(f"cannot read the pin file {path}: {exc}") from None
     upstream = {}
-    for version, entry in data.get("upstream", {}).items():
+    for version, entry in _table(f"{path} [upstream]", data.get("upstream", {})).items():
         upstream[version] = _parse_upstream(path, version, entry)
     default = data.get("default-base")
     if default not in upstream or upstream[default].role != "base":
@@ -135,8 +135,40 @@ def load_pins(root: Path) -> PinSet:
     return PinSet(default_base=default, upstream=upstream)
 
 
+def checked_wheel(where: str, version: str, w: object, tag: str | None = None) -> WheelPin:
+    """One wheel record (the pin file's, or the index's) as a WheelPin, or an error naming the
+    field: exact sglang file name of ``version`` (and ``tag``), 64 hex sha256, size > 0, http(s) URL."""
+    try:
+        missing = [k for k in ("filename", "sha256", "size", "url") if w.get(k) is None]
+        if missing:
+            raise KeyError(", ".join(missing))
+        pin = WheelPin(filename=str(w["filename"]), sha256=str(w["sha256"]).lower(), size=int(w["size"]), url=str(w["url"]))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise WaferError(f"{where}: needs filename, sha256, size, url ({type(exc).__name__}: {exc})") from None
+    try:
+        name, wheel_version, _, _ = parse_wheel_filename(pin.filename)
+    except (InvalidWheelFilename, InvalidVersion):
+        raise WaferError(f"{where}: {pin.filename!r} is not a wheel file name") from None
+    if name != "sglang" or str(wheel_version) != version or (tag is not None and pin.python_tag != tag):
+        raise WaferError(f"{where}: {pin.filename} is not sglang {version}" + (f" for {tag}" if tag else ""))
+    if len(pin.sha256) != 64 or any(c not in "0123456789abcdef" for c in pin.sha256):
+        raise WaferError(f"{where}: sha256 {pin.sha256[:80]!r} is not 64 hex digits")
+    if pin.size <= 0:
+        raise WaferError(f"{where}: size {pin.size} is not a positive byte count")
+    if not pin.url.startswith(("https://", "http://")):
+        raise WaferError(f"{where}: url {pin.url[:80]!r} is not http(s)")
+    return pin
+
+
+def _table(where: str, value: object) -> dict:
+    if not isinstance(value, dict):
+        raise WaferError(f"{where}: expected a table, got {type(value).__name__}")
+    return value
+
+
 def _parse_upstream(path: Path, version: str, entry: dict) -> UpstreamPin:
     where = f"{path} [upstream.{version!r}]"
+    entry = _table(where, entry)
     try:
         Version(version)
     except InvalidVersion:
@@ -144,25 +176,18 @@ def _parse_upstream(path: Path, version: str, entry: dict) -> UpstreamPin:
     role = entry.get("role")
     if role not in ROLES:
         raise WaferError(f"{where}: role must be one of {ROLES}, got {role!r}")
-    wheels = {}
-    for tag, w in entry.get("wheels", {}).items():
-        try:
-            pin = WheelPin(filename=w["filename"], sha256=w["sha256"].lower(), size=int(w["size"]), url=w["url"])
-        except (KeyError, TypeError, ValueError) as exc:
-            raise WaferError(f"{where}.wheels.{tag}: needs filename, sha256, size, url ({exc})") from None
-        name, wheel_version, _, _ = parse_wheel_filename(pin.filename)
-        if name != "sglang" or str(wheel_version) != version or pin.python_tag != tag:
-            raise WaferError(f"{where}.wheels.{tag}: {pin.filename} is not sglang {version} for {tag}")
-        if len(pin.sha256) != 64 or any(c not in "0123456789abcdef" for c in pin.sha256):
-            raise WaferError(f"{where}.wheels.{tag}: sha256 is not 64 hex digits")
-        wheels[tag] = pin
+    wheels = {tag: checked_wheel(f"{where}.wheels.{tag}", version, w, tag) for tag, w in _table(where, entry.get("wheels", {})).items()}
     if not wheels:
         raise WaferError(f"{where}: no wheels pinned")
+    try:
+        respin = int(entry.get("respin", 0))
+    except (TypeError, ValueError):
+        raise WaferError(f"{where}: respin must be an integer") from None
     return UpstreamPin(
         version=version,
         role=role,
         released=str(entry.get("released", "")),
-        respin=int(entry.get("respin", 0)),
+        respin=respin,
         wheels=wheels,
         derived={tag: _parse_derived(f"{where}.derived.{tag}", tag, d, wheels) for tag, d in entry.get("derived", {}).items()},
     )

@@ -27,7 +27,15 @@ from wafer_sglang.queue import download
 from wafer_sglang.queue.apply import Queue
 from wafer_sglang.queue.headers import read_header
 from wafer_sglang.queue.pins import load_pins
-from wafer_sglang.queue.worktree import STRIP, add_overlay, head_date, import_upstream, staged_dir
+from wafer_sglang.queue.worktree import (
+    STRIP,
+    add_overlay,
+    head_date,
+    import_upstream,
+    record_filename,
+    staged_dir,
+    write_marker,
+)
 
 DIFF_PATH = re.compile(r"^diff --git a/python/(\S+) b/python/(\S+)$", re.M)
 
@@ -79,6 +87,7 @@ def _verdict(tree: Path, patch: Path, version: Version) -> Verdict:
         forward = git(tree, "apply", "--check", STRIP, str(candidate), check=False)
         if forward.returncode == 0:
             git(tree, "am", "-q", "--keep", "--no-3way", "--committer-date-is-author-date", STRIP, str(candidate))
+            record_filename(tree, patch.name)
             verdict.status, verdict.detail = "applies", f"still needed{where}"
             return verdict
         landed = header.applied_upstream
@@ -127,13 +136,16 @@ def _first_error(stderr: str) -> str:
 def rebase(queue: Queue, version: str, python_tag: str, work_dir: Path, *, force: bool = False) -> list[Verdict]:
     """Move ``queue`` onto base ``version`` in ``work_dir``: applicable patches become commits,
     upstreamed ones are dropped, conflicting ones are left out for porting by hand. Then
-    ``patches export --base <version>`` writes the new queue."""
+    ``patches export --base <version>`` writes the new queue. Nothing is written in the checkout."""
     target = Queue.open(queue.root, version)  # must be pinned with role = "base"
-    target.patch_dir.mkdir(parents=True, exist_ok=True)
-    series_file = target.patch_dir / "series"
-    if not series_file.exists():
-        series_file.write_text(f"# Patch series for sglang {version}. Order is authoritative; numbers are cosmetic.\n\n")
-    with staged_dir(work_dir, force=force) as tmp:
+    with staged_dir(work_dir, force=force, protected=[queue.root]) as tmp:
         verdicts = check_against(queue, version, python_tag, work=tmp)
+        write_marker(tmp, version, python_tag)
         add_overlay(tmp, target.overlay_root, head_date(tmp))
     return verdicts
+
+
+def existing_queue(root: Path, version: str) -> list[str]:
+    """The patches ``patches/<version>/`` holds now (what an export of a rebase replaces)."""
+    folder = root / "patches" / version
+    return sorted(p.name for p in folder.glob("*.patch")) if folder.is_dir() else []

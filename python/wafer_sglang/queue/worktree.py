@@ -6,10 +6,17 @@ one overlay commit (trailer ``Wafer-Overlay: true``) that only adds files.
 
 Patch paths are rooted at the upstream git repo (``python/sglang/...``); the wheel drops the
 ``python/`` component, so patches go in with ``-p2`` and come out with ``a/python/`` prefixes.
+
+Identity: each patch commit carries a ``Patch-Filename:`` trailer (its file in ``patches/<base>/``,
+Electron's scheme), added at apply and stripped at export, so a reworded subject or a reorder
+renames nothing. The tree records which base and Python tag it was made from in
+``.git/wafer-worktree.json``; only a tree holding that marker (and the ``wafer/upstream`` tag) is
+ever replaced by ``--force``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import stat
@@ -23,9 +30,12 @@ from wafer_sglang.errors import WaferError
 from wafer_sglang.gitrun import git, out
 from wafer_sglang.queue.pins import UpstreamPin, WheelPin
 from wafer_sglang.queue.series import Series
+from wafer_sglang.repo import source_files
 
 UPSTREAM_TAG = "wafer/upstream"
 OVERLAY_TRAILER = "Wafer-Overlay"
+FILENAME_TRAILER = "Patch-Filename"
+MARKER = Path(".git") / "wafer-worktree.json"
 STRIP = "-p2"
 SRC_PREFIX, DST_PREFIX = "a/python/", "b/python/"
 
@@ -83,7 +93,33 @@ def apply_patch(work: Path, patch: Path, base_version: str) -> str:
     if am.returncode != 0:
         git(work, "am", "--abort", check=False)
         raise WaferError(f"git am {patch.name} failed:\n{am.stderr.decode(errors='replace').strip()}")
+    return record_filename(work, patch.name)
+
+
+def record_filename(work: Path, name: str) -> str:
+    """Add the ``Patch-Filename`` trailer to HEAD (dates kept); the new commit id."""
+    message = out(work, "log", "-1", "--format=%B", "HEAD")
+    date = out(work, "log", "-1", "--format=%aI", "HEAD").strip()
+    tagged = git(work, "interpret-trailers", "--trailer", f"{FILENAME_TRAILER}: {name}", input=message.encode()).stdout
+    git(work, "commit", "-q", "--amend", "--no-verify", "--allow-empty", "-F", "-", input=tagged, date=date)
     return out(work, "rev-parse", "HEAD").strip()
+
+
+def filename_of(work: Path, commit: str) -> str | None:
+    names = out(work, "log", "-1", f"--format=%(trailers:key={FILENAME_TRAILER},valueonly)", commit).split()
+    return names[-1] if names else None
+
+
+def write_marker(work: Path, base: str, python_tag: str) -> None:
+    (work / MARKER).write_text(json.dumps({"tool": "wafer-sglang patches", "base": base, "python_tag": python_tag}) + "\n")
+
+
+def read_marker(work: Path) -> dict | None:
+    try:
+        marker = json.loads((work / MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return marker if isinstance(marker, dict) and marker.get("base") else None
 
 
 def apply_series(work: Path, patch_dir: Path, series: Series, base_version: str) -> list[AppliedPatch]:
@@ -97,15 +133,12 @@ def apply_series(work: Path, patch_dir: Path, series: Series, base_version: str)
 
 
 def overlay_files(overlay_root: Path) -> list[PurePosixPath]:
-    """Our own files for the sglang package, as paths relative to the wheel root."""
+    """Our own files for the sglang package (tracked ones, in a git checkout), as paths relative
+    to the wheel root. ``overlay_root`` is ``<checkout>/python/sglang``."""
     if not overlay_root.is_dir():
         return []
-    files = []
-    for path in sorted(overlay_root.rglob("*")):
-        if path.is_dir() or "__pycache__" in path.parts or path.suffix == ".pyc":
-            continue
-        files.append(PurePosixPath("sglang") / path.relative_to(overlay_root).as_posix())
-    return files
+    paths, _ = source_files(overlay_root.parents[1], overlay_root)
+    return [PurePosixPath("sglang") / path.relative_to(overlay_root).as_posix() for path in paths]
 
 
 def overlay_collisions(work: Path, files: list[PurePosixPath]) -> list[str]:
@@ -143,20 +176,43 @@ def head_date(work: Path) -> str:
     return out(work, "log", "-1", "--format=%aI", "HEAD").strip()
 
 
+def check_replaceable(final: Path, protected: list[Path]) -> None:
+    """``--force`` replaces a work tree these tools made, and nothing else: never a folder
+    without the marker and the upstream tag, never one of ``protected`` (the checkout, the
+    current directory, $HOME, /) or a folder holding one of them."""
+    for keep in protected:
+        keep = keep.resolve()
+        if final == keep or final in keep.parents:
+            raise WaferError(f"refusing to replace {final}: it is or holds {keep}")
+    if read_marker(final) is None or git(final, "rev-parse", "--verify", "-q", f"refs/tags/{UPSTREAM_TAG}",
+                                          check=False).returncode != 0:
+        raise WaferError(f"refusing to replace {final}: it is not a work tree made by `wafer-sglang patches apply` "
+                         "(no .git/wafer-worktree.json and wafer/upstream tag); remove it yourself or pick another --work-dir")
+
+
 @contextmanager
-def staged_dir(final: Path, *, force: bool):
+def staged_dir(final: Path, *, force: bool, protected: list[Path] = ()):
     """Build in a sibling temp dir and move it to ``final`` only on success.
 
-    A failure leaves nothing behind; an existing ``final`` is refused unless ``force``.
+    A failure — SIGTERM included — leaves nothing behind; an existing ``final`` is refused unless
+    ``force`` and it is a work tree these tools made (``check_replaceable``).
     """
     final = final.resolve()
-    if final.exists() and any(final.iterdir()) and not force:
-        raise WaferError(f"{final} already exists and is not empty; pass --force to replace it")
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    if final.exists() and not final.is_dir():
+        raise WaferError(f"--work-dir {final} is a file")
+    if final.exists() and any(final.iterdir()):
+        if not force:
+            raise WaferError(f"{final} already exists and is not empty; pass --force to replace it (a work tree "
+                             "these tools made only)")
+        check_replaceable(final, [*protected, Path.cwd(), Path.home(), Path("/")])
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+    except OSError as exc:
+        raise WaferError(f"cannot create the work tree next to {final}: {exc.strerror or exc}") from None
     try:
         yield tmp
-    except BaseException:
+    except BaseException:  # SIGTERM too: the CLI turns it into an exception that unwinds to here
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():

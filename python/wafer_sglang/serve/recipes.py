@@ -71,8 +71,18 @@ class ServerFlags:
         return self.flags[option]["dest"]
 
 
-def parse_flags(argv: list[str], flags: ServerFlags, base: str) -> list[tuple[str, list[str]]]:
-    """sglang args -> [(option, values)], in order; unknown options are an error."""
+@dataclass(frozen=True)
+class Flag:
+    option: str
+    values: tuple[str, ...] = ()
+    inline: bool = False  # written --flag=value by the user: stays one token
+
+    def tokens(self) -> list[str]:
+        return [f"{self.option}={self.values[0]}"] if self.inline else [self.option, *self.values]
+
+
+def parse_flags(argv: list[str], flags: ServerFlags, base: str) -> list[Flag]:
+    """sglang args -> flags, in order; unknown options are an error."""
     parsed, i = [], 0
     while i < len(argv):
         token = argv[i]
@@ -83,7 +93,7 @@ def parse_flags(argv: list[str], flags: ServerFlags, base: str) -> list[tuple[st
         if full is None:
             raise WaferError(f"{option} is not a flag of sglang {base}'s server (or it is ambiguous)")
         if eq:
-            parsed.append((full, [inline]))
+            parsed.append(Flag(full, (inline,), inline=True))
             i += 1
         elif flags.takes_value(full):
             values = []
@@ -93,16 +103,11 @@ def parse_flags(argv: list[str], flags: ServerFlags, base: str) -> list[tuple[st
                 i += 1
             if not values:
                 raise WaferError(f"{full} needs a value")
-            parsed.append((full, values))
+            parsed.append(Flag(full, tuple(values)))
         else:
-            parsed.append((full, []))
+            parsed.append(Flag(full))
             i += 1
     return parsed
-
-
-def _override_key(option: str, flags: ServerFlags) -> str:
-    # --enable-x and --no-enable-x share a destination and override each other.
-    return flags.dest(option)
 
 
 @dataclass
@@ -110,10 +115,26 @@ class Expansion:
     argv: list[str]
     env: dict[str, str]
     notes: list[str]
-    server_args: list[tuple[str, list[str]]]
+    server_args: list[Flag]
 
 
-def expand(recipe: Recipe, model: str, base: str, extra: list[str], *, router: bool = True) -> Expansion:
+SECRET_FLAGS = ("--api-key", "--admin-api-key")
+
+
+def redacted(argv: list[str]) -> list[str]:
+    """``argv`` as it may be printed: the value of every key flag replaced."""
+    out, hide = [], False
+    for token in argv:
+        option, eq, _ = token.partition("=")
+        out.append("***" if hide else f"{option}=***" if eq and option in SECRET_FLAGS else token)
+        hide = token in SECRET_FLAGS
+    return out
+
+
+def expand(recipe: Recipe, model: str, base: str, extra: list[str], *, router: bool = True,
+           api_key: str | None = None) -> Expansion:
+    """The launch command: the recipe's flags the base has, then the user's, which win (a flag
+    and its --no- form share a destination and override each other)."""
     flags = ServerFlags(base)
     notes = list(recipe.notes)
     kept = []
@@ -121,22 +142,29 @@ def expand(recipe: Recipe, model: str, base: str, extra: list[str], *, router: b
         if option not in flags.flags:
             notes.append(f"{option} is not a flag of sglang {base}: left out")
             continue
-        kept.append((option, values))
+        kept.append(Flag(option, tuple(values)))
     user = parse_flags(extra, flags, base)
-    overridden = {_override_key(o, flags) for o, _ in user}
-    merged = [(o, v) for o, v in kept if _override_key(o, flags) not in overridden] + user
-    if any(flags.dest(o) == "model_path" for o, _ in merged):
+    overridden = {flags.dest(f.option) for f in user}
+    merged = [f for f in kept if flags.dest(f.option) not in overridden] + user
+    if any(flags.dest(f.option) == "model_path" for f in merged):
         raise WaferError("pass the model with --model, not --model-path")
-    server = [("--model-path", [model])] + merged
+    server = [Flag("--model-path", (model,))] + merged
+    if api_key and "api_key" not in overridden:
+        server.append(Flag("--api-key", (api_key,)))
     use_router = recipe.launcher == "router" and router
-    if recipe.launcher == "router" and not router:
-        server = [(o, v) for o, v in server if flags.dest(o) != "load_balance_method"] + [("--load-balance-method", ["total_tokens"])]
+    if recipe.launcher == "router" and not router and "load_balance_method" not in overridden:
+        server = [f for f in server if flags.dest(f.option) != "load_balance_method"] + [Flag("--load-balance-method", ("total_tokens",))]
         notes.append("--no-router: sglang's own DP balancer (total_tokens), which is not cache-aware")
     module = "sglang_router.launch_server" if use_router else "sglang.launch_server"
-    argv = [sys.executable, "-m", module] + [t for o, v in server for t in (o, *v)]
+    argv = [sys.executable, "-m", module] + [t for f in server for t in f.tokens()]
     if use_router:
         argv += recipe.router_args
     return Expansion(argv=argv, env=dict(recipe.env), notes=notes, server_args=server)
+
+
+def looks_like_a_path(model: str) -> bool:
+    """A hub id is ``org/name``; anything absolute, relative-dotted, ~, or deeper is a path."""
+    return model.startswith(("/", ".", "~")) or model.count("/") > 1
 
 
 def _pairs(args: list[str]) -> list[tuple[str, list[str]]]:
