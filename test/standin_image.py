@@ -68,7 +68,8 @@ def stand_ins(folder: Path, fork_wheel: Path, real: set[str]) -> None:
     for line in lines:
         if line.startswith("Requires-Dist: "):
             req = Requirement(line.split(": ", 1)[1])
-            if (req.marker and not req.marker.evaluate({"extra": ""})) or canonicalize_name(req.name) in seen:
+            if (req.marker and not any(req.marker.evaluate({"extra": e}) for e in ("", "router"))) \
+                    or canonicalize_name(req.name) in seen:
                 continue
             seen.add(canonicalize_name(req.name))
             dist_info(folder, req.name, satisfying_version(req.specifier))

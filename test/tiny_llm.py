@@ -129,6 +129,8 @@ p = xllamacpp.CommonParams()
 p.model.path, p.port, p.hostnames = sys.argv[1], int(sys.argv[2]), ["127.0.0.1"]
 p.n_ctx, p.n_parallel, p.endpoint_metrics = 8192 * int(sys.argv[3]), int(sys.argv[3]), True
 p.cpuparams.n_threads = 1
+if sys.argv[4] == "0":
+    p.cache_ram_mib = 0  # no host prompt cache: a prefix is cached only while a slot holds it
 server = xllamacpp.Server(p)
 print("ready", flush=True)
 while True:
@@ -145,10 +147,12 @@ def free_port() -> int:
 class LlamaServer:
     """llama.cpp on loopback in a child process; ``kill()`` takes it down mid-test."""
 
-    def __init__(self, model: Path, slots: int = 1):
-        self.port = free_port()
+    def __init__(self, model: Path, slots: int = 1, host_cache: bool = True, port: int | None = None):
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen([sys.executable, "-c", SERVER, str(model / "tiny.gguf"), str(self.port), str(slots)],
+        self.model, self.slots, self.host_cache = model, slots, host_cache
+        self.process = subprocess.Popen([sys.executable, "-c", SERVER, str(model / "tiny.gguf"), str(self.port), str(slots),
+                                         "1" if host_cache else "0"],
                                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=dict(os.environ))
         self._wait()
 
@@ -173,3 +177,8 @@ class LlamaServer:
         if self.process.poll() is None:
             self.process.kill()
             self.process.wait(timeout=10)
+
+    def restart(self) -> LlamaServer:
+        """The same server again, on the same port (a worker coming back)."""
+        self.kill()
+        return LlamaServer(self.model, self.slots, self.host_cache, port=self.port)

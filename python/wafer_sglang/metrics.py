@@ -25,7 +25,19 @@ ACCEPTANCE = {  # family: (numerator, denominator, offset)
     "vllm": ("vllm:spec_decode_num_accepted_tokens_total", "vllm:spec_decode_num_drafts_total", 1.0),
 }
 
+# Per-server load: prompt tokens it saw (evaluated + cached for llama.cpp) and tokens it generated.
+PROMPT_TOKENS = ("sglang:prompt_tokens_total", "vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total",
+                 "llamacpp:prompt_tokens_cached_total")
+GENERATED_TOKENS = ("sglang:generation_tokens_total", "vllm:generation_tokens_total", "llamacpp:tokens_predicted_total")
+
 Totals = dict[str, float]
+
+
+def delta(before: Totals | None, after: Totals | None, names: tuple[str, ...]) -> float | None:
+    """The growth of the named counters (summed) over the window; None without them."""
+    if not before or not after or not any(n in after for n in names):
+        return None
+    return sum(after.get(n, 0.0) - before.get(n, 0.0) for n in names)
 
 
 def totals(text: str) -> Totals | None:

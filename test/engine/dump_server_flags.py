@@ -1,5 +1,6 @@
 """Print the CLI of upstream sglang's real ServerArgs (PYTHONPATH=<tree>:test/engine) as JSON:
-option string -> {"dest", "takes_value"}. The recipes are checked against it."""
+option string -> {"dest", "takes_value"[, "choices"]}. The recipes and cluster plans are checked
+against it."""
 
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ def main() -> None:
             if option in ("-h", "--help"):
                 continue
             flags[option] = {"dest": action.dest, "takes_value": action.nargs != 0}
+            if action.choices is not None:
+                flags[option]["choices"] = [str(c) for c in action.choices]
     print("PROBE-RESULT " + json.dumps(flags, sort_keys=True))
 
 

@@ -40,6 +40,6 @@ def window(before: dict[str, metrics.Totals | None], after: dict[str, metrics.To
 
 def _share(before: metrics.Totals | None, after: metrics.Totals | None) -> dict:
     hit = metrics.hit_rate(before, after)
-    prompt = next((after.get(p, 0.0) - before.get(p, 0.0) for _, (_, p, _) in metrics.HIT_RATE.items()
-                   if before and after and p in after), None)
-    return {"cache_hit": hit[1] if hit else None, "prompt_tokens_evaluated": prompt}
+    return {"cache_hit": hit[1] if hit else None,
+            "prompt_tokens": metrics.delta(before, after, metrics.PROMPT_TOKENS),
+            "generated_tokens": metrics.delta(before, after, metrics.GENERATED_TOKENS)}

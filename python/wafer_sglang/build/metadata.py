@@ -58,6 +58,8 @@ TOOLING_EXTRAS = {
     "bench": ["aiohttp>=3.9", "numpy", "matplotlib>=3.8", "tokenizers>=0.20", "prometheus-client>=0.20"],
     # lm-eval's `run` subcommand and task layout (gsm8k, gpqa cot_zeroshot) as of 0.4.13
     "eval": ["lm-eval[api]>=0.4.13,<0.5", "numpy", "prometheus-client>=0.20", "requests>=2.31"],
+    # the release cluster plans are checked with (data/topologies.toml [router-version]); the image installs it
+    "router": ["sglang-router==0.3.2"],
 }
 
 # pypa/wheel's way: parse with compat32 (header values kept verbatim, continuation lines

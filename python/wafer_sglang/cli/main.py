@@ -16,6 +16,7 @@ from wafer_sglang.errors import WaferError
 def parser() -> argparse.ArgumentParser:
     from wafer_sglang.cli import bench as cli_bench
     from wafer_sglang.cli import checkpoint as cli_checkpoint
+    from wafer_sglang.cli import cluster as cli_cluster
     from wafer_sglang.cli import doctor as cli_doctor
     from wafer_sglang.cli import eval as cli_eval
     from wafer_sglang.cli import image as cli_image
@@ -39,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     cli_jit.add_parsers(sub)
     cli_checkpoint.add_parsers(sub)
     cli_serve.add_parsers(sub)
+    cli_cluster.add_parsers(sub)
     cli_moe.add_parsers(sub)
     cli_doctor.add_parsers(sub)
     cli_bench.add_parsers(sub)

@@ -26,20 +26,24 @@ from wafer_sglang.moe.files import aiter_configs_dir, aiter_tuned_files, fork_tu
 DIST = "wafer-sglang-rocm"
 
 
+IMAGE_EXTRAS = ("", "router")  # the image serves through sglang-router too
+
+
 def missing_requirements() -> list[str]:
-    """The fork's own requirements (no extras) this environment does not satisfy."""
+    """The fork's own requirements (and the image's extras) this environment does not satisfy."""
     missing = []
     for text in importlib.metadata.requires(DIST) or []:
         requirement = Requirement(text)
-        if requirement.marker and not requirement.marker.evaluate({"extra": ""}):
+        if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in IMAGE_EXTRAS):
             continue
+        unmarked = str(requirement).split(";")[0].strip()  # pip must install it whatever the marker said
         try:
             installed = importlib.metadata.version(requirement.name)
         except importlib.metadata.PackageNotFoundError:
-            missing.append(text)
+            missing.append(unmarked)
             continue
         if not requirement.specifier.contains(installed, prereleases=True):
-            missing.append(text)
+            missing.append(unmarked)
     return missing
 
 

@@ -70,6 +70,12 @@ class ServerFlags:
     def dest(self, option: str) -> str:
         return self.flags[option]["dest"]
 
+    def check_choices(self, flag: Flag, base: str) -> None:
+        choices = self.flags[flag.option].get("choices")
+        bad = [v for v in flag.values if choices is not None and v not in choices]
+        if bad:
+            raise WaferError(f"{flag.option} {bad[0]}: sglang {base} accepts {', '.join(choices)}")
+
 
 @dataclass(frozen=True)
 class Flag:
@@ -144,6 +150,8 @@ def expand(recipe: Recipe, model: str, base: str, extra: list[str], *, router: b
             continue
         kept.append(Flag(option, tuple(values)))
     user = parse_flags(extra, flags, base)
+    for flag in kept + user:
+        flags.check_choices(flag, base)
     overridden = {flags.dest(f.option) for f in user}
     merged = [f for f in kept if flags.dest(f.option) not in overridden] + user
     if any(flags.dest(f.option) == "model_path" for f in merged):
