@@ -126,6 +126,18 @@ ROWS = [
     ("image resolve: unknown base", ["image", "resolve", "0.9.9", "t"], None, 2, "0.9.9"),
     ("image setup: bad build arg", ["image", "setup", "--constraints", "{tmp}/c", "--manifest", "{tmp}/m", "--fork-fmoe",
                                     "{tmp}", "--build-arg", "novalue"], None, 2, "expects KEY=VALUE"),
+    # cluster
+    ("cluster plan: unknown topology", ["cluster", "plan", "--topology", "ring", "--model", "/m", "--base", "0.5.14",
+                                        "--nodes", "a"], None, 2, "unknown topology 'ring'"),
+    ("cluster plan: pd without decode nodes", ["cluster", "plan", "--topology", "pd", "--model", "/m", "--base", "0.5.14",
+                                               "--prefill-nodes", "a"], None, 2, "needs --prefill-nodes and --decode-nodes"),
+    ("cluster plan: --out is a file", ["cluster", "plan", "--topology", "dp", "--model", "/m", "--nodes", "a,b",
+                                       "--out", "{tmp}/afile"], write("afile", "x"), 2, "is a file"),
+    ("cluster k8s: image by tag only", ["cluster", "k8s", "--topology", "dp", "--model", "/m", "--image",
+                                        "wafer/sglang:mi355x"], None, 2, "is not pinned by digest"),
+    ("cluster k8s: zero replicas", ["cluster", "k8s", "--topology", "dp", "--model", "/m", "--replicas", "0", "--image",
+                                    "wafer/sglang:mi355x@sha256:" + "a" * 64], None, 2, "expected 1 or more"),
+    ("cluster topologies: unknown option", ["cluster", "topologies", "--bogus"], None, 2, "unrecognized arguments"),
     ("info: no fork installed", ["info", "--json"], None, 0, ""),
     ("rocm-constraints: not a ROCm host", ["rocm-constraints"], None, 2, "is not a ROCm build"),
 ]

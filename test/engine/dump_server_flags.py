@@ -24,7 +24,11 @@ def main() -> None:
                 continue
             flags[option] = {"dest": action.dest, "takes_value": action.nargs != 0}
             if action.choices is not None:
-                flags[option]["choices"] = [str(c) for c in action.choices]
+                # Some choices are sets (hash order varies between runs): keep lists as written.
+                choices = action.choices
+                if isinstance(choices, (set, frozenset)):
+                    choices = sorted(choices, key=str)
+                flags[option]["choices"] = [str(c) for c in choices]
     print("PROBE-RESULT " + json.dumps(flags, sort_keys=True))
 
 

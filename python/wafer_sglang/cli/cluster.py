@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from wafer_sglang.cli.options import out_dir, positive_int
 
 EPILOG = """\
 Flags after the options are sglang flags for every worker (e.g. --disaggregation-ib-device rdma0).
@@ -21,6 +22,14 @@ def _nodes(text: str) -> list[str]:
     return nodes
 
 
+def _pinned_image(text: str) -> str:
+    name, _, digest = text.partition("@")
+    if not (name and digest.startswith("sha256:") and len(digest) == 71):
+        raise argparse.ArgumentTypeError(f"{text!r} is not pinned by digest; pass REPO:TAG@sha256:<64 hex> "
+                                         "(docker buildx imagetools inspect REPO:TAG prints it)")
+    return text
+
+
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     cluster = sub.add_parser("cluster", help="multi-node serving on sglang-router: per-node commands, Kubernetes manifests")
     csub = cluster.add_subparsers(dest="cluster_cmd", required=True, metavar="COMMAND")
@@ -33,7 +42,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument("--model", required=True, help="checkpoint path on every node (or in the model volume)")
         p.add_argument("--base", help="sglang base whose flags apply (default: the installed fork's base)")
         p.add_argument("--no-api-key", action="store_true", help="serve without an API key (not recommended)")
-        p.add_argument("--out", type=Path, help="write the files here (default: print)")
+        p.add_argument("--out", type=out_dir, help="write the files into this folder (default: print)")
         if name == "plan":
             p.add_argument("--nodes", type=_nodes, default=[], help="node addresses, comma-separated (dp, tp)")
             p.add_argument("--prefill-nodes", type=_nodes, default=[], help="pd: prefill node addresses")
@@ -43,8 +52,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             p.set_defaults(func=cmd_plan, accepts_extra=True)
         else:
             p.add_argument("--name", default="glm5", help="resource name prefix (default %(default)s)")
-            p.add_argument("--image", required=True, help="the wafer/sglang image, pinned by digest")
-            p.add_argument("--replicas", type=int, default=2, help="worker replicas (default %(default)s)")
+            p.add_argument("--image", required=True, type=_pinned_image,
+                           help="the wafer/sglang image, pinned by digest (REPO:TAG@sha256:...)")
+            p.add_argument("--replicas", type=positive_int, default=2, help="worker replicas (default %(default)s)")
             p.add_argument("--namespace", default="default")
             p.add_argument("--model-claim", default="models", help="PVC holding the model (default %(default)s)")
             p.set_defaults(func=cmd_k8s)

@@ -1,0 +1,25 @@
+"""Argument types shared by the command groups: checked at parse time, so a bad value is a usage
+error (exit 2) before anything runs or is printed."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more, got {value}")
+    return value
+
+
+def out_dir(text: str) -> Path:
+    """A folder to write into: absent (it is created) or a folder, never an existing file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} is a file; pass a folder")
+    return path
