@@ -4,11 +4,11 @@
 PYTHON ?= python3.11
 DEV := build/venv-dev
 TEST := build/venv-test
-# base:python pairs; cp310 is 0.5.14's derived tag (patches/bases.toml) for its Python 3.10 ROCm images
-BUILDS := 0.5.14:3.10 0.5.14:3.11 0.5.14:3.12 0.5.23:3.11 0.5.23:3.12
 WS = $(DEV)/bin/python -m wafer_sglang
 
-.PHONY: all dev-env test-env wheels status test clean
+LINTED := python test benchmark setup.py
+
+.PHONY: all dev-env test-env wheels status lint test test-fast release clean
 
 all: wheels status
 
@@ -19,19 +19,42 @@ test-env:
 	PYTHON=$(PYTHON) scripts/venv $(TEST) requirements/test.txt
 	scripts/system-deps
 
+# Every base x Python its record lists (patches/bases.toml `pythons`; `wafer-sglang bases --builds`).
 wheels: dev-env
-	@for pair in $(BUILDS); do \
-	  $(WS) build --base $${pair%%:*} --python $${pair##*:} || exit 1; done
+	@builds=$$($(WS) bases --builds) || exit 1; echo "$$builds" | while read -r base python; do \
+	  $(WS) build --base $$base --python $$python || exit 1; done
 
 status: dev-env
 	$(WS) patches lint
 	$(WS) patches status
-	$(WS) patches check-upstream --base 0.5.14 --against 0.5.23
+	@newest=$$($(WS) bases --builds | tail -n 1 | cut -d' ' -f1); \
+	  $(WS) patches check-upstream --against $$newest
+
+# The same checks as .pre-commit-config.yaml, at the versions requirements/test.txt pins.
+lint: test-env
+	$(TEST)/bin/ruff check $(LINTED)
+	$(TEST)/bin/ruff format --check $(LINTED)
+	$(TEST)/bin/actionlint .github/workflows/*.yml
+	scripts/check-large-files
 
 # pytest exits 5 when it collected no test: that is a failure here, never a pass.
-test: test-env
-	@$(TEST)/bin/python -m pytest $(PYTEST_ARGS); rc=$$?; \
-	if [ $$rc -eq 5 ]; then echo "make test: no tests were collected" >&2; exit 1; fi; exit $$rc
+PYTEST = @$(TEST)/bin/python -m pytest $(1); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+# One pytest worker per core (2 on CI); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= $(shell nproc 2>/dev/null || echo 2)
+
+test: lint
+	$(call PYTEST,-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS))
+
+# The edit loop: no downloads, no venv installs, no real servers.
+test-fast: test-env
+	$(call PYTEST,-n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not network" $(PYTEST_ARGS))
+
+# Every wheel of a tagged clean commit, checked, with SHA256SUMS, notes and SBOMs in
+# build/release/<tag>/ (the release workflow uploads it; wafer-sglang release --help).
+release: dev-env
+	$(WS) release
 
 clean:
 	rm -rf build dist *.egg-info

@@ -32,7 +32,7 @@ def _tooling():
 
 
 _tooling()
-from wafer_sglang.build.metadata import DIST_NAME, fork_requirements  # noqa: E402
+from wafer_sglang.build.metadata import DIST_NAME, fork_requirements, requires_python, split_extras  # noqa: E402
 from wafer_sglang.build.wheel import build, fork_version  # noqa: E402
 from wafer_sglang.errors import WaferError  # noqa: E402
 from wafer_sglang.queue.apply import Queue  # noqa: E402
@@ -67,7 +67,7 @@ class ForkWheel(bdist_wheel):
 
 class NoEditable(Command):
     description = "editable installs are not supported"
-    user_options = [("dist-dir=", "d", ""), ("mode=", None, "")]
+    user_options = [("dist-dir=", "d", ""), ("mode=", None, "")]  # noqa: RUF012 - setuptools' own API
 
     def initialize_options(self):
         self.dist_dir = self.mode = None
@@ -84,15 +84,17 @@ class NoEditable(Command):
 
 try:
     _queue = Queue.open(ROOT, BASE)
-    _requirements, _ = fork_requirements(_upstream_metadata(_queue))
+    _metadata = _upstream_metadata(_queue)
+    _requirements, _extras = split_extras(fork_requirements(_metadata)[0])
 except WaferError as exc:
     raise SystemExit(f"wafer-sglang-rocm: {exc}") from None
 
 setup(
     name=DIST_NAME,
     version=fork_version(_queue.base),
-    python_requires=">=3.11",
-    install_requires=[r for r in _requirements if "extra ==" not in r],
+    python_requires=requires_python(_metadata),  # the base's own (the wheel's METADATA carries it too)
+    install_requires=_requirements,
+    extras_require=_extras,
     packages=[],
     cmdclass={"bdist_wheel": ForkWheel, "editable_wheel": NoEditable},
 )

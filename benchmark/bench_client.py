@@ -34,12 +34,16 @@ async def _handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, st
 
 async def _respond(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, stream_rate: float) -> None:
     head = await reader.readuntil(b"\r\n\r\n")
-    length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0)
+    length = next(
+        (int(line.split(b":")[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")), 0
+    )
     body = json.loads(await reader.readexactly(length)) if length else {}
     if head.startswith(b"GET /v1/models"):
         models = json.dumps({"object": "list", "data": [{"id": "fake"}]}).encode()
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n%s" % (len(models), models))
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+            b"Connection: close\r\n\r\n%s" % (len(models), models)
+        )
         await writer.drain()
         writer.close()
         return
@@ -82,7 +86,8 @@ def main() -> int:
     parser.add_argument("--output-len", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=20)
     args = parser.parse_args()
-    from tiny_llm import free_port, make_model
+    from support.tiny_llm import free_port, make_model
+
     from wafer_sglang.bench.client import Endpoint
     from wafer_sglang.bench.run import SweepOptions, sweep
 
@@ -97,9 +102,20 @@ def main() -> int:
     rate = args.tok_s / args.output_len
     with tempfile.TemporaryDirectory() as tmp:
         model = make_model(Path(tmp) / "tokenizer")
-        options = SweepOptions(endpoint=Endpoint(f"http://127.0.0.1:{port}", "fake", force_length="none"), tokenizer=str(model),
-                               out=Path(tmp) / "out", input_len=64, output_len=args.output_len, cache_hit=0.0, prefix_groups=1,
-                               loads=[rate], step_seconds=args.seconds, warmup_seconds=0.0, drain_seconds=30, seed=0)
+        options = SweepOptions(
+            endpoint=Endpoint(f"http://127.0.0.1:{port}", "fake", force_length="none"),
+            tokenizer=str(model),
+            out=Path(tmp) / "out",
+            input_len=64,
+            output_len=args.output_len,
+            cache_hit=0.0,
+            prefix_groups=1,
+            loads=[rate],
+            step_seconds=args.seconds,
+            warmup_seconds=0.0,
+            drain_seconds=30,
+            seed=0,
+        )
         before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
         summary = asyncio.run(sweep(options, "bench_client.py"))
         after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall
@@ -110,10 +126,15 @@ def main() -> int:
     core_share = cpu / wall
     per_1k = core_share / (streamed / 1000) if streamed else float("inf")
     lateness_ms = step["send_lateness_p99_s"] * 1000
-    print(f"streamed {streamed:,.0f} tok/s over {step['requests']} requests ({rate:.1f} rps, {args.stream_rate:g} tok/s per stream)")
+    print(
+        f"streamed {streamed:,.0f} tok/s over {step['requests']} requests ({rate:.1f} rps, {args.stream_rate:g} tok/s "
+        "per stream)"
+    )
     print(f"arrival lateness p99: {lateness_ms:.2f} ms  (target < 2 ms, {lateness_ms / 2:.2f} of target)")
-    print(f"client CPU: {core_share * 100:.1f}% of one core = {per_1k * 100:.2f}% per 1k tok/s  "
-          f"(target < 5%, {per_1k / 0.05:.2f} of target)")
+    print(
+        f"client CPU: {core_share * 100:.1f}% of one core = {per_1k * 100:.2f}% per 1k tok/s  "
+        f"(target < 5%, {per_1k / 0.05:.2f} of target)"
+    )
     ok = lateness_ms < 2 and per_1k < 0.05 and step["success_rate"] == 1
     print("PASS" if ok else "FAIL: over target")
     return 0 if ok else 1

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
-import synthetic_checkpoint  # noqa: E402
-from wafer_sglang.checkpoint import plan, store  # noqa: E402
+from support import synthetic_checkpoint
+
+from wafer_sglang.checkpoint import plan, store
 
 TARGET_S = 5.0
 
@@ -30,8 +31,14 @@ def main() -> int:
             ckpt = store.load(path)
             report = plan.check(ckpt, plan.Options(base="0.5.14"))
             best = min(best, time.perf_counter() - start)
-    print(f"checkpoint: {len(ckpt.tensors)} tensors in {shards} shards, {report.modules_checked} linear/expert weights judged")
-    print(f"check (headers + decisions), best of 3: {best:.2f} s  (target < {TARGET_S:.0f} s, {best / TARGET_S:.2f} of target)")
+    print(
+        f"checkpoint: {len(ckpt.tensors)} tensors in {shards} shards, {report.modules_checked} linear/expert weights "
+        "judged"
+    )
+    print(
+        f"check (headers + decisions), best of 3: {best:.2f} s  (target < {TARGET_S:.0f} s, {best / TARGET_S:.2f} of "
+        "target)"
+    )
     print("PASS" if best < TARGET_S else "FAIL: over target")
     return 0 if best < TARGET_S else 1
 

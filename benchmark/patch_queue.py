@@ -15,6 +15,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from wafer_sglang.bases import supported
 from wafer_sglang.build.wheel import build
 from wafer_sglang.queue.apply import Queue
 from wafer_sglang.queue.pins import python_tag
@@ -38,14 +39,14 @@ def main() -> int:
     tag = python_tag(args.python)
     print(f"machine: {os.cpu_count()} CPUs, python tag {tag}")
     worst = 0.0
-    for base in args.base or ["0.5.14", "0.5.23"]:
+    for base in args.base or supported():
         queue = Queue.open(root, base)
         queue.fetch(tag, quiet=True)  # "from a cached base": the download is not timed
         scratch = Path(tempfile.mkdtemp(prefix="bench-", dir=root / "build"))
         try:
             results = {
-                "apply": timed(lambda: queue.apply(tag, scratch / "work", quiet=True)),
-                "build": timed(lambda: build(root, base, tag, scratch / "dist", quiet=True)),
+                "apply": timed(lambda q=queue, s=scratch: q.apply(tag, s / "work", quiet=True)),
+                "build": timed(lambda b=base, s=scratch: build(root, b, tag, s / "dist", quiet=True)),
             }
         finally:
             shutil.rmtree(scratch)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Build sgl-kernel (the `sglang-kernel` distribution) for ROCm from the base's sglang source, for
-# the architectures in sgl-kernel/versions.toml (gfx950 = MI355X). Runs on a ROCm host or in the
+# the architectures in patches/bases.toml ([upstream.<base>.kernel]) (gfx950 = MI355X). Runs on a ROCm host or in the
 # upstream ROCm image (needs hipcc and the ROCm torch); not run in this repository's CI.
 #
 #   sgl-kernel/build.sh [--base 0.5.14] [--src SGLANG_CHECKOUT] [--out DIR] [--print]
 #
-# Without --src it fetches sglang at the commit versions.toml pins (never a movable tag; --src must be
+# Without --src it fetches sglang at the commit the base's record pins (never a movable tag; --src must be
 # at that commit too when one is recorded). The wheel lands in --out (default
 # build/sgl-kernel/<arch>/); install it with `pip install --no-deps` in the serving environment.
 set -euo pipefail
@@ -21,26 +21,27 @@ while [ $# -gt 0 ]; do
   esac
 done
 python=${PYTHON:-python3}
-read -r base tag version archs commit < <("$python" - "$here/versions.toml" "$here/../patches/bases.toml" "$base" <<'PY'
+read -r base tag version archs commit < <("$python" - "$here/../patches/bases.toml" "$base" <<'PY'
 import sys
 try:
     import tomllib
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
-kernels = tomllib.load(open(sys.argv[1], "rb"))["kernel"]
-base = sys.argv[3] or tomllib.load(open(sys.argv[2], "rb"))["default-base"]
+record = tomllib.load(open(sys.argv[1], "rb"))
+base = sys.argv[2] or record["default-base"]
+kernels = {v: e["kernel"] for v, e in record["upstream"].items() if e.get("role") == "base" and "kernel" in e}
 if base not in kernels:
     sys.exit(f"no sgl-kernel recipe for base {base!r}: known {', '.join(kernels)}")
 k = kernels[base]
 commit = k.get("sglang-commit", "")
 if commit and (len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit)):
-    sys.exit(f"sgl-kernel/versions.toml: sglang-commit for {base} is not a 40-digit commit")
+    sys.exit(f"patches/bases.toml: kernel.sglang-commit for {base} is not a 40-digit commit")
 print(base, k["sglang-tag"], k["version"], ",".join(k["archs"]), commit or "-")
 PY
 )
 echo "sgl-kernel $version for sglang $base ($tag), architectures: $archs (setup_rocm.py builds one per wheel)"
 [ "$commit" = "-" ] && commit=""
-missing="sgl-kernel/versions.toml records no sglang-commit for $base: a tag can move. Record the commit of $tag
+missing="patches/bases.toml records no kernel.sglang-commit for $base: a tag can move. Record the commit of $tag
   (git ls-remote https://github.com/sgl-project/sglang 'refs/tags/$tag^{}' on a machine with GitHub access),
   or pass --src CHECKOUT"
 if [ -z "$src" ]; then

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from wafer_sglang.queue.pins import load_pins
+
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "build" / "cache" / "wheels"
-SHARED = ROOT.parent / "shared"
+# The supported bases, from their record (patches/bases.toml): tests parametrise from it, so
+# adding a base runs every per-base test on it.
+BASES = load_pins(ROOT).bases
+LTS = load_pins(ROOT).default_base
 
 
 @pytest.fixture(autouse=True)
@@ -35,14 +40,19 @@ def scratch_root(tmp_path, monkeypatch) -> Path:
     return root
 
 
+def needs_tool(*tools: str):
+    """Skip, saying which, when a tool the test runs is not installed (make test-env installs them)."""
+    missing = [
+        t for t in tools if shutil.which(t) is None and shutil.which(t, path=str(Path(sys.executable).parent)) is None
+    ]
+    return pytest.mark.skipif(bool(missing), reason=f"needs {', '.join(missing)} (make test-env installs it)")
+
+
 def python_exe(version: str) -> str:
     """An interpreter for ``version`` (PATH, then pyenv's install folder); skip if there is none."""
-    found = shutil.which(f"python{version}")
-    if found and subprocess.run([found, "-c", ""], capture_output=True).returncode == 0:
-        return found
-    for candidate in sorted(Path.home().glob(f".pyenv/versions/{version}.*/bin/python{version}"), reverse=True):
-        return str(candidate)
-    pytest.skip(f"no python{version} interpreter on this machine")
+    from wafer_sglang.host.pythons import find_python
+
+    return find_python(version) or pytest.skip(f"no python{version} interpreter on this machine")
 
 
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:

@@ -30,18 +30,27 @@ def git_env(date: str | None = None) -> dict[str, str]:
     return env
 
 
-def git(cwd: Path, *args: str, input: bytes | None = None, date: str | None = None, check: bool = True) -> subprocess.CompletedProcess:
+def git(
+    cwd: Path, *args: str, input: bytes | None = None, date: str | None = None, check: bool = True
+) -> subprocess.CompletedProcess:
     if shutil.which("git") is None:
         raise WaferError("git is required (apt-get install git)")
     cmd = [
         "git",
-        "-c", "core.autocrlf=false",
-        "-c", "core.fileMode=true",
-        "-c", "core.quotePath=false",
-        "-c", "diff.noprefix=false",
-        "-c", "diff.renames=false",
-        "-c", "init.defaultBranch=main",
-        "-c", "gc.auto=0",
+        "-c",
+        "core.autocrlf=false",
+        "-c",
+        "core.fileMode=true",
+        "-c",
+        "core.quotePath=false",
+        "-c",
+        "diff.noprefix=false",
+        "-c",
+        "diff.renames=false",
+        "-c",
+        "init.defaultBranch=main",
+        "-c",
+        "gc.auto=0",
         *args,
     ]
     proc = subprocess.run(cmd, cwd=cwd, input=input, capture_output=True, env=git_env(date))

@@ -26,8 +26,12 @@ ACCEPTANCE = {  # family: (numerator, denominator, offset)
 }
 
 # Per-server load: prompt tokens it saw (evaluated + cached for llama.cpp) and tokens it generated.
-PROMPT_TOKENS = ("sglang:prompt_tokens_total", "vllm:prompt_tokens_total", "llamacpp:prompt_tokens_total",
-                 "llamacpp:prompt_tokens_cached_total")
+PROMPT_TOKENS = (
+    "sglang:prompt_tokens_total",
+    "vllm:prompt_tokens_total",
+    "llamacpp:prompt_tokens_total",
+    "llamacpp:prompt_tokens_cached_total",
+)
 GENERATED_TOKENS = ("sglang:generation_tokens_total", "vllm:generation_tokens_total", "llamacpp:tokens_predicted_total")
 
 Totals = dict[str, float]
@@ -80,9 +84,9 @@ def hit_rate(before: Totals | None, after: Totals | None) -> tuple[str, float] |
 
 @dataclass(frozen=True)
 class Acceptance:
-    source: str            # metrics:sglang, metrics:vllm or log
+    source: str  # metrics:sglang, metrics:vllm or log
     accept_length: float
-    basis: str             # what it was computed from, for the report
+    basis: str  # what it was computed from, for the report
 
     def to_json(self) -> dict:
         return asdict(self)

@@ -23,3 +23,17 @@ def download_progress(label: str, total: int, *, quiet: bool = False) -> Iterato
     ) as bar:
         task = bar.add_task(label, total=total)
         yield lambda n: bar.advance(task, n)
+
+
+def step_progress(items: list, label: str, *, quiet: bool = False) -> Iterator:
+    """Each item in turn, with a bar on a terminal (long steps: a wheel build and its checks)."""
+    if quiet or not sys.stderr.isatty():
+        yield from items
+        return
+    from rich.progress import Progress
+
+    with Progress(transient=True) as bar:
+        task = bar.add_task(label, total=len(items))
+        for item in items:
+            yield item
+            bar.advance(task)

@@ -54,9 +54,12 @@ def source_files(root: Path, folder: Path) -> tuple[list[Path], list[str]]:
     rel = folder.relative_to(root).as_posix()
     if (root / ".git").exists():
         try:
-            listed = subprocess.run(["git", "-C", str(root), "ls-files", "-z", "--", rel], capture_output=True, check=True).stdout
-            status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--", rel], capture_output=True,
-                                    text=True, check=True).stdout
+            listed = subprocess.run(
+                ["git", "-C", str(root), "ls-files", "-z", "--", rel], capture_output=True, check=True
+            ).stdout
+            status = subprocess.run(
+                ["git", "-C", str(root), "status", "--porcelain", "--", rel], capture_output=True, text=True, check=True
+            ).stdout
         except (OSError, subprocess.CalledProcessError) as exc:
             raise WaferError(f"cannot list the tracked files of {root} (git: {exc})") from None
         files = sorted(root / name for name in listed.decode().split("\0") if name and (root / name).is_file())
@@ -64,11 +67,21 @@ def source_files(root: Path, folder: Path) -> tuple[list[Path], list[str]]:
         untracked = [line[3:] for line in status.splitlines() if line.startswith("??")]
         modified = [line[3:] for line in status.splitlines() if line and not line.startswith("??")]
         if untracked:
-            notes.append(f"not shipped (untracked): {', '.join(untracked[:10])}" + (" ..." if len(untracked) > 10 else ""))
+            notes.append(
+                f"not shipped (untracked): {', '.join(untracked[:10])}" + (" ..." if len(untracked) > 10 else "")
+            )
         if modified:
-            notes.append(f"the tree is dirty: shipping uncommitted changes of {', '.join(modified[:10])}"
-                         + (" ..." if len(modified) > 10 else ""))
+            notes.append(
+                f"the tree is dirty: shipping uncommitted changes of {', '.join(modified[:10])}"
+                + (" ..." if len(modified) > 10 else "")
+            )
         return [f for f in files if "__pycache__" not in f.parts and f.suffix != ".pyc"], notes
-    files = sorted(p for p in folder.rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
-                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file()
+        and "__pycache__" not in p.parts
+        and p.suffix != ".pyc"
+        and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
     return files, [f"{root} is not a git checkout: shipping every non-hidden file under {rel}"]

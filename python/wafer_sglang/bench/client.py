@@ -101,7 +101,9 @@ def _account(record: Record, usage_event: dict, endpoint: Endpoint) -> None:
     if not usage:
         record.error = "no usage in the stream (the server ignored stream_options.include_usage)"
         return
-    if not isinstance(usage, dict) or not all(isinstance(usage.get(k), int) for k in ("prompt_tokens", "completion_tokens")):
+    if not isinstance(usage, dict) or not all(
+        isinstance(usage.get(k), int) for k in ("prompt_tokens", "completion_tokens")
+    ):
         raise ValueError(f"usage is not token counts: {str(usage)[:200]}")
     record.prompt_tokens = usage["prompt_tokens"]
     record.completion_tokens = usage["completion_tokens"]
@@ -109,7 +111,9 @@ def _account(record: Record, usage_event: dict, endpoint: Endpoint) -> None:
     if record.ttft_s is None:
         record.error = "no output tokens"
     elif endpoint.force_length != "none" and record.completion_tokens < record.requested_output:
-        record.error = f"truncated: {record.completion_tokens} of {record.requested_output} output tokens ({record.finish_reason})"
+        record.error = (
+            f"truncated: {record.completion_tokens} of {record.requested_output} output tokens ({record.finish_reason})"
+        )
 
 
 def _take(record: Record, event: dict, now: float, start: float, last: float | None, usage_event: dict):

@@ -24,8 +24,13 @@ class Endpoint:
     headers: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
 
     def request(self, text: str, max_tokens: int) -> tuple[str, dict]:
-        body: dict = {"model": self.model, "max_tokens": max_tokens, "temperature": 0.0, "stream": True,
-                      "stream_options": {"include_usage": True}}
+        body: dict = {
+            "model": self.model,
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": text}]
             path = "/v1/chat/completions"
@@ -40,8 +45,13 @@ class Endpoint:
 
     def public(self) -> dict:
         """What a report may say about the endpoint: no header values."""
-        return {"url": self.url, "model": self.model, "api": self.api, "force_length": self.force_length,
-                "headers": sorted(self.headers)}
+        return {
+            "url": self.url,
+            "model": self.model,
+            "api": self.api,
+            "force_length": self.force_length,
+            "headers": sorted(self.headers),
+        }
 
 
 def base_url(url: str) -> str:

@@ -19,8 +19,14 @@ from wafer_sglang.bench.client import Record
 
 def _ms(values: list[float]) -> dict[str, float]:
     data = np.asarray(values or [0.0], dtype=float) * 1000
-    return {"mean": float(np.mean(data)), "median": float(np.median(data)), "std": float(np.std(data)),
-            "p90": float(np.percentile(data, 90)), "p95": float(np.percentile(data, 95)), "p99": float(np.percentile(data, 99))}
+    return {
+        "mean": float(np.mean(data)),
+        "median": float(np.median(data)),
+        "std": float(np.std(data)),
+        "p90": float(np.percentile(data, 90)),
+        "p95": float(np.percentile(data, 95)),
+        "p99": float(np.percentile(data, 99)),
+    }
 
 
 def _peaks(ok: list[Record]) -> tuple[float, int]:
@@ -34,7 +40,7 @@ def _peaks(ok: list[Record]) -> tuple[float, int]:
         times = r.sent_s + r.ttft_s + np.concatenate([[0.0], np.cumsum(r.chunk_gaps_s)])
         np.add.at(tokens, np.clip((times - start).astype(int), 0, seconds - 1), 1)
         first, last = int(r.sent_s - start), int(r.sent_s + r.e2e_s - start)
-        concurrent[first:min(last + 1, seconds)] += 1
+        concurrent[first : min(last + 1, seconds)] += 1
     return float(tokens.max()), int(concurrent.max())
 
 
@@ -69,12 +75,22 @@ def bench_serving_result(step: dict, records: list[Record], run: dict, workload:
         "output_throughput": total_out / duration_s,
         "total_throughput": (total_in + total_out) / duration_s,
     }
-    for name, values in (("e2e_latency", [r.e2e_s for r in ok]), ("ttft", [r.ttft_s for r in ok]), ("tpot", tpots),
-                         ("itl", [g for r in ok for g in r.chunk_gaps_s])):
+    for name, values in (
+        ("e2e_latency", [r.e2e_s for r in ok]),
+        ("ttft", [r.ttft_s for r in ok]),
+        ("tpot", tpots),
+        ("itl", [g for r in ok for g in r.chunk_gaps_s]),
+    ):
         for stat, value in _ms(values).items():
             result[f"{stat}_{name}_ms"] = value
-    result.update({"concurrency": sum(r.e2e_s for r in ok) / duration_s, "accept_length": step.get("accept_length"),
-                   "max_output_tokens_per_s": peak_tok_s, "max_concurrent_requests": peak_concurrent})
+    result.update(
+        {
+            "concurrency": sum(r.e2e_s for r in ok) / duration_s,
+            "accept_length": step.get("accept_length"),
+            "max_output_tokens_per_s": peak_tok_s,
+            "max_concurrent_requests": peak_concurrent,
+        }
+    )
     return result
 
 
@@ -86,7 +102,17 @@ def inferencex(step: dict, gpus: int) -> dict:
         "total_tok_s_per_gpu": step["total_tok_s"] / gpus if step.get("total_tok_s") is not None else None,
         "interactivity_tok_s_user": 1000 / (tpot * 1000) if tpot else None,
     }
-    for key in ("ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "tpot_p50_s", "tpot_p95_s", "itl_p50_s", "itl_p95_s",
-                "itl_p99_s", "e2e_p50_s", "e2e_p95_s"):
+    for key in (
+        "ttft_p50_s",
+        "ttft_p95_s",
+        "ttft_p99_s",
+        "tpot_p50_s",
+        "tpot_p95_s",
+        "itl_p50_s",
+        "itl_p95_s",
+        "itl_p99_s",
+        "e2e_p50_s",
+        "e2e_p95_s",
+    ):
         out[key.removesuffix("_s") + "_ms"] = step[key] * 1000 if step.get(key) is not None else None
     return out

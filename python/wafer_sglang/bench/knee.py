@@ -24,7 +24,8 @@ RULES = (
     "ran to the end (not interrupted or aborted)",
     "success >= {success_rate:.0%} of measured requests (unfinished after the drain = failed)",
     "TTFT p95 <= {ttft_p95_s:g} s",
-    "no queue building: late-third TTFT p50 <= {ttft_growth:g}x early-third p50 or within {ttft_growth_floor_s:g} s of it",
+    "no queue building: late-third TTFT p50 <= {ttft_growth:g}x early-third p50 or within {ttft_growth_floor_s:g} s "
+    "of it",
 )
 
 
@@ -43,16 +44,21 @@ class Slo:
         success = step.get("success_rate")
         if success is None or success < self.success_rate:
             failed = ", ".join(f"{n} {kind}" for kind, n in sorted((step.get("failures") or {}).items()))
-            reasons.append(f"success {0 if success is None else success:.1%} < {self.success_rate:.0%}"
-                           + (f" ({failed})" if failed else ""))
+            reasons.append(
+                f"success {0 if success is None else success:.1%} < {self.success_rate:.0%}"
+                + (f" ({failed})" if failed else "")
+            )
         ttft = step.get("ttft_p95_s")
         if ttft is not None and ttft > self.ttft_p95_s:
             reasons.append(f"TTFT p95 {ttft:.2f} s > {self.ttft_p95_s:g} s")
         trend = step.get("ttft_trend")
-        if trend and trend["late_p50_s"] > max(self.ttft_growth * trend["early_p50_s"],
-                                               trend["early_p50_s"] + self.ttft_growth_floor_s):
-            reasons.append(f"queue building: TTFT p50 {trend['early_p50_s']:.2f} s -> {trend['late_p50_s']:.2f} s "
-                           "from the first to the last third of the step")
+        if trend and trend["late_p50_s"] > max(
+            self.ttft_growth * trend["early_p50_s"], trend["early_p50_s"] + self.ttft_growth_floor_s
+        ):
+            reasons.append(
+                f"queue building: TTFT p50 {trend['early_p50_s']:.2f} s -> {trend['late_p50_s']:.2f} s "
+                "from the first to the last third of the step"
+            )
         return reasons
 
     def rules(self) -> list[str]:
@@ -60,7 +66,11 @@ class Slo:
 
 
 def load_of(step: dict) -> tuple[str, float]:
-    return ("concurrency", step["concurrency"]) if step.get("mode") == "concurrency" else ("target_rps", step["target_rps"])
+    return (
+        ("concurrency", step["concurrency"])
+        if step.get("mode") == "concurrency"
+        else ("target_rps", step["target_rps"])
+    )
 
 
 def judged(step: dict) -> bool:
@@ -79,19 +89,26 @@ def knee(steps: list[dict], slo: Slo) -> dict:
             break
         best = step
     key = load_of(steps[0])[0] if steps else "target_rps"
-    return {key: load_of(best)[1] if best else None,
-            "offered_rps": best.get("offered_rps") if best else None,
-            "output_tok_s": best.get("output_tok_s") if best else None,
-            "failed_step": failed, "not_judged": unjudged,
-            "rules": slo.rules(), "slo": asdict(slo)}
+    return {
+        key: load_of(best)[1] if best else None,
+        "offered_rps": best.get("offered_rps") if best else None,
+        "output_tok_s": best.get("output_tok_s") if best else None,
+        "failed_step": failed,
+        "not_judged": unjudged,
+        "rules": slo.rules(),
+        "slo": asdict(slo),
+    }
 
 
 def describe(result: dict) -> str:
     """One line: "knee 2 rps (offered 1.98 rps); 2.4 rps failed: TTFT p95 6.10 s > 5 s"."""
     unit = "users" if "concurrency" in result else "rps"
     value = result.get("concurrency", result.get("target_rps"))
-    head = (f"knee {value:g} {unit}" + (f" (offered {result['offered_rps']:.2f} rps)" if result.get("offered_rps") else "")
-            if value is not None else "knee: none")
+    head = (
+        f"knee {value:g} {unit}" + (f" (offered {result['offered_rps']:.2f} rps)" if result.get("offered_rps") else "")
+        if value is not None
+        else "knee: none"
+    )
     failed = result.get("failed_step")
     if failed:
         load = failed.get("concurrency", failed.get("target_rps"))

@@ -73,9 +73,15 @@ class _Watch:
             self.abort.set()
 
 
-async def run_step(client, endpoint: Endpoint, step: Step, make_request: MakeRequest, stop: asyncio.Event,
-                   progress: Callable[[StepRun], None] | None = None,
-                   on_window_start: Callable[[], None] | None = None) -> StepRun:
+async def run_step(
+    client,
+    endpoint: Endpoint,
+    step: Step,
+    make_request: MakeRequest,
+    stop: asyncio.Event,
+    progress: Callable[[StepRun], None] | None = None,
+    on_window_start: Callable[[], None] | None = None,
+) -> StepRun:
     run, abort = StepRun(), asyncio.Event()
     watch = _Watch(run, step.fail_after, abort)
     tasks: list[asyncio.Task] = []
@@ -94,17 +100,23 @@ async def run_step(client, endpoint: Endpoint, step: Step, make_request: MakeReq
     for record, task in zip(run.records, tasks):
         if not task.done():
             task.cancel()
-            record.error = (CANCELLED if stop.is_set() else f"aborted: {run.aborted}" if run.aborted
-                            else f"unfinished after the {step.drain_s:g} s drain")
+            record.error = (
+                CANCELLED
+                if stop.is_set()
+                else f"aborted: {run.aborted}"
+                if run.aborted
+                else f"unfinished after the {step.drain_s:g} s drain"
+            )
     await asyncio.gather(*tasks, return_exceptions=True)
-    for record, task in zip(run.records, tasks):  # a task that died some other way still ends as a failure
+    for record in run.records:  # a task that died some other way still ends as a failure
         if record.error is None and record.e2e_s is None:
             record.error = "client: the request ended without a result"
     return run
 
 
-def _open(client, endpoint, step: Step, make_request: MakeRequest, run: StepRun, watch: _Watch, tasks: list,
-          on_window_start) -> None:
+def _open(
+    client, endpoint, step: Step, make_request: MakeRequest, run: StepRun, watch: _Watch, tasks: list, on_window_start
+) -> None:
     """Each arrival is a ``call_at`` timer: the loop runs due timers in the same iteration it
     finds them due, so a loop busy with streams delays a release by little; the release time
     is the request's ``sent_s`` and the origin of its TTFT and end-to-end latency."""
@@ -112,7 +124,9 @@ def _open(client, endpoint, step: Step, make_request: MakeRequest, run: StepRun,
     offsets = arrivals(step.load, step.duration_s, step.pattern, step.seed)
     # Prompts are built before the clock starts: tokenizing 20k tokens at release time would
     # make every request late.
-    prepared = [make_request(i, "warmup" if offset < step.warmup_s else "measure", offset) for i, offset in enumerate(offsets)]
+    prepared = [
+        make_request(i, "warmup" if offset < step.warmup_s else "measure", offset) for i, offset in enumerate(offsets)
+    ]
     run.t0, loop_t0 = time.perf_counter(), loop.time()
     run.end_s = step.duration_s
 
@@ -130,8 +144,9 @@ def _open(client, endpoint, step: Step, make_request: MakeRequest, run: StepRun,
         run.timers.append(loop.call_at(loop_t0 + step.warmup_s, on_window_start))
 
 
-async def _closed(client, endpoint, step: Step, make_request: MakeRequest, run: StepRun, watch: _Watch, tasks: list,
-                  on_window_start) -> None:
+async def _closed(
+    client, endpoint, step: Step, make_request: MakeRequest, run: StepRun, watch: _Watch, tasks: list, on_window_start
+) -> None:
     """``load`` users, each with one request in flight; prompts are built off the event loop."""
     run.t0, run.end_s = time.perf_counter(), step.duration_s
     counter = iter(range(1 << 62))
@@ -141,7 +156,9 @@ async def _closed(client, endpoint, step: Step, make_request: MakeRequest, run: 
             offset = time.perf_counter() - run.t0
             if offset >= step.duration_s:
                 return
-            record, text = await asyncio.to_thread(make_request, next(counter), "warmup" if offset < step.warmup_s else "measure", offset)
+            record, text = await asyncio.to_thread(
+                make_request, next(counter), "warmup" if offset < step.warmup_s else "measure", offset
+            )
             record.sent_s = time.perf_counter() - run.t0
             run.records.append(record)
             task = asyncio.create_task(stream(client, endpoint, record, text, run.t0))
@@ -188,7 +205,10 @@ async def _drain(tasks: list, deadline: float, halt: asyncio.Task, run: StepRun,
         pending = [t for t in tasks if not t.done()]
         if not pending:
             return
-        await asyncio.wait([*pending, halt], timeout=max(0.0, min(0.5, deadline - time.perf_counter())),
-                           return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait(
+            [*pending, halt],
+            timeout=max(0.0, min(0.5, deadline - time.perf_counter())),
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         if progress:
             progress(run)

@@ -13,14 +13,21 @@ import aiohttp
 from wafer_sglang.bench.endpoint import Endpoint
 from wafer_sglang.errors import WaferError
 
-EXTRA_MODULES = {"numpy": "numpy", "matplotlib": "matplotlib", "prometheus_client": "prometheus-client",
-                 "tokenizers": "tokenizers", "aiohttp": "aiohttp"}
+EXTRA_MODULES = {
+    "numpy": "numpy",
+    "matplotlib": "matplotlib",
+    "prometheus_client": "prometheus-client",
+    "tokenizers": "tokenizers",
+    "aiohttp": "aiohttp",
+}
 
 
 def check_extras() -> None:
     missing = [dist for module, dist in EXTRA_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise WaferError(f"bench needs {', '.join(missing)} (the [bench] extra): pip install 'wafer-sglang-rocm[bench]'")
+        raise WaferError(
+            f"bench needs {', '.join(missing)} (the [bench] extra): pip install 'wafer-sglang-rocm[bench]'"
+        )
 
 
 def check_out(out: Path) -> None:
@@ -40,8 +47,10 @@ async def served_models(client: aiohttp.ClientSession, endpoint: Endpoint) -> li
             body = await response.text(errors="replace")
             status = response.status
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-        raise WaferError(f"{endpoint.url} is unreachable ({type(exc).__name__}: {exc}); is the server up, and is "
-                         "--url its base (http://host:port or http://host:port/v1)?") from None
+        raise WaferError(
+            f"{endpoint.url} is unreachable ({type(exc).__name__}: {exc}); is the server up, and is "
+            "--url its base (http://host:port or http://host:port/v1)?"
+        ) from None
     if status in (401, 403):
         raise WaferError(f"{url}: HTTP {status}: the server wants a key: --api-key KEY, OPENAI_API_KEY, or --header")
     if status != 200:
@@ -74,4 +83,3 @@ def describe_plan(steps: int, step_s: float, drain_s: float) -> str:
 
 def _minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 120 else f"{seconds:.0f} s"
-

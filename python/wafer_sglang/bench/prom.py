@@ -13,8 +13,9 @@ from wafer_sglang import metrics
 async def scrape_one(client: aiohttp.ClientSession, base_url: str, headers: Mapping[str, str]) -> metrics.Totals | None:
     """The server's counter totals, or None (no endpoint, an error, not Prometheus text)."""
     try:
-        async with client.get(base_url.rstrip("/") + "/metrics", headers=dict(headers),
-                              timeout=aiohttp.ClientTimeout(total=10)) as response:
+        async with client.get(
+            base_url.rstrip("/") + "/metrics", headers=dict(headers), timeout=aiohttp.ClientTimeout(total=10)
+        ) as response:
             if response.status != 200:
                 return None
             return metrics.totals(await response.text(errors="replace"))
@@ -22,7 +23,9 @@ async def scrape_one(client: aiohttp.ClientSession, base_url: str, headers: Mapp
         return None
 
 
-async def scrape(client: aiohttp.ClientSession, urls: list[str], headers: Mapping[str, str]) -> dict[str, metrics.Totals | None]:
+async def scrape(
+    client: aiohttp.ClientSession, urls: list[str], headers: Mapping[str, str]
+) -> dict[str, metrics.Totals | None]:
     return {url: await scrape_one(client, url, headers) for url in urls}
 
 
@@ -31,8 +34,11 @@ def window(before: dict[str, metrics.Totals | None], after: dict[str, metrics.To
     total_before, total_after = metrics.merge(list(before.values())), metrics.merge(list(after.values()))
     hit = metrics.hit_rate(total_before, total_after)
     accepted = metrics.acceptance(total_before, total_after)
-    result = {"cache_hit_server": hit[1] if hit else None, "metrics_family": hit[0] if hit else None,
-              "accept_length": accepted.accept_length if accepted else None}
+    result = {
+        "cache_hit_server": hit[1] if hit else None,
+        "metrics_family": hit[0] if hit else None,
+        "accept_length": accepted.accept_length if accepted else None,
+    }
     if len(after) > 1:
         result["per_server"] = {url: _share(before.get(url), after[url]) for url in after}
     return result
@@ -40,6 +46,8 @@ def window(before: dict[str, metrics.Totals | None], after: dict[str, metrics.To
 
 def _share(before: metrics.Totals | None, after: metrics.Totals | None) -> dict:
     hit = metrics.hit_rate(before, after)
-    return {"cache_hit": hit[1] if hit else None,
-            "prompt_tokens": metrics.delta(before, after, metrics.PROMPT_TOKENS),
-            "generated_tokens": metrics.delta(before, after, metrics.GENERATED_TOKENS)}
+    return {
+        "cache_hit": hit[1] if hit else None,
+        "prompt_tokens": metrics.delta(before, after, metrics.PROMPT_TOKENS),
+        "generated_tokens": metrics.delta(before, after, metrics.GENERATED_TOKENS),
+    }

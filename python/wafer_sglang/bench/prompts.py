@@ -40,7 +40,7 @@ def load_tokenizer(spec: str):
         raise WaferError(f"tokenizer {spec}: no such tokenizer.json")
     try:
         return Tokenizer.from_pretrained(spec)
-    except Exception as exc:  # noqa: BLE001 - the hub client raises many kinds
+    except Exception as exc:
         raise WaferError(f"cannot load tokenizer {spec!r} from the hub: {exc}") from None
 
 
@@ -54,12 +54,14 @@ class PromptBuilder:
         self.rng = random.Random(seed)
         self.words = self._word_tokens()
         if len(self.words) < 16:
-            raise WaferError(f"the tokenizer has only {len(self.words)} word tokens: cannot build prompts at token level")
+            raise WaferError(
+                f"the tokenizer has only {len(self.words)} word tokens: cannot build prompts at token level"
+            )
 
     def _word_tokens(self) -> list[int]:
         words = []
         for token, token_id in sorted(self.tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
-            if not token[:1] in ("Ġ", "▁") or not token[1:].isalpha() or not token[1:].isascii():
+            if token[:1] not in ("Ġ", "▁") or not token[1:].isalpha() or not token[1:].isascii():
                 continue
             text = self.tokenizer.decode([token_id])
             if self.tokenizer.encode(text, add_special_tokens=False).ids == [token_id]:
@@ -101,8 +103,9 @@ class Prompt:
 class SweepPrompts:
     """Shared-prefix prompts: ``cache_hit`` of each prompt is the group's prefix."""
 
-    def __init__(self, builder: PromptBuilder, input_len: int, cache_hit: float, groups: int, run_nonce: str,
-                 seed: int = 0):
+    def __init__(
+        self, builder: PromptBuilder, input_len: int, cache_hit: float, groups: int, run_nonce: str, seed: int = 0
+    ):
         if not 0 <= cache_hit < 1:
             raise WaferError("--cache-hit must be in [0, 1)")
         if groups < 1:
@@ -112,7 +115,9 @@ class SweepPrompts:
         prefix_len = round(input_len * cache_hit)
         if input_len - prefix_len < NONCE_TOKENS + 1:
             raise WaferError(f"--input-len {input_len} leaves no room for a unique suffix at --cache-hit {cache_hit}")
-        self.prefixes = [builder.random_ids(prefix_len, random.Random(f"{run_nonce}/prefix/{g}")) for g in range(groups)]
+        self.prefixes = [
+            builder.random_ids(prefix_len, random.Random(f"{run_nonce}/prefix/{g}")) for g in range(groups)
+        ]
 
     def group_of(self, index: int) -> int:
         return random.Random(f"{self.seed}/group/{index}").randrange(len(self.prefixes))
@@ -121,7 +126,9 @@ class SweepPrompts:
         group = self.group_of(index) if group is None else group
         prefix = self.prefixes[group]
         rng = random.Random(f"{self.run_nonce}/request/{index}")
-        suffix = self.builder.nonce(f"{self.run_nonce}/{index}") + self.builder.random_ids(self.input_len - len(prefix) - NONCE_TOKENS, rng)
+        suffix = self.builder.nonce(f"{self.run_nonce}/{index}") + self.builder.random_ids(
+            self.input_len - len(prefix) - NONCE_TOKENS, rng
+        )
         text, tokens = self.builder.build(prefix + suffix)
         return Prompt(text, tokens, len(prefix), group)
 
@@ -144,7 +151,7 @@ class ShareGPTPrompts:
     sharegpt dataset). No shared prefixes: the hit rate is whatever the data has."""
 
     cache_hit = None
-    prefixes: list = []
+    prefixes: tuple = ()
 
     def __init__(self, builder: PromptBuilder, path: Path, seed: int, max_input_len: int | None = None):
         self.builder = builder
@@ -179,6 +186,8 @@ def _sharegpt_pairs(path: Path, builder: PromptBuilder, max_input_len: int | Non
             continue  # bench_serving's own filter for too-short pairs
         pairs.append((human["value"], tokens, output_len))
     if not pairs:
-        raise WaferError(f"--dataset sharegpt {path}: no usable conversations (a JSON list of "
-                         '{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]})')
+        raise WaferError(
+            f"--dataset sharegpt {path}: no usable conversations (a JSON list of "
+            '{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]})'
+        )
     return pairs

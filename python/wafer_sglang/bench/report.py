@@ -26,8 +26,16 @@ def _load_label(step: dict) -> str:
 def markdown_table(steps: list[dict], knee: dict, slo: Slo, cost: bool) -> str:
     """The seed's columns, then the rest of what users ask for, and each step's verdict."""
     closed = bool(steps) and steps[0].get("mode") == "concurrency"
-    head = ["Users" if closed else "Target RPS (offered)", "Aggregate tok/s/node", "TTFT p50 / p95", "Success",
-            "TPOT p50", "Cache hit (client / server)", "Accept len", "Verdict"]
+    head = [
+        "Users" if closed else "Target RPS (offered)",
+        "Aggregate tok/s/node",
+        "TTFT p50 / p95",
+        "Success",
+        "TPOT p50",
+        "Cache hit (client / server)",
+        "Accept len",
+        "Verdict",
+    ]
     if cost:
         head[-1:-1] = ["$/M output tok", "$/M total tok"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -37,14 +45,21 @@ def markdown_table(steps: list[dict], knee: dict, slo: Slo, cost: bool) -> str:
         verdict = ("knee" if load_of(s)[1] == knee_value else "ok") if not reasons else "failed: " + "; ".join(reasons)
         if not judged(s):
             verdict = "not judged: no request measured (window too short for the rate)"
-        row = [_load_label(s), _fmt(s["output_tok_s"], "{:.0f}"),
-               f"{_fmt(s['ttft_p50_s'], '{:.2f}s')} / {_fmt(s['ttft_p95_s'], '{:.2f}s')}",
-               _fmt(s["success_rate"] and s["success_rate"] * 100, "{:.0f}%", "0%"),
-               _fmt(s["tpot_p50_s"] and s["tpot_p50_s"] * 1000, "{:.1f} ms"),
-               f"{_fmt(s['cache_hit_client'], '{:.2f}')} / {_fmt(s['cache_hit_server'], '{:.2f}')}",
-               _fmt(s.get("accept_length"), "{:.2f}"), verdict]
+        row = [
+            _load_label(s),
+            _fmt(s["output_tok_s"], "{:.0f}"),
+            f"{_fmt(s['ttft_p50_s'], '{:.2f}s')} / {_fmt(s['ttft_p95_s'], '{:.2f}s')}",
+            _fmt(s["success_rate"] and s["success_rate"] * 100, "{:.0f}%", "0%"),
+            _fmt(s["tpot_p50_s"] and s["tpot_p50_s"] * 1000, "{:.1f} ms"),
+            f"{_fmt(s['cache_hit_client'], '{:.2f}')} / {_fmt(s['cache_hit_server'], '{:.2f}')}",
+            _fmt(s.get("accept_length"), "{:.2f}"),
+            verdict,
+        ]
         if cost:
-            row[-1:-1] = [_fmt(s.get("usd_per_m_output_tokens"), "${:.2f}"), _fmt(s.get("usd_per_m_total_tokens"), "${:.3f}")]
+            row[-1:-1] = [
+                _fmt(s.get("usd_per_m_output_tokens"), "${:.2f}"),
+                _fmt(s.get("usd_per_m_total_tokens"), "${:.3f}"),
+            ]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"_{AGGREGATE_DEFINITION}._", "", "_Knee rules: " + "; ".join(slo.rules()) + "._"]
     return "\n".join(lines) + "\n"
@@ -52,10 +67,15 @@ def markdown_table(steps: list[dict], knee: dict, slo: Slo, cost: bool) -> str:
 
 def title(summary: dict) -> str:
     run, workload = summary["run"], summary["workload"]
-    shape = (f"ShareGPT {workload['dataset_file']}" if workload.get("dataset") == "sharegpt"
-             else f"{workload['input_len']} in / {workload['output_len']} out, {workload['cache_hit_target']:.0%} prefix hit")
-    return (f"{run['server']['model']} @ {run['server']['url']} — {shape}\n"
-            f"{run['started'][:10]}, wafer-sglang {run['client']['wafer_sglang']}")
+    shape = (
+        f"ShareGPT {workload['dataset_file']}"
+        if workload.get("dataset") == "sharegpt"
+        else f"{workload['input_len']} in / {workload['output_len']} out, {workload['cache_hit_target']:.0%} prefix hit"
+    )
+    return (
+        f"{run['server']['model']} @ {run['server']['url']} — {shape}\n"
+        f"{run['started'][:10]}, wafer-sglang {run['client']['wafer_sglang']}"
+    )
 
 
 def plots(summary: dict, out: Path) -> list[Path]:
@@ -80,8 +100,14 @@ def plots(summary: dict, out: Path) -> list[Path]:
             ax.plot(xs, ys, marker="o", label=label)
             bad = [(x, y) for x, y, f in zip(xs, ys, failed) if f]
             if bad:
-                ax.scatter(*zip(*bad), marker="x", s=90, color="red", zorder=3,
-                           label="failed step" if key == series[0][1] else None)
+                ax.scatter(
+                    *zip(*bad),
+                    marker="x",
+                    s=90,
+                    color="red",
+                    zorder=3,
+                    label="failed step" if key == series[0][1] else None,
+                )
         if name == "ttft.png":
             ax.axhline(slo.ttft_p95_s, color="red", linestyle=":", label=f"SLO: TTFT p95 <= {slo.ttft_p95_s:g} s")
         _decorate(ax, summary, xlabel, ylabel)
@@ -124,6 +150,8 @@ def write(out: Path, summary: dict, records: list, exports: list[dict], cost: bo
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
     atomic_write_text(out / "bench_serving.jsonl", "".join(json.dumps(row) + "\n" for row in exports))
-    atomic_write_text(out / "table.md", markdown_table(summary["steps"], summary["knee"], Slo(**summary["knee"]["slo"]), cost))
+    atomic_write_text(
+        out / "table.md", markdown_table(summary["steps"], summary["knee"], Slo(**summary["knee"]["slo"]), cost)
+    )
     if summary["steps"]:
         plots(summary, out)

@@ -63,8 +63,9 @@ async def server_info(client: aiohttp.ClientSession, endpoint: Endpoint) -> dict
     info = {}
     for path in ("/v1/models", "/get_server_info", "/version", "/props"):
         try:
-            async with client.get(endpoint.url + path, headers=dict(endpoint.headers),
-                                  timeout=aiohttp.ClientTimeout(total=10)) as response:
+            async with client.get(
+                endpoint.url + path, headers=dict(endpoint.headers), timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
                 if response.status != 200 or not response.content_type.endswith("json"):
                     continue
                 body = await response.json()
@@ -85,8 +86,12 @@ def _metadata(endpoint: Endpoint, server: dict, tokenizer, spec: str, seed: int,
         "command": command,
         "started": started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "client": {"wafer_sglang": __version__, "aiohttp": aiohttp.__version__, "python": platform.python_version(),
-                   "host": platform.node()},
+        "client": {
+            "wafer_sglang": __version__,
+            "aiohttp": aiohttp.__version__,
+            "python": platform.python_version(),
+            "host": platform.node(),
+        },
         "server": {**endpoint.public(), "info": server},
         "tokenizer": {"spec": spec, "sha256_16": tokenizer_hash(tokenizer)},
         "seed": seed,
@@ -121,8 +126,10 @@ class _Live:
         self.last = now
         done = sum(1 for r in run.records if r.e2e_s is not None or r.error)
         failed = sum(1 for r in run.records if r.error)
-        line = (f"{label} | {now - run.t0:6.1f} s | sent {len(run.records)} | done {done} | "
-                f"in flight {len(run.records) - done} | failed {failed}")
+        line = (
+            f"{label} | {now - run.t0:6.1f} s | sent {len(run.records)} | done {done} | "
+            f"in flight {len(run.records) - done} | failed {failed}"
+        )
         if self.live:
             self.live.update(line)
         else:
@@ -139,8 +146,15 @@ async def _prime(client, endpoint: Endpoint, prompts, load: float, stop: asyncio
         if stop.is_set():
             break
         prompt = prompts.primer(group)
-        record = Record(index=-1 - group, step=load, phase="prime", intended_s=0.0,
-                        expected_prompt_tokens=prompt.tokens, requested_output=1, group=group)
+        record = Record(
+            index=-1 - group,
+            step=load,
+            phase="prime",
+            intended_s=0.0,
+            expected_prompt_tokens=prompt.tokens,
+            requested_output=1,
+            group=group,
+        )
         await _unless_stopped(stream(client, endpoint, record, prompt.text, time.perf_counter()), stop)
         primed.append(record)
     return primed
@@ -180,22 +194,39 @@ class _Sweep:
 
     def workload(self) -> dict:
         o = self.options
-        shape = ({"dataset": "sharegpt", "dataset_file": str(o.dataset)} if o.dataset else
-                 {"input_len": o.input_len, "output_len": o.output_len, "cache_hit_target": o.cache_hit,
-                  "prefix_groups": o.prefix_groups, "prefix_groups_drawn": "at random per request (seeded)"})
-        return {**shape, "mode": "closed loop (concurrent users)" if o.closed else f"open loop ({o.arrival} arrivals)",
-                "step_seconds": o.step_seconds, "warmup_seconds": o.warmup_seconds, "drain_seconds": o.drain_seconds}
+        shape = (
+            {"dataset": "sharegpt", "dataset_file": str(o.dataset)}
+            if o.dataset
+            else {
+                "input_len": o.input_len,
+                "output_len": o.output_len,
+                "cache_hit_target": o.cache_hit,
+                "prefix_groups": o.prefix_groups,
+                "prefix_groups_drawn": "at random per request (seeded)",
+            }
+        )
+        return {
+            **shape,
+            "mode": "closed loop (concurrent users)" if o.closed else f"open loop ({o.arrival} arrivals)",
+            "step_seconds": o.step_seconds,
+            "warmup_seconds": o.warmup_seconds,
+            "drain_seconds": o.drain_seconds,
+        }
 
     def summary(self, endpoint, server, tokenizer) -> dict:
         o = self.options
         out = {
-            "run": _metadata(endpoint, server, tokenizer, o.tokenizer or endpoint.model, o.seed, self.started, self.command),
+            "run": _metadata(
+                endpoint, server, tokenizer, o.tokenizer or endpoint.model, o.seed, self.started, self.command
+            ),
             "workload": self.workload(),
-            "definitions": {"aggregate_tok_s_node": AGGREGATE_DEFINITION,
-                            "offered_rps": "measured requests the client released in the window / window length",
-                            "cache_hit_server": "delta of the servers' cached/prompt token counters over the measured window",
-                            "accept_length": "speculative decoding: tokens per target forward over the window (server counters)",
-                            "inferencex": "output/total tok/s per GPU (--gpus), interactivity = 1000 / TPOT p50 ms"},
+            "definitions": {
+                "aggregate_tok_s_node": AGGREGATE_DEFINITION,
+                "offered_rps": "measured requests the client released in the window / window length",
+                "cache_hit_server": "delta of the servers' cached/prompt token counters over the measured window",
+                "accept_length": "speculative decoding: tokens per target forward over the window (server counters)",
+                "inferencex": "output/total tok/s per GPU (--gpus), interactivity = 1000 / TPOT p50 ms",
+            },
             "steps": self.steps,
             "knee": knee(self.steps, o.slo),
         }
@@ -215,8 +246,14 @@ def _prompts(options: SweepOptions, tokenizer):
     builder = PromptBuilder(tokenizer, options.seed)
     if options.dataset:
         return ShareGPTPrompts(builder, options.dataset, options.seed)
-    return SweepPrompts(builder, options.input_len, options.cache_hit, options.prefix_groups,
-                        f"{time.time_ns()}-{options.seed}", options.seed)
+    return SweepPrompts(
+        builder,
+        options.input_len,
+        options.cache_hit,
+        options.prefix_groups,
+        f"{time.time_ns()}-{options.seed}",
+        options.seed,
+    )
 
 
 async def sweep(options: SweepOptions, command: str) -> dict:
@@ -228,9 +265,13 @@ async def sweep(options: SweepOptions, command: str) -> dict:
         prompts = _prompts(options, tokenizer)
         server = await server_info(client, endpoint)
         metrics_urls = options.metrics_urls or [endpoint.url]
-        print(f"bench sweep: {endpoint.model} at {endpoint.url}; "
-              + preflight.describe_plan(len(options.loads), options.step_seconds, options.drain_seconds)
-              + f"; writing {options.out}", file=sys.stderr, flush=True)
+        print(
+            f"bench sweep: {endpoint.model} at {endpoint.url}; "
+            + preflight.describe_plan(len(options.loads), options.step_seconds, options.drain_seconds)
+            + f"; writing {options.out}",
+            file=sys.stderr,
+            flush=True,
+        )
         with _Live() as live:
             for number, load in enumerate(options.loads):
                 if stop.is_set():
@@ -243,47 +284,85 @@ async def sweep(options: SweepOptions, command: str) -> dict:
     return state.write(endpoint, server, tokenizer)
 
 
-async def _step(client, endpoint: Endpoint, options: SweepOptions, prompts, state: _Sweep, number: int, load: float,
-                metrics_urls: list[str], stop: asyncio.Event, live: _Live) -> dict:
+async def _step(
+    client,
+    endpoint: Endpoint,
+    options: SweepOptions,
+    prompts,
+    state: _Sweep,
+    number: int,
+    load: float,
+    metrics_urls: list[str],
+    stop: asyncio.Event,
+    live: _Live,
+) -> dict:
     state.records += await _prime(client, endpoint, prompts, load, stop)
     base_index, window = len(state.records), {}
 
     def make_request(index: int, phase: str, offset: float):
         prompt = prompts.make(base_index + index)
         output_len = prompt.output_len or options.output_len
-        return Record(index=base_index + index, step=load, phase=phase, intended_s=offset, group=prompt.group,
-                      expected_prompt_tokens=prompt.tokens, requested_output=output_len), prompt.text
+        return Record(
+            index=base_index + index,
+            step=load,
+            phase=phase,
+            intended_s=offset,
+            group=prompt.group,
+            expected_prompt_tokens=prompt.tokens,
+            requested_output=output_len,
+        ), prompt.text
 
     def window_start():
         window["before"] = asyncio.create_task(prom.scrape(client, metrics_urls, endpoint.headers))
 
-    step = Step(load, options.closed, options.step_seconds, options.warmup_seconds, options.drain_seconds,
-                options.arrival, options.seed + number, options.fail_after)
+    step = Step(
+        load,
+        options.closed,
+        options.step_seconds,
+        options.warmup_seconds,
+        options.drain_seconds,
+        options.arrival,
+        options.seed + number,
+        options.fail_after,
+    )
     label = f"step {number + 1}/{len(options.loads)} ({load:g} {'users' if options.closed else 'rps'})"
     run = await run_step(client, endpoint, step, make_request, stop, lambda r: live.update(label, r), window_start)
     before = await window["before"] if "before" in window else {}
     after = await prom.scrape(client, metrics_urls, endpoint.headers)
     counters = prom.window(before, after) if before else {}
-    stats = step_stats(run, step, prompts.cache_hit, counters.get("cache_hit_server"),
-                       None if options.dataset else options.output_len)
+    stats = step_stats(
+        run, step, prompts.cache_hit, counters.get("cache_hit_server"), None if options.dataset else options.output_len
+    )
     stats.update({k: v for k, v in counters.items() if k != "cache_hit_server"})
     stats["inferencex"] = export.inferencex(stats, options.gpus)
     if options.price:
         add_costs(stats, options.price[0], options.gpus)
     state.records += run.records
     summary_run = {"server": endpoint.public()}
-    state.exports.append(export.bench_serving_result(stats, run.records, summary_run, state.workload(),
-                                                     options.step_seconds - options.warmup_seconds))
+    state.exports.append(
+        export.bench_serving_result(
+            stats, run.records, summary_run, state.workload(), options.step_seconds - options.warmup_seconds
+        )
+    )
     return stats
 
 
 def _step_line(number: int, options: SweepOptions, stats: dict) -> str:
     reasons = options.slo.failures(stats) if judged(stats) else ["not judged: no request measured in the window"]
     left = len(options.loads) - number - 1
-    eta = f"; {left} step(s) left, ETA {left * options.step_seconds / 60:.0f}-{left * (options.step_seconds + options.drain_seconds) / 60:.0f} min" if left else ""
+    eta = (
+        f"; {left} step(s) left, ETA "
+        f"{left * options.step_seconds / 60:.0f}-{left * (options.step_seconds + options.drain_seconds) / 60:.0f} min"
+        if left
+        else ""
+    )
     unit = "users" if options.closed else "rps"
-    figures = (f"{stats['output_tok_s'] or 0:.0f} tok/s, TTFT p50/p95 {stats['ttft_p50_s'] or 0:.2f}/{stats['ttft_p95_s'] or 0:.2f} s, "
-               f"{(stats['success_rate'] or 0):.0%} ok" + (f", offered {stats['offered_rps']:.2f} rps" if not options.closed else ""))
+    figures = (
+        f"{stats['output_tok_s'] or 0:.0f} tok/s, TTFT p50/p95 "
+        f"{stats['ttft_p50_s'] or 0:.2f}/{stats['ttft_p95_s'] or 0:.2f} s, "
+        f"{(stats['success_rate'] or 0):.0%} ok"
+        + (f", offered {stats['offered_rps']:.2f} rps" if not options.closed else "")
+    )
     verdict = "sustained" if not reasons else "FAILED: " + "; ".join(reasons)
     load = stats.get("concurrency", stats.get("target_rps"))
     return f"step {number + 1}/{len(options.loads)} ({load:g} {unit}): {figures} -- {verdict}{eta}"
@@ -320,12 +399,22 @@ async def single(options: SingleOptions, command: str) -> dict:
             if stop.is_set():
                 break
             prompt = unique_prompt(builder, options.input_len, f"{run_nonce}/single/{index}")
-            record = Record(index=index, step=0.0, phase="measure", intended_s=0.0,
-                            expected_prompt_tokens=prompt.tokens, requested_output=options.output_len)
+            record = Record(
+                index=index,
+                step=0.0,
+                phase="measure",
+                intended_s=0.0,
+                expected_prompt_tokens=prompt.tokens,
+                requested_output=options.output_len,
+            )
             await _unless_stopped(stream(client, endpoint, record, prompt.text, time.perf_counter()), stop)
             records.append(record)
-            print(f"run {index + 1}/{options.runs}: {_speed(record) or 0:.1f} tok/s, TTFT {record.ttft_s or 0:.2f} s"
-                  + (f" ({record.error})" if record.error else ""), file=sys.stderr, flush=True)
+            print(
+                f"run {index + 1}/{options.runs}: {_speed(record) or 0:.1f} tok/s, TTFT {record.ttft_s or 0:.2f} s"
+                + (f" ({record.error})" if record.error else ""),
+                file=sys.stderr,
+                flush=True,
+            )
     summary = _single_summary(options, endpoint, server, tokenizer, started, command, records, stop.is_set())
     _write_single(options, summary, records)
     return summary
@@ -335,11 +424,26 @@ def _single_summary(options, endpoint, server, tokenizer, started, command, reco
     ok = [r for r in records if r.ok]
     speeds = [s for r in ok if (s := _speed(r)) is not None]
     return {
-        "run": _metadata(endpoint, server, tokenizer, options.tokenizer or endpoint.model, options.seed, started, command),
+        "run": _metadata(
+            endpoint, server, tokenizer, options.tokenizer or endpoint.model, options.seed, started, command
+        ),
         "workload": {"input_len": options.input_len, "output_len": options.output_len, "runs": options.runs},
-        "definitions": {"output_speed_tok_s": "(completion tokens - 1) / (end - first chunk): tokens per second after the first chunk, TTFT excluded (Artificial Analysis)"},
-        "runs": [{"index": r.index, "output_speed_tok_s": _speed(r), "ttft_s": r.ttft_s, "e2e_s": r.e2e_s,
-                  "completion_tokens": r.completion_tokens, "prompt_tokens": r.prompt_tokens, "error": r.error} for r in records],
+        "definitions": {
+            "output_speed_tok_s": "(completion tokens - 1) / (end - first chunk): tokens per second after the first "
+            "chunk, TTFT excluded (Artificial Analysis)"
+        },
+        "runs": [
+            {
+                "index": r.index,
+                "output_speed_tok_s": _speed(r),
+                "ttft_s": r.ttft_s,
+                "e2e_s": r.e2e_s,
+                "completion_tokens": r.completion_tokens,
+                "prompt_tokens": r.prompt_tokens,
+                "error": r.error,
+            }
+            for r in records
+        ],
         "median_output_speed_tok_s": statistics.median(speeds) if speeds else None,
         "median_ttft_s": statistics.median([r.ttft_s for r in ok]) if ok else None,
         "success_rate": len(ok) / len(records) if records else None,
@@ -355,10 +459,12 @@ def _write_single(options: SingleOptions, summary: dict, records: list[Record]) 
     options.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(options.out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(options.out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
-    table = ("| Input / output | Runs | Output speed (median) | TTFT (median) | Success |\n|---|---|---|---|---|\n"
-             f"| {options.input_len} / {options.output_len} | {len(records)} | "
-             f"{summary['median_output_speed_tok_s'] or 0:.1f} tok/s | {summary['median_ttft_s'] or 0:.2f} s | "
-             f"{(summary['success_rate'] or 0) * 100:.0f}% |\n")
+    table = (
+        "| Input / output | Runs | Output speed (median) | TTFT (median) | Success |\n|---|---|---|---|---|\n"
+        f"| {options.input_len} / {options.output_len} | {len(records)} | "
+        f"{summary['median_output_speed_tok_s'] or 0:.1f} tok/s | {summary['median_ttft_s'] or 0:.2f} s | "
+        f"{(summary['success_rate'] or 0) * 100:.0f}% |\n"
+    )
     atomic_write_text(options.out / "table.md", table)
 
 

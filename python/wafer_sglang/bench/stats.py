@@ -29,7 +29,7 @@ def _mean(values: list[float]) -> float | None:
 
 
 def error_kind(error: str) -> str:
-    """"http 500", "connection", "truncated", "no output tokens", "unfinished", "cancelled", ..."""
+    """ "http 500", "connection", "truncated", "no output tokens", "unfinished", "cancelled", ..."""
     if not error:
         return "ok"
     head = error.split(":", 1)[0]
@@ -42,7 +42,9 @@ def step_stats(run, step, target_hit: float | None, server_hit: float | None, re
     records = run.records
     measured = [r for r in records if r.phase == "measure"]
     ok = [r for r in measured if r.ok]
-    tpot = [(r.e2e_s - r.ttft_s) / (r.completion_tokens - 1) for r in ok if r.completion_tokens and r.completion_tokens > 1]
+    tpot = [
+        (r.e2e_s - r.ttft_s) / (r.completion_tokens - 1) for r in ok if r.completion_tokens and r.completion_tokens > 1
+    ]
     gaps = [g for r in ok for g in r.chunk_gaps_s]
     prompt = sum(r.prompt_tokens or 0 for r in ok)
     output = sum(r.completion_tokens or 0 for r in ok)
@@ -58,23 +60,35 @@ def step_stats(run, step, target_hit: float | None, server_hit: float | None, re
         "success_rate": len(ok) / len(measured) if measured else None,
         "failures": dict(Counter(error_kind(r.error) for r in measured if not r.ok)),
         "aborted": run.aborted,
-        "drain_s": (run.last_done_s - run.end_s) if run.last_done_s is not None and run.last_done_s > run.end_s else 0.0,
-        "ttft_p50_s": _pct([r.ttft_s for r in ok], 50), "ttft_p95_s": _pct([r.ttft_s for r in ok], 95),
+        "drain_s": (run.last_done_s - run.end_s)
+        if run.last_done_s is not None and run.last_done_s > run.end_s
+        else 0.0,
+        "ttft_p50_s": _pct([r.ttft_s for r in ok], 50),
+        "ttft_p95_s": _pct([r.ttft_s for r in ok], 95),
         "ttft_p99_s": _pct([r.ttft_s for r in ok], 99),
         "ttft_trend": ttft_trend(measured),
-        "tpot_mean_s": _mean(tpot), "tpot_p50_s": _pct(tpot, 50), "tpot_p95_s": _pct(tpot, 95),
-        "itl_p50_s": _pct(gaps, 50), "itl_p95_s": _pct(gaps, 95), "itl_p99_s": _pct(gaps, 99),
-        "e2e_p50_s": _pct([r.e2e_s for r in ok], 50), "e2e_p95_s": _pct([r.e2e_s for r in ok], 95),
+        "tpot_mean_s": _mean(tpot),
+        "tpot_p50_s": _pct(tpot, 50),
+        "tpot_p95_s": _pct(tpot, 95),
+        "itl_p50_s": _pct(gaps, 50),
+        "itl_p95_s": _pct(gaps, 95),
+        "itl_p99_s": _pct(gaps, 99),
+        "e2e_p50_s": _pct([r.e2e_s for r in ok], 50),
+        "e2e_p95_s": _pct([r.e2e_s for r in ok], 95),
         "input_tok_s": prompt / window_s if window_s > 0 else None,
         "output_tok_s": output / window_s if window_s > 0 else None,
         "total_tok_s": (prompt + output) / window_s if window_s > 0 else None,
         "output_tokens_per_request": output / len(ok) if ok else None,
         "output_tokens_requested": requested_output,
-        "prompt_tokens_server_minus_client": _mean([r.prompt_tokens - r.expected_prompt_tokens for r in ok if r.prompt_tokens is not None]),
+        "prompt_tokens_server_minus_client": _mean(
+            [r.prompt_tokens - r.expected_prompt_tokens for r in ok if r.prompt_tokens is not None]
+        ),
         "cache_hit_target": target_hit,
         "cache_hit_client": client_hit,
         "cache_hit_server": server_hit,
-        "prefix_group_requests": {str(g): n for g, n in sorted(Counter(r.group for r in measured if r.group >= 0).items())},
+        "prefix_group_requests": {
+            str(g): n for g, n in sorted(Counter(r.group for r in measured if r.group >= 0).items())
+        },
         "send_lateness_p99_s": _pct(lateness, 99),
     }
     stats["checks"] = consistency(stats)
@@ -88,8 +102,11 @@ def ttft_trend(measured: list[Record]) -> dict | None:
     third = len(timed) // 3
     if third < MIN_PER_THIRD:
         return None
-    return {"early_p50_s": _pct([t for _, t in timed[:third]], 50), "late_p50_s": _pct([t for _, t in timed[-third:]], 50),
-            "per_third": third}
+    return {
+        "early_p50_s": _pct([t for _, t in timed[:third]], 50),
+        "late_p50_s": _pct([t for _, t in timed[-third:]], 50),
+        "per_third": third,
+    }
 
 
 def consistency(stats: dict) -> list[str]:
@@ -97,13 +114,25 @@ def consistency(stats: dict) -> list[str]:
     notes = []
     per_request, requested = stats["output_tokens_per_request"], stats["output_tokens_requested"]
     if per_request and requested and abs(per_request / requested - 1) > 0.02:
-        notes.append(f"output tokens per request {per_request:.0f} vs {requested} requested: aggregate tok/s counts what the server reports")
+        notes.append(
+            f"output tokens per request {per_request:.0f} vs {requested} requested: aggregate tok/s counts what the "
+            "server reports"
+        )
     offset = stats["prompt_tokens_server_minus_client"]
     if offset is not None and abs(offset) >= 1:
-        notes.append(f"server counts {offset:+.1f} prompt tokens per request vs the client tokenizer (BOS / chat template?)")
+        notes.append(
+            f"server counts {offset:+.1f} prompt tokens per request vs the client tokenizer (BOS / chat template?)"
+        )
     for key in ("cache_hit_client", "cache_hit_server"):
-        if stats["cache_hit_target"] is not None and stats[key] is not None and abs(stats[key] - stats["cache_hit_target"]) > 0.05:
-            notes.append(f"{key.removeprefix('cache_hit_')} hit rate {stats[key]:.2f} is off the {stats['cache_hit_target']:.2f} target")
+        if (
+            stats["cache_hit_target"] is not None
+            and stats[key] is not None
+            and abs(stats[key] - stats["cache_hit_target"]) > 0.05
+        ):
+            notes.append(
+                f"{key.removeprefix('cache_hit_')} hit rate {stats[key]:.2f} is off the "
+                f"{stats['cache_hit_target']:.2f} target"
+            )
     if stats["cache_hit_target"] and stats["cache_hit_server"] is None:
         notes.append("no server cache counters (metrics endpoint missing or unknown)")
     return notes

@@ -53,7 +53,7 @@ DROPPED_REQUIREMENTS: dict[str, str] = {
 }
 
 # Our tooling's own needs (packaging is already an upstream requirement).
-TOOLING_REQUIREMENTS = ["rich>=13", "tomlkit>=0.12", 'tomli>=2; python_version < "3.11"']
+TOOLING_REQUIREMENTS = ["rich>=13", "tomlkit>=0.12", "shtab>=1.7", 'tomli>=2; python_version < "3.11"']
 TOOLING_EXTRAS = {
     "bench": ["aiohttp>=3.9", "numpy", "matplotlib>=3.8", "tokenizers>=0.20", "prometheus-client>=0.20"],
     # lm-eval's `run` subcommand and task layout (gsm8k, gpqa cot_zeroshot) as of 0.4.13
@@ -95,6 +95,31 @@ def fork_requirements(raw: bytes) -> tuple[list[str], dict[str, str]]:
     for extra, requirements in TOOLING_EXTRAS.items():
         kept += [f'{r}; extra == "{extra}"' for r in requirements]
     return kept, dropped
+
+
+def split_extras(requirements: list[str]) -> tuple[list[str], dict[str, list[str]]]:
+    """Requires-Dist lines as setuptools wants them: plain requirements, and per extra its own
+    (each keeping any other environment marker), so `pip install '.[bench]'` from a checkout
+    gets what the built wheel declares."""
+    import re
+
+    plain, extras = [], {}
+    for line in requirements:
+        found = re.search(r"""extra\s*==\s*["']([^"']+)["']""", line)
+        if not found:
+            plain.append(line)
+            continue
+        requirement, _, marker = line.partition(";")
+        rest = re.sub(r"""extra\s*==\s*["'][^"']+["']""", "", marker)
+        rest = re.sub(r"\(\s*\)", "", rest)
+        rest = re.sub(r"^\s*and\s+|\s+and\s*$", "", rest.strip()).strip()
+        extras.setdefault(found[1], []).append(f"{requirement.strip()}; {rest}" if rest else requirement.strip())
+    return plain, extras
+
+
+def requires_python(raw: bytes) -> str | None:
+    """Upstream's Requires-Python (0.5.14 declares >=3.10: the ROCm images run 3.10)."""
+    return parse(raw).get("Requires-Python")
 
 
 def rewrite_metadata(raw: bytes, *, version: str, summary: str, preamble: str) -> bytes:

@@ -25,16 +25,15 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from wafer_sglang import __version__ as tooling_version
+from wafer_sglang.bases import PACKAGED_RECORD
 from wafer_sglang.build import manifest as fork_manifest
 from wafer_sglang.build.metadata import DIST_NAME, fork_requirements, rewrite_metadata
 from wafer_sglang.errors import WaferError
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.gitrun import out
-from wafer_sglang.queue.apply import Queue
-from wafer_sglang.queue.headers import read_header
+from wafer_sglang.queue.apply import Applied, Queue
 from wafer_sglang.queue.pins import UpstreamPin
-from wafer_sglang.queue.worktree import overlay_files
-from wafer_sglang.repo import build_dir, source_files
+from wafer_sglang.repo import PIN_FILE, build_dir, source_files
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest date a zip entry can hold
 TOOLING_PACKAGE = "wafer_sglang"
@@ -58,17 +57,16 @@ def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet
     with tempfile.TemporaryDirectory(prefix="build-", dir=scratch) as tmp:
         work = Path(tmp) / "tree"
         applied = queue.apply(python_tag, work, quiet=quiet)
-        headers = [read_header(queue.patch_dir / a.name) for a in applied]
+        headers = applied.headers
         epoch = _source_date_epoch(work)
-        wheel_pin = queue.base.wheel(python_tag)
-        version = fork_version(queue.base)
+        version = fork_version(applied.base)
         dist_info = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}.dist-info"
-        upstream_info = f"sglang-{queue.base.version}.dist-info"
+        upstream_info = f"sglang-{applied.base.version}.dist-info"
         files = _tree_files(work, exclude_prefix=upstream_info + "/")
-        tag_triple = _derive(files, queue.base, python_tag, wheel_pin.tag_triple)
+        tag_triple = _derive(files, applied.base, python_tag, applied.wheel.tag_triple)
         files.update(_tooling_files(root))
-        meta, dropped = _dist_info(work / upstream_info, version, queue.base.version, tag_triple, headers)
-        manifest = _manifest(queue, python_tag, version, headers, dropped, epoch)
+        meta, dropped = _dist_info(work / upstream_info, version, applied.base.version, tag_triple, headers)
+        manifest = _manifest(applied, version, dropped, epoch)
         files[f"{TOOLING_PACKAGE}/{fork_manifest.MANIFEST_NAME}"] = (fork_manifest.render(manifest), 0o644)
         name = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}-{tag_triple}.whl"
         data = _zip(files, {f"{dist_info}/{k}": v for k, v in meta.items()}, f"{dist_info}/RECORD", epoch)
@@ -84,13 +82,17 @@ def _derive(files: dict[str, tuple[bytes, int]], base: UpstreamPin, python_tag: 
         return source_triple
     for path in derived.drop:
         if files.pop(path, None) is None:
-            raise WaferError(f"sglang {base.version} {derived.source} wheel has no {path}: update its derived "
-                             f"{python_tag} entry in patches/bases.toml")
+            raise WaferError(
+                f"sglang {base.version} {derived.source} wheel has no {path}: update its derived "
+                f"{python_tag} entry in patches/bases.toml"
+            )
     marker = f".cpython-{derived.source[2:]}-"
     compiled = sorted(p for p in files if marker in p)
     if compiled:
-        raise WaferError(f"cannot build {python_tag} from the {derived.source} wheel: {', '.join(compiled)} "
-                         f"only loads on {derived.source}; list it under drop only if sglang never imports it")
+        raise WaferError(
+            f"cannot build {python_tag} from the {derived.source} wheel: {', '.join(compiled)} "
+            f"only loads on {derived.source}; list it under drop only if sglang never imports it"
+        )
     return source_triple.replace(f"{derived.source}-{derived.source}", f"{python_tag}-{python_tag}", 1)
 
 
@@ -126,18 +128,23 @@ def _tooling_files(root: Path) -> dict[str, tuple[bytes, int]]:
         if path.name == fork_manifest.MANIFEST_NAME:
             continue  # a stale manifest from a checkout is never shipped
         files[f"{TOOLING_PACKAGE}/{path.relative_to(package).as_posix()}"] = (path.read_bytes(), 0o644)
+    # the base records, so an installed fork's tools know every base (wafer_sglang.bases)
+    files[f"{TOOLING_PACKAGE}/{PACKAGED_RECORD}"] = ((root / PIN_FILE).read_bytes(), 0o644)
     return files
 
 
-def _manifest(queue: Queue, python_tag: str, version: str, headers: list, dropped: dict, epoch: int) -> dict:
-    wheel_pin = queue.base.wheel(python_tag)
+def _manifest(applied: Applied, version: str, dropped: dict, epoch: int) -> dict:
     return {
         "distribution": DIST_NAME,
         "version": version,
-        "python_tag": python_tag,
+        "python_tag": applied.python_tag,
         "tooling_version": tooling_version,
-        "base": {"version": queue.base.version, "wheel": wheel_pin.filename, "sha256": wheel_pin.sha256,
-                 **_derived_record(queue.base, python_tag)},
+        "base": {
+            "version": applied.base.version,
+            "wheel": applied.wheel.filename,
+            "sha256": applied.wheel.sha256,
+            **_derived_record(applied.base, applied.python_tag),
+        },
         "patches": [
             asdict(
                 fork_manifest.PatchRecord(
@@ -148,9 +155,9 @@ def _manifest(queue: Queue, python_tag: str, version: str, headers: list, droppe
                     applied_upstream=h.get("Applied-Upstream") or "",
                 )
             )
-            for h in headers
+            for h in applied.headers
         ],
-        "overlay": [str(p) for p in overlay_files(queue.overlay_root)],
+        "overlay": applied.overlay,
         "dropped_requirements": dropped,
         "source_date_epoch": epoch,
     }
@@ -158,10 +165,16 @@ def _manifest(queue: Queue, python_tag: str, version: str, headers: list, droppe
 
 def _derived_record(base: UpstreamPin, python_tag: str) -> dict:
     derived = base.derived.get(python_tag)
-    return {"derived": {"from": derived.source, "dropped": list(derived.drop), "reason": derived.reason}} if derived else {}
+    return (
+        {"derived": {"from": derived.source, "dropped": list(derived.drop), "reason": derived.reason}}
+        if derived
+        else {}
+    )
 
 
-def _dist_info(upstream: Path, version: str, base_version: str, tag: str, headers: list) -> tuple[dict[str, bytes], dict]:
+def _dist_info(
+    upstream: Path, version: str, base_version: str, tag: str, headers: list
+) -> tuple[dict[str, bytes], dict]:
     raw = (upstream / "METADATA").read_bytes()
     _, dropped = fork_requirements(raw)
     patch_lines = "\n".join(f"- `{h.subject}` ({h.upstream_status})" for h in headers) or "- (none)"

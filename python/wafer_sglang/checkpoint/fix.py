@@ -25,10 +25,14 @@ class Edit:
 
     @property
     def diff(self) -> str:
-        return "".join(difflib.unified_diff(
-            self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
-            f"a/{self.config_file.name}", f"b/{self.config_file.name}",
-        ))
+        return "".join(
+            difflib.unified_diff(
+                self.old_text.splitlines(keepends=True),
+                self.new_text.splitlines(keepends=True),
+                f"a/{self.config_file.name}",
+                f"b/{self.config_file.name}",
+            )
+        )
 
 
 def plan_edit(path: Path, report: Report) -> Edit:
@@ -53,14 +57,17 @@ def write(edit: Edit, now: datetime | None = None) -> Path | None:
         return None
     config = edit.config_file
     if not config.stat().st_mode & 0o200 or not os.access(config, os.W_OK):  # 0444 holds for root too
-        raise WaferError(f"{config} is read-only (mode {config.stat().st_mode & 0o777:o}): nothing was changed; "
-                         "make it writable (chmod u+w) to let fix edit it")
+        raise WaferError(
+            f"{config} is read-only (mode {config.stat().st_mode & 0o777:o}): nothing was changed; "
+            "make it writable (chmod u+w) to let fix edit it"
+        )
     original = edit.old_text.encode()
     backup = _exclusive_backup(config, original, now or datetime.now(timezone.utc))
     try:
         if config.read_bytes() != original:
-            raise WaferError(f"{config} changed while fix was working (another fix or an editor?); nothing was "
-                             "changed: run it again")
+            raise WaferError(
+                f"{config} changed while fix was working (another fix or an editor?); nothing was changed: run it again"
+            )
         atomic_write_text(config, edit.new_text)
     except OSError as exc:
         backup.unlink(missing_ok=True)
@@ -81,7 +88,9 @@ def _exclusive_backup(config: Path, data: bytes, now: datetime) -> Path:
         except FileExistsError:
             continue  # a backup of this second (or something planted at its name): the next name
         except OSError as exc:
-            raise WaferError(f"cannot create a backup beside {config}: {exc.strerror or exc}; nothing was changed") from None
+            raise WaferError(
+                f"cannot create a backup beside {config}: {exc.strerror or exc}; nothing was changed"
+            ) from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -91,6 +100,8 @@ def _exclusive_backup(config: Path, data: bytes, now: datetime) -> Path:
                 raise OSError("the backup does not read back as written")
         except OSError as exc:
             backup.unlink(missing_ok=True)
-            raise WaferError(f"cannot write the backup {backup.name}: {exc.strerror or exc}; nothing was changed") from None
+            raise WaferError(
+                f"cannot write the backup {backup.name}: {exc.strerror or exc}; nothing was changed"
+            ) from None
         return backup
     raise WaferError(f"100 backups of {config} this second already exist; nothing was changed")

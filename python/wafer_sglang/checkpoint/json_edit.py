@@ -40,7 +40,7 @@ def _edit(text: str, path: tuple[str, ...], values: list[str]) -> str:
         return _append_to_array(text, *found, values, parent_indent + unit, unit)
     entry = f"{json.dumps(path[-1])}: {json.dumps(values, ensure_ascii=False)}"
     if not members:
-        return text[:end - 1] + entry + text[end - 1:]
+        return text[: end - 1] + entry + text[end - 1 :]
     (key_start, _, _), (_, last_end) = members[-1]
     return text[:last_end] + "," + (_preceding_ws(text, key_start) or " ") + entry + text[last_end:]
 
@@ -71,7 +71,7 @@ def _span(text: str, i: int, path: tuple[str, ...]) -> tuple[int, int]:
     """(start, end) of the value at ``path`` below the value starting at ``i``."""
     if not path:
         return i, _value_end(text, i)
-    for (_, _, key), (a, b) in _members(text, i):
+    for (_, _, key), (a, _end) in _members(text, i):
         if key == path[0]:
             return _span(text, a, path[1:])
     raise WaferError(f"config.json has no {'.'.join(path)} object")
@@ -113,7 +113,7 @@ def _preceding_ws(text: str, i: int) -> str:
 
 
 def _line_indent(text: str, i: int) -> str:
-    line = text[text.rfind("\n", 0, i) + 1:i]
+    line = text[text.rfind("\n", 0, i) + 1 : i]
     return line[: len(line) - len(line.lstrip(" \t"))]
 
 

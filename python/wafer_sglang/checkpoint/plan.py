@@ -10,8 +10,18 @@ from wafer_sglang.checkpoint import rules as R
 from wafer_sglang.checkpoint.store import Checkpoint, Tensor, UnusableCheckpoint, validate
 
 LINEAR_LEAVES = {
-    "q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj",
-    "wq_b", "wk", "weights_proj", "gate_proj", "up_proj", "down_proj", "eh_proj",
+    "q_a_proj",
+    "q_b_proj",
+    "kv_a_proj_with_mqa",
+    "kv_b_proj",
+    "o_proj",
+    "wq_b",
+    "wk",
+    "weights_proj",
+    "gate_proj",
+    "up_proj",
+    "down_proj",
+    "eh_proj",
 }
 UNQUANTIZED = {"BF16", "F16", "F32"}
 SCHEME_DTYPES = {"fp4": "U8", "fp8_e4m3": "F8_E4M3"}
@@ -139,7 +149,9 @@ def _modules(ckpt: Checkpoint, layers: int, mtp: int) -> tuple[list[_Module], li
         else:
             extra_mtp.add(index)  # sglang loads only the first MTP layer
             continue
-        modules.append(_Module(module, role, engine, _engine_module(engine), tensor, ckpt.tensors.get(f"{module}.weight_scale")))
+        modules.append(
+            _Module(module, role, engine, _engine_module(engine), tensor, ckpt.tensors.get(f"{module}.weight_scale"))
+        )
     if extra_mtp:
         notes.append(f"layers {sorted(extra_mtp)} are further MTP layers: sglang loads only model.layers.{mtp}")
     return sorted(modules, key=lambda m: m.name), notes
@@ -150,8 +162,12 @@ def _engine_module(shard: str) -> str:
     experts = re.match(r"^(.*\.mlp\.experts)\.\d+\.", shard)
     if experts:
         return experts.group(1)
-    for shard_leaf, fused in (("gate_proj", "gate_up_proj"), ("up_proj", "gate_up_proj"),
-                              ("q_a_proj", "fused_qkv_a_proj_with_mqa"), ("kv_a_proj_with_mqa", "fused_qkv_a_proj_with_mqa")):
+    for shard_leaf, fused in (
+        ("gate_proj", "gate_up_proj"),
+        ("up_proj", "gate_up_proj"),
+        ("q_a_proj", "fused_qkv_a_proj_with_mqa"),
+        ("kv_a_proj_with_mqa", "fused_qkv_a_proj_with_mqa"),
+    ):
         if shard.endswith("." + shard_leaf) and ".indexer." not in shard:
             return shard[: -len(shard_leaf)] + fused
     return shard
@@ -176,7 +192,7 @@ class _Decider:
         return name in self.excludes
 
     def expected(self, module: _Module) -> str:
-        """"unquantized", "mxfp4", "fp8": what the engine allocates for this module."""
+        """ "unquantized", "mxfp4", "fp8": what the engine allocates for this module."""
         if ".mlp.experts." in module.engine_shard or module.engine_module.endswith(".mlp.experts"):
             return "unquantized" if self.excluded(module, module.engine_module) else self.scheme(module.engine_module)
         if ".shared_experts." in module.engine_shard and self.fused_shared(module):
@@ -188,7 +204,11 @@ class _Decider:
         """Whether this layer's shared expert ends up inside the fused routed-experts MoE."""
         if not self.fusion_possible:
             return False
-        respects = self.rules.fusion_respects_draft_excludes if module.role == "draft" else self.rules.fusion_respects_target_excludes
+        respects = (
+            self.rules.fusion_respects_draft_excludes
+            if module.role == "draft"
+            else self.rules.fusion_respects_target_excludes
+        )
         return not (respects and self.excluded(module))
 
     def scheme(self, engine_module: str) -> str:
@@ -204,21 +224,37 @@ class _Decider:
         verdicts = {m.name: self.excluded(m) for m in group}
         if len(group) > 1 and len(set(verdicts.values())) > 1 and not group[0].engine_module.endswith(".mlp.experts"):
             shards = ", ".join(f"{m.name}={'excluded' if v else 'quantized'}" for m, v in zip(group, verdicts.values()))
-            return [Finding(
-                module=group[0].name, role=group[0].role, engine_module=group[0].engine_module, stored="-", expected="-",
-                problem=f"the shards of fused {group[0].engine_module} disagree ({shards}); sglang raises 'Found a different quantization schemes'",
-                fix="exclude all shards of the fused module or none",
-            )]
+            return [
+                Finding(
+                    module=group[0].name,
+                    role=group[0].role,
+                    engine_module=group[0].engine_module,
+                    stored="-",
+                    expected="-",
+                    problem=f"the shards of fused {group[0].engine_module} disagree ({shards}); "
+                    "sglang raises 'Found a different quantization schemes'",
+                    fix="exclude all shards of the fused module or none",
+                )
+            ]
         return [f for m in group if (f := self.judge_one(m)) is not None]
 
     def judge_one(self, module: _Module) -> Finding | None:
         stored, expected = _stored(module), self.expected(module)
         if stored == "uint8-without-scale":
-            return Finding(module.name, module.role, module.engine_module, _describe(module), expected,
-                           "a uint8 (MXFP4) weight without weight_scale", "re-export the checkpoint")
+            return Finding(
+                module.name,
+                module.role,
+                module.engine_module,
+                _describe(module),
+                expected,
+                "a uint8 (MXFP4) weight without weight_scale",
+                "re-export the checkpoint",
+            )
         if stored == expected:
             return None
-        finding = Finding(module.name, module.role, module.engine_module, f"{stored} {_describe(module)}", expected, "", "")
+        finding = Finding(
+            module.name, module.role, module.engine_module, f"{stored} {_describe(module)}", expected, "", ""
+        )
         fused = ".shared_experts." in module.engine_shard and self.fused_shared(module)
         if fused:
             # The shared expert is a slot of the routed experts' MoE and follows its quantization.
@@ -228,11 +264,16 @@ class _Decider:
             if stored != "unquantized" or not self.fix_respected(module):
                 finding.needs_flag = "--disable-shared-experts-fusion"
         elif stored == "unquantized":
-            finding.problem = f"stored unquantized but the engine builds {module.engine_module} as {expected}: loading fails on a shape mismatch"
+            finding.problem = (
+                f"stored unquantized but the engine builds {module.engine_module} as {expected}: "
+                "loading fails on a shape mismatch"
+            )
             finding.exclude_entries = self.fix_entries(module)
         else:
             finding.problem = f"stored {stored} but the exclude list makes the engine build it {expected}"
-            finding.fix = f"remove the exclude entry matching {module.engine_shard!r} (the weights are stored quantized)"
+            finding.fix = (
+                f"remove the exclude entry matching {module.engine_shard!r} (the weights are stored quantized)"
+            )
             return finding
         finding.fix = self.fix_text(finding)
         return finding
@@ -248,12 +289,19 @@ class _Decider:
         return [module.engine_shard]
 
     def fix_respected(self, module: _Module) -> bool:
-        return self.rules.fusion_respects_draft_excludes if module.role == "draft" else self.rules.fusion_respects_target_excludes
+        return (
+            self.rules.fusion_respects_draft_excludes
+            if module.role == "draft"
+            else self.rules.fusion_respects_target_excludes
+        )
 
     def fix_text(self, finding: Finding) -> str:
         parts = []
         if finding.exclude_entries:
             parts.append("add to quantization_config.exclude: " + ", ".join(finding.exclude_entries))
         if finding.needs_flag:
-            parts.append(f"serve with {finding.needs_flag} ({self.rules.label} fuses the shared expert whatever the exclude list says)")
+            parts.append(
+                f"serve with {finding.needs_flag} ({self.rules.label} fuses the shared expert whatever the exclude "
+                "list says)"
+            )
         return "; ".join(parts) + (" (`wafer-sglang checkpoint fix --write`)" if finding.exclude_entries else "")

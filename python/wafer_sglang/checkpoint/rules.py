@@ -1,6 +1,6 @@
 """How a given sglang build turns checkpoint names into Quark quantization decisions.
 
-Mirrors the engine code (read from the wheels; line refs in ../shared/notes/upstream.md):
+Mirrors the engine code (read from the wheels; test/engine/ checks each decision on the real code):
 
 * exclude matching — ``quark/utils.py`` ``_is_equal_or_regex_match``: an entry matches a module
   name when equal, or, as ``re:<pattern>``, when ``re.match`` (anchored at the start) succeeds;
@@ -45,15 +45,21 @@ class EngineRules:
 
 
 def rules_for(base: str, upstream: bool) -> EngineRules:
-    if base == "0.5.14":
-        if upstream:
-            return EngineRules("upstream sglang 0.5.14", "deepseek-61", False, False, False)
-        return EngineRules("wafer-sglang-rocm 0.5.14", "by-layer", True, True, False)
-    if base == "0.5.23":
-        if upstream:
-            return EngineRules("upstream sglang 0.5.23", "by-layer", True, False, True)
-        return EngineRules("wafer-sglang-rocm 0.5.23", "by-layer", True, True, True)
-    raise WaferError(f"unsupported base {base!r}: the checkpoint rules know 0.5.14 and 0.5.23")
+    """How ``base``'s loader (upstream's, or the fork's) treats a checkpoint: its record's engine facts."""
+    from wafer_sglang.bases import record
+
+    side = "upstream" if upstream else "fork"
+    facts = record(base).engine.get(side)
+    if facts is None:
+        raise WaferError(f"the record of base {base} has no engine.{side} facts (patches/bases.toml)")
+    label = f"{'upstream sglang' if upstream else 'wafer-sglang-rocm'} {base}"
+    return EngineRules(
+        label,
+        facts["draft-mapping"],
+        facts["coarse-draft-experts"],
+        facts["fusion-respects-draft-excludes"],
+        facts["fusion-respects-target-excludes"],
+    )
 
 
 class Excludes:
@@ -86,7 +92,7 @@ def nextn_layer(config: dict) -> int:
 def draft_name(checkpoint_name: str, layer: int) -> str:
     """The draft module a checkpoint name of the MTP layer becomes."""
     prefix = f"model.layers.{layer}."
-    rest = checkpoint_name[len(prefix):]
+    rest = checkpoint_name[len(prefix) :]
     if rest.split(".", 1)[0] in DRAFT_SIDE:
         return f"model.{rest}"
     return f"model.decoder.{rest}"
@@ -103,8 +109,6 @@ def map_for_draft(entry: str, layer: int, rules: EngineRules) -> str:
 
 def draft_excludes(excludes: list[str], layer: int, rules: EngineRules) -> list[str]:
     mapped = [map_for_draft(e, layer, rules) for e in excludes]
-    if rules.coarse_draft_experts and any(
-        e.startswith(f"model.layers.{layer}.mlp.experts.") for e in excludes
-    ):
+    if rules.coarse_draft_experts and any(e.startswith(f"model.layers.{layer}.mlp.experts.") for e in excludes):
         mapped.append("model.decoder.mlp.experts")
     return mapped

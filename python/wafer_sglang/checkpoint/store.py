@@ -52,9 +52,16 @@ def load_config(path: Path) -> dict:
 
 
 # Integer fields the checks read: (minimum, required). A bool is not an integer here.
-INT_FIELDS = {"num_hidden_layers": (1, True), "hidden_size": (1, False), "moe_intermediate_size": (1, False),
-              "n_routed_experts": (1, False), "n_shared_experts": (0, False), "num_experts_per_tok": (1, False),
-              "first_k_dense_replace": (0, False), "num_nextn_predict_layers": (0, False)}
+INT_FIELDS = {
+    "num_hidden_layers": (1, True),
+    "hidden_size": (1, False),
+    "moe_intermediate_size": (1, False),
+    "n_routed_experts": (1, False),
+    "n_shared_experts": (0, False),
+    "num_experts_per_tok": (1, False),
+    "first_k_dense_replace": (0, False),
+    "num_nextn_predict_layers": (0, False),
+}
 
 
 def validate(config: dict) -> None:
@@ -108,7 +115,7 @@ def read_headers(path: Path, files: list[str]) -> dict[str, Tensor]:
             raise UnusableCheckpoint(f"{shard} is not a regular file")
         try:
             with safe_open(shard, framework="numpy") as handle:
-                for key in handle.keys():
+                for key in handle.keys():  # noqa: SIM118 - a safetensors handle, not a dict
                     view = handle.get_slice(key)
                     tensors[key] = Tensor(key, view.get_dtype(), tuple(view.get_shape()), name)
         except (SafetensorError, OSError) as exc:

@@ -52,19 +52,42 @@ def _count(text: str) -> int:
 
 
 def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None:
-    p.add_argument("--url", "--base-url", dest="url", required=True,
-                   help="server base URL, http://host:port or http://host:port/v1 (OpenAI-compatible)")
+    p.add_argument(
+        "--url",
+        "--base-url",
+        dest="url",
+        required=True,
+        help="server base URL, http://host:port or http://host:port/v1 (OpenAI-compatible)",
+    )
     p.add_argument("--model", help="model name sent in requests (default: the first one /v1/models lists)")
-    p.add_argument("--tokenizer", help="the server's tokenizer: tokenizer.json, a folder, or a hub name (default: --model)")
-    p.add_argument("--input-len", type=_count, default=input_len, help="prompt tokens per request (default %(default)s)")
-    p.add_argument("--output-len", type=_count, default=output_len, help="output tokens per request (default %(default)s)")
-    p.add_argument("--api", choices=("completions", "chat"), default="completions",
-                   help="completions keeps token counts exact; chat adds the template's tokens (default %(default)s)")
-    p.add_argument("--force-length", choices=("both", "ignore_eos", "min_tokens", "none"), default="both",
-                   help="force the output length (strict servers reject unknown fields: use none) (default %(default)s)")
+    p.add_argument(
+        "--tokenizer", help="the server's tokenizer: tokenizer.json, a folder, or a hub name (default: --model)"
+    )
+    p.add_argument(
+        "--input-len", type=_count, default=input_len, help="prompt tokens per request (default %(default)s)"
+    )
+    p.add_argument(
+        "--output-len", type=_count, default=output_len, help="output tokens per request (default %(default)s)"
+    )
+    p.add_argument(
+        "--api",
+        choices=("completions", "chat"),
+        default="completions",
+        help="completions keeps token counts exact; chat adds the template's tokens (default %(default)s)",
+    )
+    p.add_argument(
+        "--force-length",
+        choices=("both", "ignore_eos", "min_tokens", "none"),
+        default="both",
+        help="force the output length (strict servers reject unknown fields: use none) (default %(default)s)",
+    )
     p.add_argument("--api-key", help="bearer token (default: $OPENAI_API_KEY); never written to any output")
-    p.add_argument("--header", action="append", default=[], metavar="NAME=VALUE", help="extra header on every call (repeatable)")
-    p.add_argument("--timeout", type=_positive, default=600.0, help="per-request timeout, seconds (default %(default)s)")
+    p.add_argument(
+        "--header", action="append", default=[], metavar="NAME=VALUE", help="extra header on every call (repeatable)"
+    )
+    p.add_argument(
+        "--timeout", type=_positive, default=600.0, help="per-request timeout, seconds (default %(default)s)"
+    )
     p.add_argument("--seed", type=int, default=0, help="arrivals, prefix groups and prompts (default %(default)s)")
     p.add_argument("--out", type=Path, required=True, help="output folder (checked writable before measuring)")
 
@@ -72,44 +95,92 @@ def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     bench = sub.add_parser("bench", help="serving benchmark: open/closed-loop sweeps, single-stream speed, comparisons")
     bsub = bench.add_subparsers(dest="bench_cmd", required=True, metavar="COMMAND")
-    p = bsub.add_parser("sweep", help="load sweep with a shared-prefix workload (defaults: the seed workload)",
-                        epilog=SWEEP_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = bsub.add_parser(
+        "sweep",
+        help="load sweep with a shared-prefix workload (defaults: the seed workload)",
+        epilog=SWEEP_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     _common(p, 20000, 1000)
     p.add_argument("--cache-hit", type=float, default=0.6, help="target prefix-cache hit rate (default %(default)s)")
-    p.add_argument("--prefix-groups", type=_count, default=8,
-                   help="distinct shared prefixes, primed before each step; each request's group drawn at random (default %(default)s)")
+    p.add_argument(
+        "--prefix-groups",
+        type=_count,
+        default=8,
+        help="distinct shared prefixes, primed before each step; "
+        "each request's group drawn at random (default %(default)s)",
+    )
     load = p.add_mutually_exclusive_group()
-    load.add_argument("--rates", "--request-rate", dest="rates", type=_loads, default=None,
-                      help="open loop: target requests/s per step (default 0.5,1,1.5,2,2.25,2.4)")
-    load.add_argument("--max-concurrency", type=_users, default=None,
-                      help="closed loop: concurrent users per step, e.g. 1,4,16,64")
-    p.add_argument("--dataset", nargs=2, metavar=("sharegpt", "FILE"),
-                   help="real prompts: a local ShareGPT JSON (replaces the synthetic shared-prefix prompts)")
+    load.add_argument(
+        "--rates",
+        "--request-rate",
+        dest="rates",
+        type=_loads,
+        default=None,
+        help="open loop: target requests/s per step (default 0.5,1,1.5,2,2.25,2.4)",
+    )
+    load.add_argument(
+        "--max-concurrency", type=_users, default=None, help="closed loop: concurrent users per step, e.g. 1,4,16,64"
+    )
+    p.add_argument(
+        "--dataset",
+        nargs=2,
+        metavar=("sharegpt", "FILE"),
+        help="real prompts: a local ShareGPT JSON (replaces the synthetic shared-prefix prompts)",
+    )
     p.add_argument("--step-seconds", type=_positive, default=300.0, help="per step (default %(default)s)")
-    p.add_argument("--warmup-seconds", type=float, default=None, help="excluded by start time (default: 10%% of a step)")
-    p.add_argument("--drain-seconds", type=_positive, default=300.0,
-                   help="wait this long after the last arrival; the rest fail (default %(default)s)")
-    p.add_argument("--arrival", choices=("poisson", "constant"), default="poisson", help="open-loop arrivals (default %(default)s)")
+    p.add_argument(
+        "--warmup-seconds", type=float, default=None, help="excluded by start time (default: 10%% of a step)"
+    )
+    p.add_argument(
+        "--drain-seconds",
+        type=_positive,
+        default=300.0,
+        help="wait this long after the last arrival; the rest fail (default %(default)s)",
+    )
+    p.add_argument(
+        "--arrival", choices=("poisson", "constant"), default="poisson", help="open-loop arrivals (default %(default)s)"
+    )
     p.add_argument("--keepalive", action="store_true", help="reuse connections (off: llama.cpp breaks on reused ones)")
-    p.add_argument("--slo-ttft-p95", type=_positive, default=5.0, help="knee: TTFT p95 bound, seconds (default %(default)s)")
+    p.add_argument(
+        "--slo-ttft-p95", type=_positive, default=5.0, help="knee: TTFT p95 bound, seconds (default %(default)s)"
+    )
     p.add_argument("--fail-on-no-knee", action="store_true", help="exit 1 when not even the lowest load is sustained")
-    p.add_argument("--fail-after", type=_count, default=20,
-                   help="end a step after this many connection failures in a row (default %(default)s)")
-    p.add_argument("--metrics-url", action="append", default=[], metavar="URL",
-                   help="a server whose /metrics to count (repeatable: every worker behind a router; default: --url)")
+    p.add_argument(
+        "--fail-after",
+        type=_count,
+        default=20,
+        help="end a step after this many connection failures in a row (default %(default)s)",
+    )
+    p.add_argument(
+        "--metrics-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="a server whose /metrics to count (repeatable: every worker behind a router; default: --url)",
+    )
     p.add_argument("--gpu-hourly-usd", type=_positive, help="$/GPU-hour for cost per million tokens")
     p.add_argument("--price-tier", help="TIER/GPU from the shipped, dated price table (e.g. rental/MI355X)")
-    p.add_argument("--gpus", type=_count, default=8, help="GPUs serving (per-GPU figures and cost) (default %(default)s)")
+    p.add_argument(
+        "--gpus", type=_count, default=8, help="GPUs serving (per-GPU figures and cost) (default %(default)s)"
+    )
     p.set_defaults(func=cmd_sweep)
     p = bsub.add_parser("single", help="single-stream speed, Artificial Analysis style (10k in / 1.5k out)")
     _common(p, 10000, 1500)
     p.add_argument("--runs", type=_count, default=5, help="(default %(default)s)")
     p.set_defaults(func=cmd_single)
-    p = bsub.add_parser("compare", help="runs and published references side by side: one table, overlay and Pareto plots")
+    p = bsub.add_parser(
+        "compare", help="runs and published references side by side: one table, overlay and Pareto plots"
+    )
     p.add_argument("runs", nargs="*", type=Path, metavar="RUN", help="bench sweep output folders")
-    p.add_argument("--reference", action="append", default=[], metavar="NAME",
-                   help="a built-in dated reference (repeatable; --list-references)")
-    p.add_argument("--list-references", action="store_true")
+    p.add_argument(
+        "--reference",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a built-in dated reference (repeatable; --list-references)",
+    )
+    p.add_argument("--list-references", action="store_true", help="list the built-in references and exit")
     p.add_argument("--out", type=Path, help="where comparison.md/.json and the plots go (default: print the table)")
     p.set_defaults(func=cmd_compare)
 
@@ -117,9 +188,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def _endpoint(args):
     from wafer_sglang.bench import endpoint
 
-    return endpoint.Endpoint(url=endpoint.base_url(args.url), model=args.model, api=args.api,
-                             force_length=args.force_length, timeout_s=args.timeout,
-                             headers=endpoint.headers(args.api_key, args.header))
+    return endpoint.Endpoint(
+        url=endpoint.base_url(args.url),
+        model=args.model,
+        api=args.api,
+        force_length=args.force_length,
+        timeout_s=args.timeout,
+        headers=endpoint.headers(args.api_key, args.header),
+    )
 
 
 def _command() -> str:
@@ -158,19 +234,36 @@ def cmd_sweep(args) -> int:
         dataset = Path(file)
     closed = args.max_concurrency is not None
     options = SweepOptions(
-        endpoint=_endpoint(args), tokenizer=args.tokenizer or args.model, out=args.out, input_len=args.input_len,
-        output_len=args.output_len, cache_hit=args.cache_hit, prefix_groups=args.prefix_groups,
-        loads=args.max_concurrency if closed else (args.rates or [0.5, 1, 1.5, 2, 2.25, 2.4]), closed=closed,
-        step_seconds=args.step_seconds, warmup_seconds=warmup, drain_seconds=args.drain_seconds, arrival=args.arrival,
-        seed=args.seed, keepalive=args.keepalive, slo=Slo(ttft_p95_s=args.slo_ttft_p95),
-        price=price(args.price_tier, args.gpu_hourly_usd), gpus=args.gpus, dataset=dataset,
-        metrics_urls=[_base(u) for u in args.metrics_url], fail_after=args.fail_after,
+        endpoint=_endpoint(args),
+        tokenizer=args.tokenizer or args.model,
+        out=args.out,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        cache_hit=args.cache_hit,
+        prefix_groups=args.prefix_groups,
+        loads=args.max_concurrency if closed else (args.rates or [0.5, 1, 1.5, 2, 2.25, 2.4]),
+        closed=closed,
+        step_seconds=args.step_seconds,
+        warmup_seconds=warmup,
+        drain_seconds=args.drain_seconds,
+        arrival=args.arrival,
+        seed=args.seed,
+        keepalive=args.keepalive,
+        slo=Slo(ttft_p95_s=args.slo_ttft_p95),
+        price=price(args.price_tier, args.gpu_hourly_usd),
+        gpus=args.gpus,
+        dataset=dataset,
+        metrics_urls=[_base(u) for u in args.metrics_url],
+        fail_after=args.fail_after,
     )
     _ready(args)
     summary = asyncio.run(sweep(options, _command()))
     print((args.out / "table.md").read_text())
     print(knee_line(summary))
-    print(f"wrote {args.out}/summary.json, requests.jsonl, table.md, bench_serving.jsonl, throughput.png, ttft.png, pareto.png")
+    print(
+        f"wrote {args.out}/summary.json, requests.jsonl, table.md, bench_serving.jsonl, throughput.png, ttft.png, "
+        "pareto.png"
+    )
     if any(s.get("interrupted") for s in summary["steps"]):
         return 130
     dead = [s for s in summary["steps"] if s["requests"] and not s["succeeded"]]
@@ -192,8 +285,15 @@ def cmd_single(args) -> int:
 
     from wafer_sglang.bench.run import SingleOptions, single
 
-    options = SingleOptions(endpoint=_endpoint(args), tokenizer=args.tokenizer or args.model, out=args.out,
-                            input_len=args.input_len, output_len=args.output_len, runs=args.runs, seed=args.seed)
+    options = SingleOptions(
+        endpoint=_endpoint(args),
+        tokenizer=args.tokenizer or args.model,
+        out=args.out,
+        input_len=args.input_len,
+        output_len=args.output_len,
+        runs=args.runs,
+        seed=args.seed,
+    )
     _ready(args)
     summary = asyncio.run(single(options, _command()))
     print((args.out / "table.md").read_text())

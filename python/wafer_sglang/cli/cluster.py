@@ -25,18 +25,24 @@ def _nodes(text: str) -> list[str]:
 def _pinned_image(text: str) -> str:
     name, _, digest = text.partition("@")
     if not (name and digest.startswith("sha256:") and len(digest) == 71):
-        raise argparse.ArgumentTypeError(f"{text!r} is not pinned by digest; pass REPO:TAG@sha256:<64 hex> "
-                                         "(docker buildx imagetools inspect REPO:TAG prints it)")
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not pinned by digest; pass REPO:TAG@sha256:<64 hex> "
+            "(docker buildx imagetools inspect REPO:TAG prints it)"
+        )
     return text
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    cluster = sub.add_parser("cluster", help="multi-node serving on sglang-router: per-node commands, Kubernetes manifests")
+    cluster = sub.add_parser(
+        "cluster", help="multi-node serving on sglang-router: per-node commands, Kubernetes manifests"
+    )
     csub = cluster.add_subparsers(dest="cluster_cmd", required=True, metavar="COMMAND")
     p = csub.add_parser("topologies", help="the topologies, one line each")
     p.set_defaults(func=cmd_topologies)
-    for name, helptext in (("plan", "the worker command for each node and the one router command"),
-                           ("k8s", "Kubernetes manifests (router Deployment + Service, worker StatefulSet / LeaderWorkerSet)")):
+    for name, helptext in (
+        ("plan", "the worker command for each node and the one router command"),
+        ("k8s", "Kubernetes manifests (router Deployment + Service, worker StatefulSet / LeaderWorkerSet)"),
+    ):
         p = csub.add_parser(name, help=helptext, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--topology", required=True, help="dp | pd | tp (cluster topologies)")
         p.add_argument("--model", required=True, help="checkpoint path on every node (or in the model volume)")
@@ -48,20 +54,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--prefill-nodes", type=_nodes, default=[], help="pd: prefill node addresses")
             p.add_argument("--decode-nodes", type=_nodes, default=[], help="pd: decode node addresses")
             p.add_argument("--router-node", help="where the router runs (default: the first node)")
-            p.add_argument("--json", action="store_true")
+            p.add_argument("--json", action="store_true", help="the plan as JSON")
             p.set_defaults(func=cmd_plan, accepts_extra=True)
         else:
             p.add_argument("--name", default="glm5", help="resource name prefix (default %(default)s)")
-            p.add_argument("--image", required=True, type=_pinned_image,
-                           help="the wafer/sglang image, pinned by digest (REPO:TAG@sha256:...)")
+            p.add_argument(
+                "--image",
+                required=True,
+                type=_pinned_image,
+                help="the wafer/sglang image, pinned by digest (REPO:TAG@sha256:...)",
+            )
             p.add_argument("--replicas", type=positive_int, default=2, help="worker replicas (default %(default)s)")
-            p.add_argument("--namespace", default="default")
+            p.add_argument("--namespace", default="default", help="Kubernetes namespace of every object")
             p.add_argument("--model-claim", default="models", help="PVC holding the model (default %(default)s)")
             p.set_defaults(func=cmd_k8s)
 
 
 def _base(args) -> str:
-    from wafer_sglang.cli.checkpoint import default_base
+    from wafer_sglang.bases import default_base
 
     return args.base or default_base()
 
@@ -78,12 +88,29 @@ def cmd_plan(args) -> int:
     from wafer_sglang.fsutil import atomic_write_text
     from wafer_sglang.serve.cluster import load_topology, plan
 
-    result = plan(load_topology(args.topology), args.model, _base(args), args.nodes, prefill_nodes=args.prefill_nodes,
-                  decode_nodes=args.decode_nodes, router_node=args.router_node, api_key=not args.no_api_key,
-                  extra=args.extra)
+    result = plan(
+        load_topology(args.topology),
+        args.model,
+        _base(args),
+        args.nodes,
+        prefill_nodes=args.prefill_nodes,
+        decode_nodes=args.decode_nodes,
+        router_node=args.router_node,
+        api_key=not args.no_api_key,
+        extra=args.extra,
+    )
     if args.json:
-        print(json.dumps({"topology": result.topology.name, "base": result.base, "notes": result.notes,
-                          "processes": [p.__dict__ for p in result.processes]}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "topology": result.topology.name,
+                    "base": result.base,
+                    "notes": result.notes,
+                    "processes": [p.__dict__ for p in result.processes],
+                },
+                indent=2,
+            )
+        )
         return 0
     print(f"# {result.topology.name}: {result.topology.purpose} (sglang {result.base})")
     for note in result.notes:
@@ -93,8 +120,12 @@ def cmd_plan(args) -> int:
         print(process.shell())
         if args.out:
             name = f"{index:02d}-{process.role}-{process.node.replace(':', '_')}.sh"
-            atomic_write_text(args.out / name, f"#!/usr/bin/env bash\n# {process.role} on {process.node}\n"
-                              f"set -euo pipefail\n: \"${{WAFER_API_KEY:?set WAFER_API_KEY}}\"\nexec {process.shell()}\n", mode=0o755)
+            atomic_write_text(
+                args.out / name,
+                f"#!/usr/bin/env bash\n# {process.role} on {process.node}\n"
+                f'set -euo pipefail\n: "${{WAFER_API_KEY:?set WAFER_API_KEY}}"\nexec {process.shell()}\n',
+                mode=0o755,
+            )
     if args.out:
         print(f"\nwrote one script per process to {args.out}", file=sys.stderr)
     return 0
@@ -111,16 +142,29 @@ def cmd_k8s(args) -> int:
 
     topology = load_topology(args.topology)
     base = _base(args)
-    docs = k8s.manifests(topology, name=args.name, image=args.image, base=base, model_claim=args.model_claim,
-                         model_path=args.model, replicas=args.replicas, namespace=args.namespace)
+    docs = k8s.manifests(
+        topology,
+        name=args.name,
+        image=args.image,
+        base=base,
+        model_claim=args.model_claim,
+        model_path=args.model,
+        replicas=args.replicas,
+        namespace=args.namespace,
+    )
     check_router_argv(k8s.router_args_of(docs[-1]), base)
     errors = k8s.validate(docs)
     if errors:
-        raise WaferError("the manifests do not validate against Kubernetes " + k8s.KUBERNETES + ":\n  " + "\n  ".join(errors))
+        raise WaferError(
+            "the manifests do not validate against Kubernetes " + k8s.KUBERNETES + ":\n  " + "\n  ".join(errors)
+        )
     text = yaml.safe_dump_all(docs, sort_keys=False)
     if args.out:
         atomic_write_text(args.out / f"{args.name}-{topology.name}.yaml", text)
-        print(f"wrote {args.out / f'{args.name}-{topology.name}.yaml'} ({len(docs)} objects, valid for Kubernetes {k8s.KUBERNETES})")
+        print(
+            f"wrote {args.out / f'{args.name}-{topology.name}.yaml'} ({len(docs)} objects, valid for Kubernetes "
+            f"{k8s.KUBERNETES})"
+        )
     else:
         print(text, end="")
     return 0

@@ -8,8 +8,10 @@ from pathlib import Path
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("doctor", help="preflight a serving host: GPUs, ROCm, torch, aiter/triton/sgl-kernel, the fork, env hazards")
-    p.add_argument("--json", action="store_true")
+    p = sub.add_parser(
+        "doctor", help="preflight a serving host: GPUs, ROCm, torch, aiter/triton/sgl-kernel, the fork, env hazards"
+    )
+    p.add_argument("--json", action="store_true", help="the findings as JSON")
     p.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)  # a staged host, for tests
     p.set_defaults(func=cmd_doctor)
 

@@ -1,4 +1,5 @@
-"""``wafer-sglang eval`` (the quality gate) and ``eval-prepare`` (its datasets, on a connected machine)."""
+"""``wafer-sglang eval run`` (the quality gate) and ``eval prepare`` (its datasets, on a connected
+machine). The older spellings ``eval --baseline ...`` and ``eval-prepare`` still work (main.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ import os
 import signal
 import sys
 from pathlib import Path
+
+from wafer_sglang.cli.options import positive_int
 
 DEFAULT_TASKS = "gsm8k,gpqa_diamond"
 
@@ -22,34 +25,65 @@ def _seeds(text: str) -> tuple[int, ...]:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="quality gate: lm-eval on a baseline and a candidate endpoint, side by side, "
-                                    "with MTP acceptance; --gate-threshold makes it a release gate")
+    group = sub.add_parser(
+        "eval", help="quality gate: lm-eval on two endpoints side by side (run), its datasets (prepare)"
+    )
+    esub = group.add_subparsers(dest="eval_cmd", required=True, metavar="COMMAND")
+    p = esub.add_parser(
+        "run",
+        help="lm-eval on a baseline and a candidate endpoint, side by side, with MTP acceptance; "
+        "--gate-threshold makes it a release gate",
+    )
     for role in ("baseline", "candidate"):
         p.add_argument(f"--{role}", required=True, metavar="URL", help=f"{role} server base URL (OpenAI-compatible)")
         p.add_argument(f"--{role}-model", help="model name in requests (default: the first of GET /v1/models)")
-        p.add_argument(f"--{role}-log", type=Path, metavar="FILE",
-                       help="the server's log, for 'accept len' when its /metrics has no speculative counters")
-    p.add_argument("--tasks", default=DEFAULT_TASKS, help=f"comma-separated (default {DEFAULT_TASKS})")
-    p.add_argument("--limit", type=int, help="questions per task (default: the reference run's: gsm8k 200, gpqa_diamond all 198)")
+        p.add_argument(
+            f"--{role}-log",
+            type=Path,
+            metavar="FILE",
+            help="the server's log, for 'accept len' when its /metrics has no speculative counters",
+        )
+    p.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated task names")
+    p.add_argument(
+        "--limit", type=int, help="questions per task (default: the reference run's: gsm8k 200, gpqa_diamond all 198)"
+    )
     p.add_argument("--seeds", type=_seeds, help="seeds for every task (default: gsm8k 0; gpqa_diamond 0,1)")
-    p.add_argument("--data-dir", type=Path, help="JSONL datasets from eval-prepare (default: the offline Hugging Face cache)")
-    p.add_argument("--api", choices=("completions", "chat"), default="completions",
-                   help="lm-eval backend: local-completions, or local-chat-completions with the chat template")
-    p.add_argument("--concurrency", type=int, default=32, help="requests in flight per endpoint")
-    p.add_argument("--max-gen-toks", type=int, help="generation limit for every task (default: gsm8k 256, gpqa_diamond 16384)")
+    p.add_argument(
+        "--data-dir", type=Path, help="JSONL datasets from eval prepare (default: the offline Hugging Face cache)"
+    )
+    p.add_argument(
+        "--api",
+        choices=("completions", "chat"),
+        default="completions",
+        help="lm-eval backend: local-completions, or local-chat-completions with the chat template",
+    )
+    p.add_argument("--concurrency", type=positive_int, default=32, help="requests in flight per endpoint")
+    p.add_argument(
+        "--max-gen-toks", type=int, help="generation limit for every task (default: gsm8k 256, gpqa_diamond 16384)"
+    )
     p.add_argument("--timeout", type=int, default=3600, help="per-request timeout, seconds")
     p.add_argument("--z", type=float, default=1.96, help="'within noise' means |delta| <= z * stderr of delta")
-    p.add_argument("--gate-threshold", type=float, metavar="DROP",
-                   help="release gate: exit 1 if a task's delta < -(DROP + sigmas * stderr of delta)")
+    p.add_argument(
+        "--gate-threshold",
+        type=float,
+        metavar="DROP",
+        help="release gate: exit 1 if a task's delta < -(DROP + sigmas * stderr of delta)",
+    )
     p.add_argument("--gate-sigmas", type=float, default=1.0, help="stderrs of slack the gate allows beyond DROP")
-    p.add_argument("--api-key", help="bearer token for both endpoints (default: $OPENAI_API_KEY); never written to any output")
-    p.add_argument("--sequential", action="store_true", help="one endpoint at a time (automatic when both URLs are the same)")
+    p.add_argument(
+        "--api-key", help="bearer token for both endpoints (default: $OPENAI_API_KEY); never written to any output"
+    )
+    p.add_argument(
+        "--sequential", action="store_true", help="one endpoint at a time (automatic when both URLs are the same)"
+    )
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.set_defaults(func=cmd_eval)
 
-    p = sub.add_parser("eval-prepare", help="on a connected machine: write eval datasets as the JSONL folder eval --data-dir reads")
-    p.add_argument("--tasks", default=DEFAULT_TASKS)
-    p.add_argument("--data-dir", type=Path, required=True)
+    p = esub.add_parser(
+        "prepare", help="on a connected machine: write eval datasets as the JSONL folder `eval run --data-dir` reads"
+    )
+    p.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated task names")
+    p.add_argument("--data-dir", type=Path, required=True, help="the folder to write (copy it to the eval machine)")
     p.set_defaults(func=cmd_prepare)
 
 
@@ -66,14 +100,28 @@ def cmd_eval(args) -> int:
     signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the lm-eval children as Ctrl-C does
     api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
     with requests.Session() as session:
-        endpoints = {role: Endpoint(role, getattr(args, role), getattr(args, f"{role}_model")
-                                    or model_name(getattr(args, role), session, role, api_key), getattr(args, f"{role}_log"),
-                                    api_key)
-                     for role in ROLES}
+        endpoints = {
+            role: Endpoint(
+                role,
+                getattr(args, role),
+                getattr(args, f"{role}_model") or model_name(getattr(args, role), session, role, api_key),
+                getattr(args, f"{role}_log"),
+                api_key,
+            )
+            for role in ROLES
+        }
     gate = Gate(args.gate_threshold, args.gate_sigmas) if args.gate_threshold is not None else None
-    opts = Options(endpoints, tasks, args.out,
-                   lmeval.Settings(args.api, args.concurrency, args.timeout, args.limit, args.max_gen_toks),
-                   args.seeds, args.data_dir, args.z, gate, args.sequential)
+    opts = Options(
+        endpoints,
+        tasks,
+        args.out,
+        lmeval.Settings(args.api, args.concurrency, args.timeout, args.limit, args.max_gen_toks),
+        args.seeds,
+        args.data_dir,
+        args.z,
+        gate,
+        args.sequential,
+    )
     runs, data = evaluate(opts)
     result = report.build(opts, runs, data)
     report.write(opts, result)

@@ -13,19 +13,32 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     isub = image.add_subparsers(dest="image_cmd", required=True, metavar="COMMAND")
     p = isub.add_parser("build", help="build and tag the image from the pinned upstream ROCm image")
     p.add_argument("--base", help="sglang base (default: the default base)")
-    p.add_argument("--engine", choices=("docker", "buildah"), default="docker")
+    p.add_argument("--engine", choices=("docker", "buildah"), default="docker", help="the image builder to run")
     p.add_argument("--wheel", type=Path, help="the fork wheel (default: build/dist/, built if missing)")
-    p.add_argument("--aiter-src", type=Path, metavar="CLONE",
-                   help="a clone of ROCm/aiter: make the fork's fMoE rows for the image first (wafer-sglang moe rows)")
-    p.add_argument("--print", dest="print_only", action="store_true", help="show the plan and the command; build nothing")
+    p.add_argument(
+        "--aiter-src",
+        type=Path,
+        metavar="CLONE",
+        help="a clone of ROCm/aiter: make the fork's fMoE rows for the image first (wafer-sglang moe rows)",
+    )
+    p.add_argument(
+        "--print", dest="print_only", action="store_true", help="show the plan and the command; build nothing"
+    )
+    p.add_argument(
+        "--push", action="store_true", help="push the tags with provenance and SBOM attestations (release workflow)"
+    )
     p.set_defaults(func=cmd_build)
     p = isub.add_parser("resolve", help="record an upstream image's digest and contents in docker/base-images.toml")
-    p.add_argument("base")
+    p.add_argument("base", help="the sglang base whose upstream image this is")
     p.add_argument("tag", help="a tag of the base's upstream repository, e.g. v0.5.23-rocm724-mi35x")
     p.set_defaults(func=cmd_resolve)
-    p = isub.add_parser("setup", help="inside the image build: constraints, missing requirements, fMoE check, versions manifest")
-    p.add_argument("--constraints", type=Path, required=True)
-    p.add_argument("--manifest", type=Path, required=True)
+    p = isub.add_parser(
+        "setup", help="inside the image build: constraints, missing requirements, fMoE check, versions manifest"
+    )
+    p.add_argument(
+        "--constraints", type=Path, required=True, help="write the pip constraints of the image's ROCm stack here"
+    )
+    p.add_argument("--manifest", type=Path, required=True, help="write what the setup found and changed here (JSON)")
     p.add_argument("--fork-fmoe", type=Path, required=True, help="the fork's tuned fMoE CSVs in the image")
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="recorded in the manifest")
     p.set_defaults(func=cmd_setup)
@@ -43,9 +56,20 @@ def cmd_build(args) -> int:
     base_image = image.base_image(root, base)
     version = fork_version(pins.base(base))
     wheel = args.wheel or _fork_wheel(root, base, version, base_image.python_tag, build=not args.print_only)
-    vcs_ref = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    plan = image.plan(root, base_image, version, args.engine, wheel, build_dir(root) / "image-context" / base,
-                      default_base=base == pins.default_base, vcs_ref=vcs_ref or "unknown")
+    vcs_ref = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    plan = image.plan(
+        root,
+        base_image,
+        version,
+        args.engine,
+        wheel,
+        build_dir(root) / "image-context" / base,
+        default_base=base == pins.default_base,
+        vcs_ref=vcs_ref or "unknown",
+        push=args.push,
+    )
     print(f"base image:  {plan.image.reference}")
     print(f"             Python {plan.image.python}, sglang {plan.image.sglang}")
     print(f"fork wheel:  {plan.wheel}")

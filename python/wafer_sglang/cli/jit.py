@@ -16,9 +16,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="which JIT kernel sources include CUDA-only headers under -DUSE_ROCM, and whether ROCm reaches them",
     )
     p.add_argument("--tree", type=Path, help="a folder holding sglang/ (a work tree); default: the installed sglang")
-    p.add_argument("--ledger", type=Path, help="reviewed units (default: the one shipped for the tree's sglang version)")
+    p.add_argument(
+        "--ledger", type=Path, help="reviewed units (default: the one shipped for the tree's sglang version)"
+    )
     p.add_argument("--all", action="store_true", help="also list units proved unreachable")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="every unit and its verdict, as JSON")
     p.set_defaults(func=cmd_check_jit_rocm)
 
 
@@ -42,15 +44,31 @@ def cmd_check_jit_rocm(args) -> int:
     stale = jit_rocm.stale_ledger_entries(reports, ledger)
     problems = [r for r in reports if r.verdict == "reachable"]
     if args.json:
-        print(json.dumps({"sglang": version, "ledger": str(ledger_path), "units": [r.as_dict() for r in reports],
-                          "stale_ledger_entries": stale}, indent=2))
+        print(
+            json.dumps(
+                {
+                    "sglang": version,
+                    "ledger": str(ledger_path),
+                    "units": [r.as_dict() for r in reports],
+                    "stale_ledger_entries": stale,
+                },
+                indent=2,
+            )
+        )
     else:
         shown = reports if args.all else [r for r in reports if r.verdict in ("reachable", "feature", "reviewed")]
         print(f"sglang {version}: {len(reports)} JIT units include CUDA-only headers under -DUSE_ROCM")
         if shown:
-            print(table(["unit", "verdict", "CUDA headers", "why"],
-                        [[r.unit, r.verdict, " ".join(r.cuda_headers[:2]), r.reason] for r in shown]))
-        counts = {v: sum(r.verdict == v for r in reports) for v in ("gated", "uncalled", "unloaded", "reviewed", "feature", "reachable")}
+            print(
+                table(
+                    ["unit", "verdict", "CUDA headers", "why"],
+                    [[r.unit, r.verdict, " ".join(r.cuda_headers[:2]), r.reason] for r in shown],
+                )
+            )
+        counts = {
+            v: sum(r.verdict == v for r in reports)
+            for v in ("gated", "uncalled", "unloaded", "reviewed", "feature", "reachable")
+        }
         print(", ".join(f"{n} {v}" for v, n in counts.items()))
         for unit in stale:
             print(f"stale ledger entry in {ledger_path}: {unit} (no longer needs review; remove it)")

@@ -9,8 +9,11 @@ import sys
 import threading
 import traceback
 
-from wafer_sglang import __version__
+from wafer_sglang.cli import conventions
 from wafer_sglang.errors import WaferError
+
+# Older spellings, still accepted: `eval --baseline ...` is `eval run`, `eval-prepare` is `eval prepare`.
+RENAMED = {"eval-prepare": ["eval", "prepare"]}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -23,19 +26,27 @@ def parser() -> argparse.ArgumentParser:
     from wafer_sglang.cli import jit as cli_jit
     from wafer_sglang.cli import moe as cli_moe
     from wafer_sglang.cli import patches as cli_patches
+    from wafer_sglang.cli import release as cli_release
     from wafer_sglang.cli import serve as cli_serve
 
     p = argparse.ArgumentParser(
         prog="wafer-sglang",
         description="wafer-sglang-rocm: SGLang for AMD Instinct MI355X — patch queue, builds and operator tools.",
-        epilog=EXIT_CODES, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Start with `wafer-sglang doctor` on the serving host, then `serve --recipe`.",
     )
     p.add_argument("--debug", action="store_true", help="show the traceback of an error")
-    p.add_argument("--version", action="version", version=f"wafer-sglang {__version__}")
+    p.add_argument("--version", action=conventions.VersionAction, help="the fork, its base and patches, the tooling")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = sub.add_parser("info", help="the installed fork: base version and patches")
-    info.add_argument("--json", action="store_true")
+    info.add_argument("--json", action="store_true", help="the whole manifest, as JSON")
     info.set_defaults(func=cmd_info)
+    bases = sub.add_parser("bases", help="the supported bases and everything recorded about each")
+    bases.add_argument("--json", action="store_true", help="every field, as JSON")
+    bases.add_argument("--builds", action="store_true", help="'BASE PYTHON' per wheel `make` builds, one per line")
+    bases.set_defaults(func=cmd_bases)
+    completion = sub.add_parser("completion", help="print a shell completion script")
+    completion.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
+    completion.set_defaults(func=cmd_completion)
     cli_patches.add_parsers(sub)
     cli_jit.add_parsers(sub)
     cli_checkpoint.add_parsers(sub)
@@ -46,12 +57,49 @@ def parser() -> argparse.ArgumentParser:
     cli_bench.add_parsers(sub)
     cli_eval.add_parsers(sub)
     cli_image.add_parsers(sub)
+    cli_release.add_parsers(sub)
     rocm = sub.add_parser(
         "rocm-constraints",
-        help="pip constraints pinning this host's ROCm stack (torch, triton, aiter, sgl-kernel) for installing the fork",
+        help="pip constraints pinning this host's ROCm stack (torch, triton, aiter, sgl-kernel) "
+        "for installing the fork",
     )
     rocm.set_defaults(func=cmd_rocm_constraints)
+    conventions.apply(p)
     return p
+
+
+def cmd_bases(args) -> int:
+    import json
+
+    from wafer_sglang import bases
+    from wafer_sglang.repo import find_repo_root
+
+    if args.builds:
+        for base, python in bases.builds():
+            print(base, python)
+        return 0
+    try:
+        root = find_repo_root()
+    except WaferError:
+        root = None  # an installed fork: no image records
+    records = [bases.summary(root, version) for version in bases.supported()]
+    if args.json:
+        print(json.dumps(records, indent=2))
+        return 0
+    for r in records:
+        image = (
+            f"{r['image']['tag']} (aiter {r['image']['aiter']})" if r["image"] and r["image"]["tag"] else "not resolved"
+        )
+        print(
+            f"sglang {r['version']}{' (LTS)' if r['lts'] else ''}: respin {r['respin']}, Python "
+            f"{', '.join(r['pythons'])}, sgl-kernel {r['kernel'].get('version', '?')}, image {image}"
+        )
+    return 0
+
+
+def cmd_completion(args) -> int:
+    print(conventions.completion_script(parser(), args.shell), end="")
+    return 0
 
 
 def cmd_rocm_constraints(args) -> int:
@@ -71,12 +119,6 @@ def cmd_info(args) -> int:
     return 0
 
 
-EXIT_CODES = """\
-exit codes: 0 ok; 1 the check or gate failed (problems found); 2 unusable input (named in the
-message; nothing was changed); 3 internal error (a bug: --debug shows the traceback);
-130 interrupted; 141 output closed early (| head); 143 terminated (SIGTERM)."""
-
-
 class Terminated(BaseException):
     """SIGTERM: unwinds like Ctrl-C, so every cleanup (temp trees, partial files) runs."""
 
@@ -85,9 +127,18 @@ def _terminate(signum, frame) -> None:
     raise Terminated
 
 
+def normalize(argv: list[str]) -> list[str]:
+    """The older spellings as today's."""
+    if argv and argv[0] in RENAMED:
+        return RENAMED[argv[0]] + argv[1:]
+    if argv[:1] == ["eval"] and len(argv) > 1 and argv[1].startswith("--") and argv[1] not in ("--help",):
+        return ["eval", "run", *argv[1:]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     p = parser()
-    args, extra = p.parse_known_args(argv)
+    args, extra = p.parse_known_args(normalize(list(sys.argv[1:] if argv is None else argv)))
     if extra and not getattr(args, "accepts_extra", False):
         p.error(f"unrecognized arguments: {' '.join(extra)}")
     args.extra = extra
@@ -107,9 +158,13 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # a file-system error no command anticipated: still one line, naming the file
         where = f": {exc.filename}" if exc.filename else ""
         return _fail(f"wafer-sglang: error: {exc.strerror or exc}{where}", 2, args)
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: a bug, said in one line
-        return _fail(f"wafer-sglang: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
-                     "traceback, and report it)", 3, args)
+    except Exception as exc:
+        return _fail(
+            f"wafer-sglang: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
+            "traceback, and report it)",
+            3,
+            args,
+        )
 
 
 def _fail(message: str, code: int, args) -> int:

@@ -8,9 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+from wafer_sglang.cli.options import emit, out_dir
 from wafer_sglang.textfmt import table
-
-DEFAULT_BASE = "0.5.14"
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -18,14 +17,17 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     msub = moe.add_subparsers(dest="moe_cmd", required=True, metavar="COMMAND")
     shapes = msub.add_parser("shapes", help="the keys the model looks up, as aiter's untuned CSV")
     _model_args(shapes)
-    shapes.add_argument("-o", "--output", type=Path, help="write here (default: stdout)")
+    shapes.add_argument("-o", "--out", "--output", dest="output", type=Path, help="write this file (default: stdout)")
     shapes.set_defaults(func=cmd_shapes)
 
-    cov = msub.add_parser("coverage", help="what an aiter does for each key: tuned row, fallback, or a kernel it "
-                                            "cannot run; exit 1 unless every key is tuned and usable")
+    cov = msub.add_parser(
+        "coverage",
+        help="what an aiter does for each key: tuned row, fallback, or a kernel it "
+        "cannot run; exit 1 unless every key is tuned and usable",
+    )
     _model_args(cov)
     _target_args(cov)
-    cov.add_argument("--json", action="store_true")
+    cov.add_argument("--json", action="store_true", help="every key and where it resolves, as JSON")
     cov.set_defaults(func=cmd_coverage)
 
     path = msub.add_parser("config-path", help="the AITER_CONFIG_FMOE value: aiter's own tuned files, then the fork's")
@@ -34,18 +36,39 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
     rows = msub.add_parser("rows", help="make the fork's GLM-5 fp4 rows for a base's image from a clone of ROCm/aiter")
     rows.add_argument("--image", metavar="BASE", required=True, help="the base whose image the rows are for")
-    rows.add_argument("--aiter-src", type=Path, required=True, metavar="CLONE",
-                      help="a clone of ROCm/aiter with PR #4344 fetched (git fetch origin pull/4344/head)")
-    rows.add_argument("--out-dir", type=Path, help="default: build/fmoe/BASE (what docker/build ships)")
+    rows.add_argument(
+        "--aiter-src",
+        type=Path,
+        required=True,
+        metavar="CLONE",
+        help="a clone of ROCm/aiter with PR #4344 fetched (git fetch origin pull/4344/head)",
+    )
+    rows.add_argument(
+        "--out", "--out-dir", dest="out_dir", type=out_dir, help="default: build/fmoe/BASE (what docker/build ships)"
+    )
     rows.set_defaults(func=cmd_rows)
 
-    tune = msub.add_parser("tune", help="on an MI355X host: run the installed aiter's tuner on the keys (or "
-                                         "--verify rows already made), output in that aiter's format + provenance")
+    tune = msub.add_parser(
+        "tune",
+        help="on an MI355X host: run the installed aiter's tuner on the keys (or "
+        "--verify rows already made), output in that aiter's format + provenance",
+    )
     _model_args(tune, required=False)  # --verify needs no model
     tune.add_argument("--aiter-root", type=Path, help="an aiter source checkout (default: the installed aiter)")
-    tune.add_argument("--out-dir", type=Path, default=Path("."), help="where the tuned CSV goes (default: .)")
-    tune.add_argument("--verify", type=Path, metavar="ROWS_CSV",
-                      help="run aiter's --run_config on these rows (e.g. the fork's) instead of tuning")
+    tune.add_argument(
+        "--out",
+        "--out-dir",
+        dest="out_dir",
+        type=out_dir,
+        default=Path("."),
+        help="where the tuned CSV goes (default: .)",
+    )
+    tune.add_argument(
+        "--verify",
+        type=Path,
+        metavar="ROWS_CSV",
+        help="run aiter's --run_config on these rows (e.g. the fork's) instead of tuning",
+    )
     tune.add_argument("--dry-run", action="store_true", help="print the tuner command, run nothing")
     tune.set_defaults(func=cmd_tune)
 
@@ -54,27 +77,44 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--model", required=required, type=Path, help="checkpoint folder or its config.json")
     p.add_argument("--tp", type=int, action="append", required=required, help="tensor parallel size (repeatable)")
     p.add_argument("--ep", type=int, default=1, help="expert parallel size (default 1)")
-    p.add_argument("--fused-shared-experts", choices=("auto", "on", "off", "both"), default="auto",
-                   help="auto: what the fork does on gfx950 for this checkpoint's excludes (target and MTP draft)")
+    p.add_argument(
+        "--fused-shared-experts",
+        choices=("auto", "on", "off", "both"),
+        default="auto",
+        help="auto: what the fork does on gfx950 for this checkpoint's excludes (target and MTP draft)",
+    )
     p.add_argument("--max-tokens", type=int, default=32768, help="largest batch per rank (chunked prefill)")
-    p.add_argument("--base", default=None, help=f"the fork's base deciding fusion (default: --image, else {DEFAULT_BASE})")
+    p.add_argument(
+        "--base",
+        default=None,
+        help="the fork's base deciding fusion (default: --image, else the installed fork's / the LTS)",
+    )
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--image", metavar="BASE", help="the fork's image of BASE (its aiter commit, its file list)")
-    p.add_argument("--aiter-src", type=Path, metavar="CLONE", help="with --image: a clone of ROCm/aiter to read that commit from")
+    p.add_argument(
+        "--aiter-src", type=Path, metavar="CLONE", help="with --image: a clone of ROCm/aiter to read that commit from"
+    )
     p.add_argument("--aiter-root", type=Path, help="an installed aiter or checkout (default: this host's aiter)")
-    p.add_argument("--aiter-version", metavar="VERSION",
-                   help="which aiter --aiter-root is, when its metadata is not installed (e.g. 0.1.17.dev110+g9127c94a1)")
-    p.add_argument("--fork-rows", type=Path, metavar="DIR",
-                   help="the fork's rows (default with --image: build/fmoe/BASE; on a host: what AITER_CONFIG_FMOE lists)")
+    p.add_argument(
+        "--aiter-version",
+        metavar="VERSION",
+        help="which aiter --aiter-root is, when its metadata is not installed (e.g. 0.1.17.dev110+g9127c94a1)",
+    )
+    p.add_argument(
+        "--fork-rows",
+        type=Path,
+        metavar="DIR",
+        help="the fork's rows (default with --image: build/fmoe/BASE; on a host: what AITER_CONFIG_FMOE lists)",
+    )
 
 
 def _keys(args) -> list:
     from wafer_sglang.checkpoint.store import load_config
     from wafer_sglang.moe.shapes import keys_for
 
-    base = args.base or getattr(args, "image", None) or DEFAULT_BASE
+    base = args.base or getattr(args, "image", None)  # None: the default base
     return keys_for(load_config(args.model), args.tp, args.ep, base, args.fused_shared_experts, args.max_tokens)
 
 
@@ -88,23 +128,20 @@ def _target(args):
         if args.aiter_root:
             raise WaferError("--image reads the image's aiter from --aiter-src; --aiter-root is for an installed aiter")
         if not args.aiter_src:
-            raise WaferError(f"--image {args.image} needs --aiter-src CLONE (git clone https://github.com/ROCm/aiter): "
-                             "the image's aiter commit is read from it")
+            raise WaferError(
+                f"--image {args.image} needs --aiter-src CLONE (git clone https://github.com/ROCm/aiter): "
+                "the image's aiter commit is read from it"
+            )
         root = find_repo_root()
         return targets.image_target(root, args.image, args.aiter_src, args.fork_rows or fork_rows_dir(root, args.image))
     return targets.host_target(args.aiter_root, args.fork_rows, version=args.aiter_version)
 
 
 def cmd_shapes(args) -> int:
-    from wafer_sglang.fsutil import atomic_write_text
     from wafer_sglang.moe.keys import write_untuned
 
     text = write_untuned(_keys(args))
-    if args.output:
-        atomic_write_text(args.output, text)
-        print(f"wrote {args.output} ({text.count(chr(10)) - 1} keys)", file=sys.stderr)
-    else:
-        print(text, end="")
+    emit(text, args.output, f"{text.count(chr(10)) - 1} keys")
     return 0
 
 
@@ -134,26 +171,54 @@ def _print_report(report, args) -> None:
         print("checked with aiter's own merge + lookup code at that tree")
     elif report.verdicts:
         print("answered by the fork's model of this aiter (aiter's own code needs pandas and torch here)")
-    print(table(["token", "inter_dim", "expert", "topk", "aiter does", "row", "provenance"],
-                [[v.key.token, v.key.inter_dim, v.key.expert, v.key.topk, v.status.upper() if v.status != "tuned" else "tuned",
-                  v.detail, v.provenance or ("aiter's" if v.status == "tuned" else "")] for v in report.verdicts]))
+    print(
+        table(
+            ["token", "inter_dim", "expert", "topk", "aiter does", "row", "provenance"],
+            [
+                [
+                    v.key.token,
+                    v.key.inter_dim,
+                    v.key.expert,
+                    v.key.topk,
+                    v.status.upper() if v.status != "tuned" else "tuned",
+                    v.detail,
+                    v.provenance or ("aiter's" if v.status == "tuned" else ""),
+                ]
+                for v in report.verdicts
+            ],
+        )
+    )
     print("\n" + ", ".join(f"{n} {label}" for label, n in sorted(report.counts().items())))
     for problem in report.problems + report.disagreements:
         print(f"error: {problem}")
     if any(v.status == "fallback" for v in report.verdicts):
         tps = " ".join(f"--tp {tp}" for tp in args.tp)
-        print(f"\nkeys on the fallback run aiter's default heuristics (slow); tune them on an MI355X host:\n"
-              f"  wafer-sglang moe tune --model {args.model} {tps}")
+        print(
+            f"\nkeys on the fallback run aiter's default heuristics (slow); tune them on an MI355X host:\n"
+            f"  wafer-sglang moe tune --model {args.model} {tps}"
+        )
 
 
 def _report_json(report) -> dict:
     return {
-        "aiter": report.aiter, "files": report.files, "ok": report.ok, "counts": report.counts(),
+        "aiter": report.aiter,
+        "files": report.files,
+        "ok": report.ok,
+        "counts": report.counts(),
         "checked_with_aiter_code": report.checked_with_aiter_code,
-        "problems": report.problems, "disagreements": report.disagreements,
-        "keys": [{**v.key.__dict__, "status": v.status, "row": v.row.where if v.row else None,
-                  "kernels": [v.row.kernel1, v.row.kernel2] if v.row else None,
-                  "detail": v.detail, "provenance": v.provenance} for v in report.verdicts],
+        "problems": report.problems,
+        "disagreements": report.disagreements,
+        "keys": [
+            {
+                **v.key.__dict__,
+                "status": v.status,
+                "row": v.row.where if v.row else None,
+                "kernels": [v.row.kernel1, v.row.kernel2] if v.row else None,
+                "detail": v.detail,
+                "provenance": v.provenance,
+            }
+            for v in report.verdicts
+        ],
     }
 
 
@@ -195,8 +260,11 @@ def cmd_rows(args) -> int:
     for provenance, n in sorted(rows.counts().items()):
         print(f"  {n:3d} {provenance}")
     for entry in rows.dropped:
-        print(f"  left out: {entry['source']} line {entry['line']} "
-              f"(token {entry['token']}, inter_dim {entry['inter_dim']}, E={entry['expert']}/topk {entry['topk']}): {entry['why']}")
+        print(
+            f"  left out: {entry['source']} line {entry['line']} "
+            f"(token {entry['token']}, inter_dim {entry['inter_dim']}, E={entry['expert']}/topk {entry['topk']}): "
+            f"{entry['why']}"
+        )
     print(f"provenance: {paths[1]}; aiter's license: {paths[2]}")
     return 0
 
@@ -210,10 +278,11 @@ def cmd_tune(args) -> int:
         raise WaferError("moe tune needs --model and --tp (or --verify ROWS_CSV)")
     target = host_target(args.aiter_root, None)
     stem = f"wafer_tp{'-'.join(map(str, args.tp or []))}_fp4"
-    job = tune.TuneJob(target.tree, target.model, args.out_dir / f"{stem}_untuned_fmoe.csv", args.out_dir / f"{stem}_tuned_fmoe.csv")
+    job = tune.TuneJob(
+        target.tree, target.model, args.out_dir / f"{stem}_untuned_fmoe.csv", args.out_dir / f"{stem}_tuned_fmoe.csv"
+    )
     if args.verify:
         return tune.verify(job, args.verify, dry_run=args.dry_run)
     if target.model is None:
         print(f"note: no model of {target.label}; rows get the _tag column aiter 9127c94a1 needs", file=sys.stderr)
     return tune.tune(job, _keys(args), dry_run=args.dry_run)
-

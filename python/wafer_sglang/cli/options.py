@@ -17,6 +17,19 @@ def positive_int(text: str) -> int:
     return value
 
 
+def emit(text: str, path: Path | None, what: str = "") -> None:
+    """Write ``text`` to ``path`` atomically (saying so on stderr), or print it."""
+    import sys
+
+    if path is None:
+        print(text, end="")
+        return
+    from wafer_sglang.fsutil import atomic_write_text
+
+    atomic_write_text(path, text)
+    print(f"wrote {path}{f' ({what})' if what else ''}", file=sys.stderr)
+
+
 def out_dir(text: str) -> Path:
     """A folder to write into: absent (it is created) or a folder, never an existing file."""
     path = Path(text)

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from wafer_sglang.cli.options import out_dir
 from wafer_sglang.repo import build_dir, find_repo_root
 from wafer_sglang.textfmt import table
 
@@ -14,7 +15,9 @@ from wafer_sglang.textfmt import table
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    patches = sub.add_parser("patches", help="the patch queue: fetch, apply, export, lint, check-upstream, rebase, pin, status")
+    patches = sub.add_parser(
+        "patches", help="the patch queue: fetch, apply, export, lint, check-upstream, rebase, pin, status"
+    )
     psub = patches.add_subparsers(dest="patches_cmd", required=True, metavar="COMMAND")
 
     p = psub.add_parser("fetch", help="download and sha256-verify a base's pinned wheel(s) into the cache")
@@ -27,13 +30,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = psub.add_parser("apply", help="unpack the verified base into a git work tree and apply the series strictly")
     _base(p)
     _python(p)
-    p.add_argument("--work-dir", required=True, type=Path)
-    p.add_argument("--force", action="store_true", help="replace an existing work dir")
+    p.add_argument(
+        "--work-dir",
+        required=True,
+        type=Path,
+        help="where to make the work tree: a git repo of the base wheel, one commit per patch",
+    )
+    p.add_argument("--force", action="store_true", help="replace an existing work dir made by this tool")
     p.set_defaults(func=cmd_apply)
 
     p = psub.add_parser("export", help="regenerate patch files + series from a work tree")
     p.add_argument("--base", help="must match the base the work tree was made from (default: that base)")
-    p.add_argument("--work-dir", required=True, type=Path)
+    p.add_argument("--work-dir", required=True, type=Path, help="the git work tree (made by `patches apply`)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and list what would change")
     p.set_defaults(func=cmd_export)
 
@@ -42,35 +50,39 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     _python(p)
     p.set_defaults(func=cmd_lint)
 
-    p = psub.add_parser("check-upstream", help="per patch: still applies / already upstream / conflicts against release V")
+    p = psub.add_parser(
+        "check-upstream", help="per patch: still applies / already upstream / conflicts against release V"
+    )
     _base(p)
     _python(p)
     p.add_argument("--against", required=True, metavar="V", help="a pinned sglang release")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_check_upstream)
 
     p = psub.add_parser("rebase", help="move a base's queue onto release V in a work tree (then export --base V)")
     _base(p)
     _python(p)
     p.add_argument("--to", required=True, metavar="V", help="a release pinned with role = base")
-    p.add_argument("--work-dir", required=True, type=Path)
-    p.add_argument("--force", action="store_true")
+    p.add_argument("--work-dir", required=True, type=Path, help="the git work tree (made by `patches apply`)")
+    p.add_argument("--force", action="store_true", help="replace an existing work dir made by this tool")
     p.set_defaults(func=cmd_rebase)
 
     p = psub.add_parser("pin", help="record a release's wheel names and sha256 from PyPI in patches/bases.toml")
-    p.add_argument("version")
-    p.add_argument("--role", choices=("reference", "base"), default="reference")
+    p.add_argument("version", help="the sglang release to pin, e.g. 0.5.24")
+    p.add_argument("--role", choices=("reference", "base"), default="reference", help="what the release is to the fork")
     p.set_defaults(func=cmd_pin)
 
     p = psub.add_parser("status", help="each base's patches with Upstream-Status (no network)")
     p.add_argument("--base", help="one base (default: all)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_status)
 
     p = sub.add_parser("build", help="build the wafer-sglang-rocm wheel for a base and CPython tag")
     _base(p)
     _python(p)
-    p.add_argument("-o", "--out-dir", type=Path, help="default: build/dist")
+    p.add_argument(
+        "-o", "--out", "--out-dir", dest="out_dir", type=out_dir, help="where the wheel goes (default: build/dist)"
+    )
     p.set_defaults(func=cmd_build)
 
 
@@ -158,7 +170,12 @@ def cmd_check_upstream(args) -> int:
     queue = _queue(args)
     verdicts = check_against(queue, args.against, python_tag(args.python))
     if args.json:
-        print(json.dumps({"base": queue.base.version, "against": args.against, "patches": [v.as_dict() for v in verdicts]}, indent=2))
+        print(
+            json.dumps(
+                {"base": queue.base.version, "against": args.against, "patches": [v.as_dict() for v in verdicts]},
+                indent=2,
+            )
+        )
     else:
         print(f"patches of {queue.base.version} against sglang {args.against}:")
         print(table(["patch", "status", "detail"], [[v.patch, v.status, v.detail] for v in verdicts]))
@@ -172,13 +189,18 @@ def cmd_rebase(args) -> int:
     verdicts = rebase(queue, args.to, python_tag(args.python), args.work_dir, force=args.force)
     replaced = existing_queue(queue.root, args.to)
     if replaced:
-        print(f"warning: patches/{args.to} already holds {len(replaced)} patch(es); the export below replaces that "
-              "queue with this rebase (files it does not produce are removed): " + ", ".join(replaced), file=sys.stderr)
+        print(
+            f"warning: patches/{args.to} already holds {len(replaced)} patch(es); the export below replaces that "
+            "queue with this rebase (files it does not produce are removed): " + ", ".join(replaced),
+            file=sys.stderr,
+        )
     print(table(["patch", "status", "detail"], [[v.patch, v.status, v.detail] for v in verdicts]))
     kept = sum(v.status == "applies" for v in verdicts)
     conflicts = [v.patch for v in verdicts if v.status == "conflicts"]
-    print(f"\n{kept} patch(es) carried to {args.to} in {args.work_dir}; dropped: "
-          f"{sum(v.status in ('already-upstream', 'upstream-per-trailer') for v in verdicts)}")
+    print(
+        f"\n{kept} patch(es) carried to {args.to} in {args.work_dir}; dropped: "
+        f"{sum(v.status in ('already-upstream', 'upstream-per-trailer') for v in verdicts)}"
+    )
     if conflicts:
         print("port by hand (commit each in the work dir), then export:\n  " + "\n  ".join(conflicts))
     print(f"next: wafer-sglang patches export --base {args.to} --work-dir {args.work_dir}")
@@ -208,8 +230,14 @@ def cmd_status(args) -> int:
         rows = []
         for entry in queue.series().entries:
             header = read_header(queue.patch_dir / entry.name)
-            rows.append({"patch": entry.name, "subject": header.subject, "upstream_status": header.upstream_status,
-                         "applied_upstream": header.get("Applied-Upstream") or ""})
+            rows.append(
+                {
+                    "patch": entry.name,
+                    "subject": header.subject,
+                    "upstream_status": header.upstream_status,
+                    "applied_upstream": header.get("Applied-Upstream") or "",
+                }
+            )
         report[base] = rows
     if args.json:
         print(json.dumps(report, indent=2))
@@ -217,8 +245,12 @@ def cmd_status(args) -> int:
     for base, rows in report.items():
         print(f"sglang {base}: {len(rows)} patch(es)")
         if rows:
-            print(table(["patch", "Upstream-Status", "Applied-Upstream"],
-                        [[r["patch"], r["upstream_status"], r["applied_upstream"] or "-"] for r in rows]))
+            print(
+                table(
+                    ["patch", "Upstream-Status", "Applied-Upstream"],
+                    [[r["patch"], r["upstream_status"], r["applied_upstream"] or "-"] for r in rows],
+                )
+            )
         print()
     return 0
 

@@ -21,16 +21,21 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="checkpoint folder (or a hub id, which skips the checkpoint check)")
     p.add_argument("--base", help="sglang base whose flags apply (default: the installed fork's base)")
     p.add_argument("--dry-run", action="store_true", help="print the environment and command, run nothing")
-    p.add_argument("--force", action="store_true", help="start even if `checkpoint check` finds problems")
-    p.add_argument("--no-router", action="store_true", help="no sglang-router: in-server DP balancing (not cache-aware)")
+    p.add_argument("--ignore-check", action="store_true", help="start even if `checkpoint check` finds problems")
+    p.add_argument("--force", dest="ignore_check", action="store_true", help=argparse.SUPPRESS)  # the old name
+    p.add_argument(
+        "--no-router", action="store_true", help="no sglang-router: in-server DP balancing (not cache-aware)"
+    )
     p.add_argument("--list", action="store_true", help="the recipes, one line each")
-    p.epilog = ("WAFER_API_KEY (environment) becomes sglang's --api-key unless one is given; it is never printed "
-                "(the command shows ***).")
+    p.epilog = (
+        "WAFER_API_KEY (environment) becomes sglang's --api-key unless one is given; it is never printed "
+        "(the command shows ***)."
+    )
     p.set_defaults(func=cmd_serve, accepts_extra=True)
 
 
 def cmd_serve(args) -> int:
-    from wafer_sglang.cli.checkpoint import default_base
+    from wafer_sglang.bases import default_base
     from wafer_sglang.errors import WaferError
     from wafer_sglang.serve import recipes
 
@@ -44,8 +49,9 @@ def cmd_serve(args) -> int:
     if recipes.looks_like_a_path(args.model) and not Path(args.model).expanduser().is_dir():
         raise WaferError(f"--model {args.model}: no such folder (a hub id looks like org/name); check the path")
     recipe = recipes.select(args.recipe)
-    expansion = recipes.expand(recipe, args.model, base, args.extra, router=not args.no_router,
-                               api_key=os.environ.get("WAFER_API_KEY") or None)
+    expansion = recipes.expand(
+        recipe, args.model, base, args.extra, router=not args.no_router, api_key=os.environ.get("WAFER_API_KEY") or None
+    )
     problems = _checkpoint_problems(Path(args.model), base, expansion)
     env = {k: v for k, v in expansion.env.items() if k not in os.environ}
     print(f"# recipe {recipe.name}@{recipe.version} on sglang {base}: {recipe.purpose}")
@@ -56,8 +62,11 @@ def cmd_serve(args) -> int:
     for key, value in env.items():
         print(f"export {key}={shlex.quote(value)}")
     print(shlex.join(recipes.redacted(expansion.argv)))
-    if problems and not args.force:
-        print("refusing to start: `wafer-sglang checkpoint check` found problems (fix them, or pass --force)", file=sys.stderr)
+    if problems and not args.ignore_check:
+        print(
+            "refusing to start: `wafer-sglang checkpoint check` found problems (fix them, or pass --force)",
+            file=sys.stderr,
+        )
         return 1
     if args.dry_run:
         return 0
@@ -65,7 +74,10 @@ def cmd_serve(args) -> int:
         import importlib.util
 
         if importlib.util.find_spec("sglang_router") is None:
-            raise WaferError("this recipe co-launches sglang-router (cache-aware DP routing): pip install sglang-router, or pass --no-router")
+            raise WaferError(
+                "this recipe co-launches sglang-router (cache-aware DP routing): pip install sglang-router, or pass "
+                "--no-router"
+            )
     os.execvpe(expansion.argv[0], expansion.argv, {**os.environ, **env})
     return 0  # not reached
 

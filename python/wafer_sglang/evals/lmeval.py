@@ -23,8 +23,10 @@ from wafer_sglang.errors import WaferError
 from wafer_sglang.evals.tasks import Task
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-API_PATHS = {"completions": ("local-completions", "/v1/completions"),
-             "chat": ("local-chat-completions", "/v1/chat/completions")}
+API_PATHS = {
+    "completions": ("local-completions", "/v1/completions"),
+    "chat": ("local-chat-completions", "/v1/chat/completions"),
+}
 
 
 def version() -> str:
@@ -50,8 +52,11 @@ def write_task_yaml(task: Task, folder: Path, data_files: dict[str, Path] | None
         raise WaferError(f"lm-eval {version()} has no {task.builtin}; this tool is pinned to lm-eval's task layout")
     spec: dict = {"include": str(base), "task": task.lm_eval_name}
     if data_files:
-        spec |= {"dataset_path": "json", "dataset_name": None,
-                 "dataset_kwargs": {"data_files": {split: str(path) for split, path in data_files.items()}}}
+        spec |= {
+            "dataset_path": "json",
+            "dataset_name": None,
+            "dataset_kwargs": {"data_files": {split: str(path) for split, path in data_files.items()}},
+        }
     path = folder / f"{task.lm_eval_name}.yaml"
     folder.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(spec, sort_keys=False))
@@ -63,25 +68,55 @@ class Settings:
     api: str = "completions"
     concurrency: int = 32
     timeout_s: int = 3600
-    limit: int | None = None          # overrides each task's reference limit
-    max_gen_toks: int | None = None   # overrides each task's default
+    limit: int | None = None  # overrides each task's reference limit
+    max_gen_toks: int | None = None  # overrides each task's default
 
 
 def command(task: Task, seed: int, *, url: str, model: str, settings: Settings, task_dir: Path, out: Path) -> list[str]:
     backend, path = API_PATHS[settings.api]
     if any(c in model for c in ",="):
         raise WaferError(f"model name {model!r} contains ',' or '=', which lm-eval's --model_args cannot carry")
-    model_args = ",".join(f"{k}={v}" for k, v in {
-        "model": model, "base_url": url.rstrip("/") + path, "tokenizer_backend": "None", "tokenized_requests": "False",
-        "num_concurrent": settings.concurrency, "max_retries": 3, "timeout": settings.timeout_s,
-        "seed": seed,  # the request's sampling seed; --seed below seeds lm-eval (choice order, few-shot picks)
-    }.items())
-    gen = {"do_sample": task.temperature > 0, "temperature": task.temperature,
-           "max_gen_toks": settings.max_gen_toks or task.max_gen_toks}
-    cmd = [sys.executable, "-m", "lm_eval", "run", "--model", backend, "--model_args", model_args,
-           "--tasks", task.lm_eval_name, "--include_path", str(task_dir), "--num_fewshot", str(task.num_fewshot),
-           "--gen_kwargs", ",".join(f"{k}={v}" for k, v in gen.items()), "--seed", str(seed),
-           "--output_path", str(out), "--log_samples"]
+    model_args = ",".join(
+        f"{k}={v}"
+        for k, v in {
+            "model": model,
+            "base_url": url.rstrip("/") + path,
+            "tokenizer_backend": "None",
+            "tokenized_requests": "False",
+            "num_concurrent": settings.concurrency,
+            "max_retries": 3,
+            "timeout": settings.timeout_s,
+            "seed": seed,  # the request's sampling seed; --seed below seeds lm-eval (choice order, few-shot picks)
+        }.items()
+    )
+    gen = {
+        "do_sample": task.temperature > 0,
+        "temperature": task.temperature,
+        "max_gen_toks": settings.max_gen_toks or task.max_gen_toks,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "lm_eval",
+        "run",
+        "--model",
+        backend,
+        "--model_args",
+        model_args,
+        "--tasks",
+        task.lm_eval_name,
+        "--include_path",
+        str(task_dir),
+        "--num_fewshot",
+        str(task.num_fewshot),
+        "--gen_kwargs",
+        ",".join(f"{k}={v}" for k, v in gen.items()),
+        "--seed",
+        str(seed),
+        "--output_path",
+        str(out),
+        "--log_samples",
+    ]
     limit = settings.limit if settings.limit is not None else task.limit
     if limit is not None:
         cmd += ["--limit", str(limit)]
@@ -96,8 +131,8 @@ class Stopped(WaferError):
 
 @dataclass(frozen=True)
 class RunOutput:
-    samples: list[dict]     # lm-eval's per-sample rows, every filter
-    results: dict           # lm-eval's results.json
+    samples: list[dict]  # lm-eval's per-sample rows, every filter
+    results: dict  # lm-eval's results.json
 
 
 PROGRESS = re.compile(rb"Requesting API:\s+\d+%\|[^|]*\|\s*(\d+)/(\d+)")
@@ -114,8 +149,13 @@ def progress(log: Path) -> tuple[int, int] | None:
     return (int(found[-1][0]), int(found[-1][1])) if found else None
 
 
-def run(cmd: list[str], out: Path, stop: threading.Event, env: dict[str, str] | None = None,
-        report: Callable[[tuple[int, int]], None] | None = None) -> RunOutput:
+def run(
+    cmd: list[str],
+    out: Path,
+    stop: threading.Event,
+    env: dict[str, str] | None = None,
+    report: Callable[[tuple[int, int]], None] | None = None,
+) -> RunOutput:
     """Run lm-eval into a fresh ``out``; its log is kept there; a failure quotes the log's end.
     Setting ``stop`` (the other endpoint failed, Ctrl-C, SIGTERM) terminates it. ``env`` adds to
     its environment (credentials: never on the command line, which is recorded); ``report``
@@ -142,7 +182,10 @@ def run(cmd: list[str], out: Path, stop: threading.Event, env: dict[str, str] | 
                 report(now)
     if proc.returncode != 0:
         lines = log.read_text(errors="replace").splitlines()
-        answer = next((line.split("API request failed! ", 1)[1] for line in reversed(lines) if "API request failed! " in line), None)
+        answer = next(
+            (line.split("API request failed! ", 1)[1] for line in reversed(lines) if "API request failed! " in line),
+            None,
+        )
         said = f"\nthe server's last answer: {answer[:300]}" if answer else ""
         tail = "\n".join(lines[-25:])
         raise WaferError(f"lm-eval failed (exit {proc.returncode}); its log is {log}{said}\nlast lines:\n{tail}")
@@ -153,8 +196,10 @@ def read_output(out: Path) -> RunOutput:
     results = sorted(out.rglob("results_*.json"))
     samples = sorted(out.rglob("samples_*.jsonl"))
     if len(results) != 1 or len(samples) != 1:
-        raise WaferError(f"expected one results and one samples file from lm-eval under {out}, found "
-                         f"{len(results)} and {len(samples)}")
+        raise WaferError(
+            f"expected one results and one samples file from lm-eval under {out}, found "
+            f"{len(results)} and {len(samples)}"
+        )
     rows = [json.loads(line) for line in samples[0].read_text().splitlines() if line.strip()]
     return RunOutput(rows, json.loads(results[0].read_text()))
 
@@ -174,10 +219,16 @@ def check_cached(task: Task) -> None:
     """Without --data-dir, lm-eval reads the HF datasets cache; find out now, not an hour in."""
     path, name = task.hub
     for split in task.splits:
-        proc = subprocess.run([sys.executable, "-c", CACHE_PROBE, path, name, split], capture_output=True, text=True,
-                              env={**os.environ, **OFFLINE})
+        proc = subprocess.run(
+            [sys.executable, "-c", CACHE_PROBE, path, name, split],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **OFFLINE},
+        )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            raise WaferError(f"{task.name}: {path}/{name} split {split} is not in the offline Hugging Face cache "
-                             f"({last}). On a connected machine run `wafer-sglang eval-prepare --data-dir DIR`, copy DIR "
-                             "here and pass --data-dir DIR (or fill the cache HF_HOME points at).")
+            raise WaferError(
+                f"{task.name}: {path}/{name} split {split} is not in the offline Hugging Face cache "
+                f"({last}). On a connected machine run `wafer-sglang eval prepare --data-dir DIR`, copy DIR "
+                "here and pass --data-dir DIR (or fill the cache HF_HOME points at)."
+            )

@@ -19,9 +19,11 @@ def prepare(task: Task, data_dir: Path) -> dict[str, Path]:
         try:
             rows = datasets.load_dataset(path, name, split=split)
         except Exception as exc:  # datasets raises many types: network, gated repo, offline mode
-            raise WaferError(f"{task.name}: could not load {path}/{name} split {split} from the Hugging Face hub: {exc}. "
-                             "Run this on a machine with hub access; gated datasets (gpqa) need their terms accepted "
-                             "on huggingface.co and HF_TOKEN set.") from None
+            raise WaferError(
+                f"{task.name}: could not load {path}/{name} split {split} from the Hugging Face hub: {exc}. "
+                "Run this on a machine with hub access; gated datasets (gpqa) need their terms accepted "
+                "on huggingface.co and HF_TOKEN set."
+            ) from None
         write_jsonl(split_file(data_dir, task, split), rows)
     return check_dataset(data_dir, task)
 

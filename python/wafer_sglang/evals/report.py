@@ -22,14 +22,26 @@ def build(opts: Options, runs: dict[str, dict[str, TaskRun]], data: dict[str, di
         seeds = seeds_for(task, opts)
         by_role = {role: runs[role][task.name] for role in ROLES}
         comparison = compare(by_role["baseline"].score, by_role["candidate"].score, z=opts.z, gate=opts.gate)
-        tasks.append({
-            "task": task.name, "title": task.title, "setting": task.label, "filter": task.filter, "metric": "exact_match",
-            "seeds": list(seeds), "questions": by_role["baseline"].score.n // len(seeds),
-            **{role: {"score": run.score.__dict__, "per_seed": run.per_seed,
-                      "acceptance": run.acceptance.to_json() if run.acceptance else None}
-               for role, run in by_role.items()},
-            "comparison": comparison.to_json(),
-        })
+        tasks.append(
+            {
+                "task": task.name,
+                "title": task.title,
+                "setting": task.label,
+                "filter": task.filter,
+                "metric": "exact_match",
+                "seeds": list(seeds),
+                "questions": by_role["baseline"].score.n // len(seeds),
+                **{
+                    role: {
+                        "score": run.score.__dict__,
+                        "per_seed": run.per_seed,
+                        "acceptance": run.acceptance.to_json() if run.acceptance else None,
+                    }
+                    for role, run in by_role.items()
+                },
+                "comparison": comparison.to_json(),
+            }
+        )
     gated = [t["comparison"]["gate_passed"] for t in tasks] if opts.gate else []
     return {
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -37,10 +49,15 @@ def build(opts: Options, runs: dict[str, dict[str, TaskRun]], data: dict[str, di
         "endpoints": {role: {"url": e.url, "model": e.model} for role, e in opts.endpoints.items()},
         "settings": {**opts.settings.__dict__, "seeds_override": opts.seeds, "z": opts.z},
         "data": data,
-        "gate": ({**opts.gate.__dict__, "rule": "fail if delta < -(threshold + sigmas * stderr_delta)",
-                  "passed": all(gated)} if opts.gate else None),
+        "gate": (
+            {**opts.gate.__dict__, "rule": "fail if delta < -(threshold + sigmas * stderr_delta)", "passed": all(gated)}
+            if opts.gate
+            else None
+        ),
         "tasks": tasks,
-        "commands": {role: [shlex.join(cmd) for t in opts.tasks for cmd in runs[role][t.name].commands] for role in ROLES},
+        "commands": {
+            role: [shlex.join(cmd) for t in opts.tasks for cmd in runs[role][t.name].commands] for role in ROLES
+        },
     }
 
 
@@ -64,32 +81,54 @@ def _verdicts(c: dict) -> tuple[str, str]:
 def markdown(report: dict) -> str:
     e = report["endpoints"]
     gate = report["gate"]
-    lines = [f"# Quality gate: {e['candidate']['model']} vs {e['baseline']['model']}", "",
-             f"baseline `{e['baseline']['url']}` \u00b7 candidate `{e['candidate']['url']}` \u00b7 "
-             f"lm-eval {report['versions']['lm_eval']} \u00b7 {report['created']}", "",
-             "| Eval | baseline | candidate | \u0394 \u00b1 stderr | within noise |" + (" gate |" if gate else ""),
-             "|---|---|---|---|---|" + ("---|" if gate else "")]
+    lines = [
+        f"# Quality gate: {e['candidate']['model']} vs {e['baseline']['model']}",
+        "",
+        f"baseline `{e['baseline']['url']}` \u00b7 candidate `{e['candidate']['url']}` \u00b7 "
+        f"lm-eval {report['versions']['lm_eval']} \u00b7 {report['created']}",
+        "",
+        "| Eval | baseline | candidate | \u0394 \u00b1 stderr | within noise |" + (" gate |" if gate else ""),
+        "|---|---|---|---|---|" + ("---|" if gate else ""),
+    ]
     for t in report["tasks"]:
         b, c = t["baseline"]["score"], t["candidate"]["score"]
         comparison = t["comparison"]
         noise, verdict = _verdicts(comparison)
         seeds = f" \u00d7 {len(t['seeds'])} seeds" if len(t["seeds"]) > 1 else ""
-        lines.append(f"| {t['title']} ({t['questions']}q{seeds}, {t['setting']}) | {_num(b['mean'], 4)} \u00b1 {_num(b['stderr'])} | "
-                     f"{_num(c['mean'], 4)} \u00b1 {_num(c['stderr'])} | {_delta(comparison['delta'])} \u00b1 {_num(comparison['stderr'])} | "
-                     f"{noise} |" + (f" {verdict} |" if gate else ""))
-    lines += ["", "exact_match on lm-eval's " + ", ".join(f"{t['task']} {t['filter']}" for t in report["tasks"]) +
-              " filter; stderr = sample std (ddof=1) / sqrt(n) over all seeds' samples; "
-              "stderr of \u0394 = sqrt(se_baseline\u00b2 + se_candidate\u00b2)."]
+        lines.append(
+            f"| {t['title']} ({t['questions']}q{seeds}, {t['setting']}) | {_num(b['mean'], 4)} \u00b1 "
+            f"{_num(b['stderr'])} | "
+            f"{_num(c['mean'], 4)} \u00b1 {_num(c['stderr'])} | {_delta(comparison['delta'])} \u00b1 "
+            f"{_num(comparison['stderr'])} | "
+            f"{noise} |" + (f" {verdict} |" if gate else "")
+        )
+    lines += [
+        "",
+        "exact_match on lm-eval's "
+        + ", ".join(f"{t['task']} {t['filter']}" for t in report["tasks"])
+        + " filter; stderr = sample std (ddof=1) / sqrt(n) over all seeds' samples; "
+        "stderr of \u0394 = sqrt(se_baseline\u00b2 + se_candidate\u00b2).",
+    ]
     if gate:
-        lines += ["", f"**Gate: {'PASSED' if gate['passed'] else 'FAILED'}** \u2014 a task fails when "
-                      f"\u0394 < \u2212({gate['threshold']:g} + {gate['sigmas']:g} \u00b7 stderr of \u0394)."]
-    lines += ["", "## MTP / speculative acceptance (mean accepted length per verify step)", "",
-              "| Eval | baseline | candidate | source |", "|---|---|---|---|"]
+        lines += [
+            "",
+            f"**Gate: {'PASSED' if gate['passed'] else 'FAILED'}** \u2014 a task fails when "
+            f"\u0394 < \u2212({gate['threshold']:g} + {gate['sigmas']:g} \u00b7 stderr of \u0394).",
+        ]
+    lines += [
+        "",
+        "## MTP / speculative acceptance (mean accepted length per verify step)",
+        "",
+        "| Eval | baseline | candidate | source |",
+        "|---|---|---|---|",
+    ]
     for t in report["tasks"]:
         acc = {role: t[role]["acceptance"] for role in ROLES}
         cells = [_num(a["accept_length"], 2) if a else "not reported" for a in acc.values()]
-        sources = "; ".join(f"{role}: {a['basis']}" for role, a in acc.items() if a) or \
-            "no speculative counters on /metrics (sglang needs --enable-metrics) and no server log given"
+        sources = (
+            "; ".join(f"{role}: {a['basis']}" for role, a in acc.items() if a)
+            or "no speculative counters on /metrics (sglang needs --enable-metrics) and no server log given"
+        )
         lines.append(f"| {t['title']} | {cells[0]} | {cells[1]} | {sources} |")
     lines += ["", "## Commands", ""]
     for role in ROLES:

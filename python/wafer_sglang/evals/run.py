@@ -37,8 +37,8 @@ class Options:
     tasks: list[Task]
     out: Path
     settings: lmeval.Settings = field(default_factory=lmeval.Settings)
-    seeds: tuple[int, ...] | None = None   # overrides each task's
-    data_dir: Path | None = None           # None: the offline HF cache
+    seeds: tuple[int, ...] | None = None  # overrides each task's
+    data_dir: Path | None = None  # None: the offline HF cache
     z: float = 1.96
     gate: Gate | None = None
     sequential: bool = False
@@ -47,8 +47,9 @@ class Options:
 @dataclass
 class TaskRun:
     """One task on one endpoint, all seeds."""
+
     score: Score
-    per_seed: list[dict]            # lm-eval's own figures, to cross-check ours
+    per_seed: list[dict]  # lm-eval's own figures, to cross-check ours
     acceptance: Acceptance | None
     commands: list[list[str]]
 
@@ -59,13 +60,19 @@ def model_name(url: str, session: requests.Session, role: str, api_key: str | No
     try:
         response = session.get(models_url, timeout=15, headers=_auth(api_key))
     except requests.RequestException as exc:
-        raise WaferError(f"{role} endpoint {url} is unreachable ({type(exc).__name__}: {exc}); is the server up "
-                         "and the URL its base (http://host:port, no /v1)?") from None
+        raise WaferError(
+            f"{role} endpoint {url} is unreachable ({type(exc).__name__}: {exc}); is the server up "
+            "and the URL its base (http://host:port, no /v1)?"
+        ) from None
     if response.status_code in (401, 403):
-        raise WaferError(f"{role} endpoint {url}: GET /v1/models returned HTTP {response.status_code}: it wants a key "
-                         "(--api-key KEY or OPENAI_API_KEY)")
+        raise WaferError(
+            f"{role} endpoint {url}: GET /v1/models returned HTTP {response.status_code}: it wants a key "
+            "(--api-key KEY or OPENAI_API_KEY)"
+        )
     if response.status_code != 200:
-        raise WaferError(f"{role} endpoint {url}: GET /v1/models returned HTTP {response.status_code}: {response.text[:200]}")
+        raise WaferError(
+            f"{role} endpoint {url}: GET /v1/models returned HTTP {response.status_code}: {response.text[:200]}"
+        )
     try:
         return response.json()["data"][0]["id"]
     except (ValueError, KeyError, IndexError, TypeError):
@@ -87,8 +94,10 @@ def prepare_tasks(opts: Options) -> tuple[Path, dict[str, dict]]:
     for task in opts.tasks:
         if opts.data_dir:
             files[task.name] = check_dataset(opts.data_dir, task)
-            data[task.name] = {split: {"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
-                               for split, p in files[task.name].items()}
+            data[task.name] = {
+                split: {"path": str(p), "sha256": hashlib.sha256(p.read_bytes()).hexdigest()}
+                for split, p in files[task.name].items()
+            }
         else:
             lmeval.check_cached(task)
             data[task.name] = {"hf_cache": "/".join(task.hub)}
@@ -107,24 +116,47 @@ def run_endpoint(endpoint: Endpoint, opts: Options, task_dir: Path, stop: thread
             values, per_seed, commands = [], [], []
             for seed in seeds_for(task, opts):
                 out = opts.out / "runs" / endpoint.role / task.name / f"seed{seed}"
-                cmd = lmeval.command(task, seed, url=endpoint.url, model=endpoint.model, settings=opts.settings,
-                                     task_dir=task_dir, out=out)
+                cmd = lmeval.command(
+                    task,
+                    seed,
+                    url=endpoint.url,
+                    model=endpoint.model,
+                    settings=opts.settings,
+                    task_dir=task_dir,
+                    out=out,
+                )
                 started = time.monotonic()
                 label = f"{endpoint.role}: {task.name} seed {seed}"
                 print(f"{label}: lm-eval running; log {out / 'lm_eval.log'}", file=sys.stderr, flush=True)
-                output = lmeval.run(cmd, out, stop, env={"OPENAI_API_KEY": endpoint.api_key} if endpoint.api_key else None,
-                                    report=lambda p, label=label: print(f"{label}: {p[0]}/{p[1]} requests done",
-                                                                        file=sys.stderr, flush=True))
+                output = lmeval.run(
+                    cmd,
+                    out,
+                    stop,
+                    env={"OPENAI_API_KEY": endpoint.api_key} if endpoint.api_key else None,
+                    report=lambda p, label=label: print(
+                        f"{label}: {p[0]}/{p[1]} requests done", file=sys.stderr, flush=True
+                    ),
+                )
                 seed_values = lmeval.metric_values(output, task.filter)
                 reported = output.results["results"][task.lm_eval_name]
-                per_seed.append({"seed": seed, "n": len(seed_values),
-                                 "exact_match": reported[f"exact_match,{task.filter}"],
-                                 "exact_match_stderr": reported[f"exact_match_stderr,{task.filter}"],
-                                 "seconds": round(time.monotonic() - started, 1), "output": str(out)})
+                per_seed.append(
+                    {
+                        "seed": seed,
+                        "n": len(seed_values),
+                        "exact_match": reported[f"exact_match,{task.filter}"],
+                        "exact_match_stderr": reported[f"exact_match_stderr,{task.filter}"],
+                        "seconds": round(time.monotonic() - started, 1),
+                        "output": str(out),
+                    }
+                )
                 values += seed_values
                 commands.append(cmd)
-                print(f"{endpoint.role}: {task.name} seed {seed}: exact_match {reported[f'exact_match,{task.filter}']:.4f} "
-                      f"({len(seed_values)} samples, {per_seed[-1]['seconds']:.0f} s)", file=sys.stderr)
+                print(
+                    f"{endpoint.role}: {task.name} seed {seed}: exact_match "
+                    f"{reported[f'exact_match,{task.filter}']:.4f} "
+                    f"({len(seed_values)} samples, {per_seed[-1]['seconds']:.0f} s)",
+                    file=sys.stderr,
+                )
             runs[task.name] = TaskRun(score(values), per_seed, window.close(), commands)
     return runs
 

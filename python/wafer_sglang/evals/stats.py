@@ -44,7 +44,7 @@ class Comparison:
     stderr: float
     z: float
     within_noise: bool
-    gate_limit: float | None = None   # the lowest delta the gate accepts
+    gate_limit: float | None = None  # the lowest delta the gate accepts
     gate_passed: bool | None = None
 
     def to_json(self) -> dict:

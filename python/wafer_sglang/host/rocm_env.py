@@ -45,7 +45,9 @@ def installed_stack() -> dict[str, str]:
 def constraints(stack: dict[str, str]) -> str:
     torch = stack.get("torch")
     if torch is None:
-        raise WaferError("torch is not installed: install the ROCm build of torch first (the fork never installs torch)")
+        raise WaferError(
+            "torch is not installed: install the ROCm build of torch first (the fork never installs torch)"
+        )
     if "rocm" not in torch:
         raise WaferError(f"torch {torch} is not a ROCm build; install torch from a ROCm index or use the ROCm image")
     header = "# The ROCm stack of this environment: `pip install -c THIS_FILE wafer-sglang-rocm` keeps it.\n"

@@ -70,14 +70,32 @@ def base_image(root: Path, base: str, *, require_aiter: bool = False) -> BaseIma
     if record is None:
         raise WaferError(f"{where} is missing: every supported base needs its upstream ROCm image recorded")
     if not DIGEST.match(record.get("digest", "")) or not record.get("tag"):
-        unknown = f"aiter unknown: the {base} image is not resolved, so which aiter it runs is not known. " if require_aiter else ""
-        raise WaferError(f"{unknown}{where} has no resolved tag and digest: on a machine with registry access run "
-                         f"`docker/build --resolve {base} TAG` (a tag of {record.get('repository', 'the upstream image')})")
+        unknown = (
+            f"aiter unknown: the {base} image is not resolved, so which aiter it runs is not known. "
+            if require_aiter
+            else ""
+        )
+        raise WaferError(
+            f"{unknown}{where} has no resolved tag and digest: on a machine with registry access run "
+            f"`docker/build --resolve {base} TAG` (a tag of {record.get('repository', 'the upstream image')})"
+        )
     try:
-        image = BaseImage(base, record["repository"], record["tag"], record["digest"], record["python"], record["sglang"],
-                          record["aiter-configs"], tuple(record["aiter-fmoe"]), record["aiter"], record["aiter-commit"])
+        image = BaseImage(
+            base,
+            record["repository"],
+            record["tag"],
+            record["digest"],
+            record["python"],
+            record["sglang"],
+            record["aiter-configs"],
+            tuple(record["aiter-fmoe"]),
+            record["aiter"],
+            record["aiter-commit"],
+        )
     except KeyError as exc:
-        raise WaferError(f"{where} lacks {exc.args[0]}: re-resolve it with `docker/build --resolve {base} TAG`") from None
+        raise WaferError(
+            f"{where} lacks {exc.args[0]}: re-resolve it with `docker/build --resolve {base} TAG`"
+        ) from None
     try:
         same_release = Version(image.sglang).release[:3] == Version(base).release[:3]
     except InvalidVersion:
@@ -92,10 +110,12 @@ def base_image(root: Path, base: str, *, require_aiter: bool = False) -> BaseIma
 def fork_fmoe(root: Path, base: str) -> list[Path]:
     """The fork's rows for the base's image (`wafer-sglang moe rows`), with their sidecars."""
     if not (fork_rows_dir(root, base) / ROWS_FILE).is_file():
-        raise WaferError(f"no fork fMoE rows for the {base} image in {fork_rows_dir(root, base)}: make them from a clone "
-                         f"of ROCm/aiter first: `wafer-sglang moe rows --image {base} --aiter-src CLONE` "
-                         "(git clone https://github.com/ROCm/aiter && git -C aiter fetch origin pull/4344/head), "
-                         f"or pass --aiter-src to docker/build")
+        raise WaferError(
+            f"no fork fMoE rows for the {base} image in {fork_rows_dir(root, base)}: make them from a clone "
+            f"of ROCm/aiter first: `wafer-sglang moe rows --image {base} --aiter-src CLONE` "
+            "(git clone https://github.com/ROCm/aiter && git -C aiter fetch origin pull/4344/head), "
+            f"or pass --aiter-src to docker/build"
+        )
     return sorted(p for p in fork_rows_dir(root, base).iterdir() if p.is_file())
 
 
@@ -116,8 +136,18 @@ class Plan:
     command: list[str]
 
 
-def plan(root: Path, image: BaseImage, version: str, engine: str, wheel: Path, context: Path, *,
-         default_base: bool, vcs_ref: str) -> Plan:
+def plan(
+    root: Path,
+    image: BaseImage,
+    version: str,
+    engine: str,
+    wheel: Path,
+    context: Path,
+    *,
+    default_base: bool,
+    vcs_ref: str,
+    push: bool = False,
+) -> Plan:
     """``image`` from base_image(), ``version`` the fork's version for its base."""
     base = image.base
     build_args = {
@@ -131,9 +161,18 @@ def plan(root: Path, image: BaseImage, version: str, engine: str, wheel: Path, c
         "SOURCE_URL": source_url(root),
         "AITER_CONFIG_FMOE": aiter_config_fmoe(image, root),
     }
-    tags = [f"{REPOSITORY}:{version}-mi355x"] + ([f"{REPOSITORY}:mi355x"] if default_base else [])
+    # mi355x-<version> never moves (one per respin); mi355x follows the LTS base's latest respin.
+    tags = [f"{REPOSITORY}:mi355x-{version}"] + ([f"{REPOSITORY}:mi355x"] if default_base else [])
     if engine == "docker":
-        command = ["docker", "buildx", "build", "--load"]
+        # a pushed image carries a SLSA provenance and an SBOM attestation (docker buildx imagetools inspect)
+        command = [
+            "docker",
+            "buildx",
+            "build",
+            *(["--push", "--provenance=mode=max", "--sbom=true"] if push else ["--load"]),
+        ]
+    elif push:
+        raise WaferError("--push builds with docker buildx (provenance and SBOM attestations); buildah does not")
     elif engine == "buildah":
         command = ["buildah", "build", "--format", "docker"]  # OCI has no HEALTHCHECK
     else:
@@ -159,7 +198,9 @@ def assemble_context(root: Path, plan_: Plan) -> None:
 
 
 def source_url(root: Path) -> str:
-    proc = subprocess.run(["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True)
+    proc = subprocess.run(
+        ["git", "-C", str(root), "config", "--get", "remote.origin.url"], capture_output=True, text=True
+    )
     return proc.stdout.strip() or "unknown (a checkout without an origin remote)"
 
 
@@ -172,12 +213,14 @@ def run(command: list[str], env: dict[str, str] | None = None) -> None:
     _require(command[0], "build on a release machine with docker buildx or buildah")
     proc = subprocess.run(command, env=env)
     if proc.returncode != 0:
-        raise WaferError(f"the image build failed ({command[0]} exited {proc.returncode}); its output above says at which step")
+        raise WaferError(
+            f"the image build failed ({command[0]} exited {proc.returncode}); its output above says at which step"
+        )
 
 
 # -- resolve: record an upstream image (digest from the registry, contents from the image) -----
 
-INVENTORY = '''
+INVENTORY = """
 import importlib.metadata as m, importlib.util, json, platform, subprocess
 from pathlib import Path
 {aiter_tuned_files}
@@ -189,7 +232,8 @@ def version(*names):
             pass
     return ""
 spec = importlib.util.find_spec("aiter")
-configs = Path(next(iter(spec.submodule_search_locations))) / "configs" if spec and spec.submodule_search_locations else None
+locations = spec.submodule_search_locations if spec else None
+configs = Path(next(iter(locations))) / "configs" if locations else None
 files = aiter_tuned_files(configs) if configs and configs.is_dir() else []
 aiter = version("amd-aiter", "aiter")
 try:  # an editable checkout (the upstream images') knows its commit; else the version's +g<sha>
@@ -201,7 +245,7 @@ print(json.dumps({{"python": platform.python_version(), "sglang": version("sglan
                   "triton": version("triton", "pytorch-triton-rocm"), "aiter": aiter, "aiter-commit": commit,
                   "sgl-kernel": version("sgl-kernel", "sglang-kernel"), "aiter-configs": str(configs or ""),
                   "aiter-fmoe": [f.relative_to(configs).as_posix() for f in files]}}))
-'''
+"""
 
 
 def inventory_script() -> str:
@@ -235,18 +279,40 @@ def resolve(root: Path, base: str, tag: str, run_=_capture) -> dict:
     if shutil.which("skopeo"):
         digest = run_(["skopeo", "inspect", "--format", "{{.Digest}}", f"docker://{reference}"]).strip()
     else:
-        digest = json.loads(run_(["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"]))["digest"]
+        digest = json.loads(
+            run_(["docker", "buildx", "imagetools", "inspect", reference, "--format", "{{json .Manifest}}"])
+        )["digest"]
     if not DIGEST.match(digest):
         raise WaferError(f"{reference}: the registry returned {digest!r}, not a sha256 digest")
-    found = json.loads(run_(["docker", "run", "--rm", "--entrypoint", "python3", f"{record['repository']}@{digest}",
-                             "-c", inventory_script()]))
+    found = json.loads(
+        run_(
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--entrypoint",
+                "python3",
+                f"{record['repository']}@{digest}",
+                "-c",
+                inventory_script(),
+            ]
+        )
+    )
     path = root / PIN_FILE
     doc = tomlkit.parse(path.read_text())
     entry = tomlkit.table()
-    entry.update({"repository": record["repository"], "tag": tag, "digest": digest, "gpu-arch": record.get("gpu-arch", "gfx950"),
-                  **{k: v for k, v in found.items() if k != "aiter-fmoe"},
-                  "recorded": f"{datetime.date.today().isoformat()}: docker/build --resolve (registry digest, image inventory)",
-                  "aiter-fmoe": found["aiter-fmoe"]})
+    entry.update(
+        {
+            "repository": record["repository"],
+            "tag": tag,
+            "digest": digest,
+            "gpu-arch": record.get("gpu-arch", "gfx950"),
+            **{k: v for k, v in found.items() if k != "aiter-fmoe"},
+            "recorded": f"{datetime.date.today().isoformat()}: docker/build --resolve (registry digest, image "
+            "inventory)",
+            "aiter-fmoe": found["aiter-fmoe"],
+        }
+    )
     doc["images"][base] = entry
     atomic_write_text(path, tomlkit.dumps(doc))
     return base_image(root, base).__dict__

@@ -50,9 +50,11 @@ def missing_requirements() -> list[str]:
 def check_fmoe(expected: str, fork_dir: Path) -> str:
     actual = ":".join(str(p) for p in aiter_tuned_files(aiter_configs_dir()) + fork_tuned_files(fork_dir))
     if expected != actual:
-        raise WaferError("AITER_CONFIG_FMOE does not list exactly aiter's tuned files plus the fork's in this image "
-                         f"(aiter then ignores the unlisted ones).\n  given: {expected}\n  image: {actual}\n"
-                         "Record the image's aiter-configs/aiter-fmoe in docker/base-images.toml (docker/build --resolve).")
+        raise WaferError(
+            "AITER_CONFIG_FMOE does not list exactly aiter's tuned files plus the fork's in this image "
+            f"(aiter then ignores the unlisted ones).\n  given: {expected}\n  image: {actual}\n"
+            "Record the image's aiter-configs/aiter-fmoe in docker/base-images.toml (docker/build --resolve)."
+        )
     return actual
 
 
@@ -63,15 +65,25 @@ def check_fork_rows(fork_dir: Path) -> dict:
     from wafer_sglang.moe.targets import glm5_coverage, host_target
 
     if importlib.util.find_spec("flydsl") is None:
-        raise WaferError("FlyDSL is not installed in this image: aiter would take its default heuristics for every "
-                         "flydsl_* row (its is_flydsl_available() is False)")
+        raise WaferError(
+            "FlyDSL is not installed in this image: aiter would take its default heuristics for every "
+            "flydsl_* row (its is_flydsl_available() is False)"
+        )
     report = glm5_coverage(host_target(None, fork_dir))
     if not report.ok:
         misses = [f"{v.key.short()}: {v.status} ({v.detail})" for v in report.verdicts if v.status != "tuned"]
-        raise WaferError("the fork's fMoE rows do not fit this image's aiter:\n  "
-                         + "\n  ".join(report.problems + report.disagreements + misses[:10]))
-    return {"aiter": report.aiter, "glm5_fp4_keys": len(report.verdicts), "by_status": report.counts(),
-            "answered_by": "aiter's own lookup code" if report.checked_with_aiter_code else "the fork's model of this aiter"}
+        raise WaferError(
+            "the fork's fMoE rows do not fit this image's aiter:\n  "
+            + "\n  ".join(report.problems + report.disagreements + misses[:10])
+        )
+    return {
+        "aiter": report.aiter,
+        "glm5_fp4_keys": len(report.verdicts),
+        "by_status": report.counts(),
+        "answered_by": "aiter's own lookup code"
+        if report.checked_with_aiter_code
+        else "the fork's model of this aiter",
+    }
 
 
 def setup(constraints_path: Path, manifest_path: Path, fork_fmoe: Path, build: dict[str, str]) -> dict:
@@ -80,8 +92,10 @@ def setup(constraints_path: Path, manifest_path: Path, fork_fmoe: Path, build: d
     missing = missing_requirements()
     if missing:
         print(f"installing the fork's missing requirements under {constraints_path}: {', '.join(missing)}", flush=True)
-        subprocess.run([sys.executable, "-m", "pip", "install", "--no-cache-dir", "-c", str(constraints_path), *missing],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-m", "pip", "install", "--no-cache-dir", "-c", str(constraints_path), *missing],
+            check=True,
+        )
     if installed_stack() != stack:
         raise WaferError(f"installing the fork's requirements changed the ROCm stack: {stack} -> {installed_stack()}")
     fmoe = check_fmoe(os.environ.get("AITER_CONFIG_FMOE", ""), fork_fmoe)
@@ -95,8 +109,10 @@ def setup(constraints_path: Path, manifest_path: Path, fork_fmoe: Path, build: d
         "installed_for_the_fork": missing,
         "aiter_config_fmoe": fmoe.split(":") if fmoe else [],
         "fmoe_coverage": fmoe_coverage,
-        "distributions": {d.metadata["Name"]: d.version for d in sorted(importlib.metadata.distributions(),
-                                                                        key=lambda d: (d.metadata["Name"] or "").lower())},
+        "distributions": {
+            d.metadata["Name"]: d.version
+            for d in sorted(importlib.metadata.distributions(), key=lambda d: (d.metadata["Name"] or "").lower())
+        },
     }
     atomic_write_text(manifest_path, json.dumps(versions, indent=2) + "\n")
     return versions

@@ -91,7 +91,11 @@ def sglang_version(package: Path) -> str:
     """The release a tree was built from (setuptools-scm writes ``_version.py`` into wheels)."""
     for name in ("_version.py", "version.py"):
         path = package / name
-        match = re.search(r"__version__\s*=\s*(?:version\s*=\s*)?[\"']([^\"']+)[\"']", path.read_text()) if path.is_file() else None
+        match = (
+            re.search(r"__version__\s*=\s*(?:version\s*=\s*)?[\"']([^\"']+)[\"']", path.read_text())
+            if path.is_file()
+            else None
+        )
         if match and match.group(1) != "0.0.0.dev0":
             return match.group(1)
     raise WaferError(f"cannot read the sglang version of {package}")
@@ -103,9 +107,21 @@ def rocm_includes(unit: Path, include_dir: Path) -> list[str]:
     if compiler is None:
         raise WaferError("g++ is needed to preprocess the JIT sources (apt-get install g++)")
     proc = subprocess.run(
-        [compiler, "-x", "c++", "-std=c++20", "-nostdinc", "-M", "-MG", "-DUSE_ROCM",
-         "-D__HIP_PLATFORM_AMD__=1", f"-I{include_dir}", str(unit)],
-        capture_output=True, text=True,
+        [
+            compiler,
+            "-x",
+            "c++",
+            "-std=c++20",
+            "-nostdinc",
+            "-M",
+            "-MG",
+            "-DUSE_ROCM",
+            "-D__HIP_PLATFORM_AMD__=1",
+            f"-I{include_dir}",
+            str(unit),
+        ],
+        capture_output=True,
+        text=True,
     )
     if proc.returncode != 0:
         # A unit that refuses ROCm itself ("#error no path for this arch") is CUDA-only too.
@@ -124,10 +140,10 @@ class _Module:
     tree: ast.Module
     imports: list[ast.AST]
     calls: list[ast.Call]
-    _guards: "_Guards | None" = None
+    _guards: _Guards | None = None
 
     @property
-    def guards(self) -> "_Guards":
+    def guards(self) -> _Guards:
         if self._guards is None:
             self._guards = _Guards(self.tree)
         return self._guards
@@ -312,7 +328,8 @@ def load_ledger(path: Path) -> dict[str, tuple[str, str]]:
         why = str(entry.get("why", "")).strip() if isinstance(entry, dict) else ""
         if state not in LEDGER_STATES or not why:
             raise WaferError(
-                f'{path}: [unit."{unit}"] needs reachable_on_rocm = "no" | "feature" and why = "<what a person checked>"'
+                f'{path}: [unit."{unit}"] needs reachable_on_rocm = "no" | "feature" and why = "<what a person '
+                'checked>"'
             )
         ledger[unit] = (LEDGER_STATES[state], why)
     return ledger
@@ -329,9 +346,22 @@ def scan(package: Path, ledger: dict[str, tuple[str, str]]) -> list[UnitReport]:
     kernels = _kernel_package(jit, package)
     jit_module = ".".join(kernels.relative_to(package.parent).parts)
     loaders = _loaders(kernels, jit / "csrc", modules)
-    units = sorted({*loaders, *(p.relative_to(jit / "csrc").as_posix() for p in (jit / "csrc").rglob("*") if p.suffix in UNIT_SUFFIXES)})
+    units = sorted(
+        {
+            *loaders,
+            *(p.relative_to(jit / "csrc").as_posix() for p in (jit / "csrc").rglob("*") if p.suffix in UNIT_SUFFIXES),
+        }
+    )
     with ThreadPoolExecutor() as pool:
-        headers = dict(zip(units, pool.map(lambda u: rocm_includes(jit / "csrc" / u, jit / "include") if (jit / "csrc" / u).is_file() else [], units)))
+        headers = dict(
+            zip(
+                units,
+                pool.map(
+                    lambda u: rocm_includes(jit / "csrc" / u, jit / "include") if (jit / "csrc" / u).is_file() else [],
+                    units,
+                ),
+            )
+        )
     reports = []
     for unit in units:
         if not headers[unit]:
@@ -345,7 +375,10 @@ def scan(package: Path, ledger: dict[str, tuple[str, str]]) -> list[UnitReport]:
                 report.sites += _reach(loader, modules, jit_module, seen)
             open_sites = [s for s in report.sites if not s.gated_by]
             if not report.sites:
-                report.verdict, report.reason = "uncalled", "no sglang code outside the kernel package imports its loader"
+                report.verdict, report.reason = (
+                    "uncalled",
+                    "no sglang code outside the kernel package imports its loader",
+                )
             elif not open_sites:
                 report.verdict, report.reason = "gated", "every call site is behind a condition false on ROCm"
             elif unit in ledger:

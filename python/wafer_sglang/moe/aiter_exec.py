@@ -75,8 +75,9 @@ def runnable(tree: AiterTree) -> bool:
     are importable."""
     import importlib.util
 
-    return (all(tree.read(path) is not None for path in (CORE, FUSED_MOE))
-            and all(importlib.util.find_spec(name) is not None for name in ("pandas", "torch")))
+    return all(tree.read(path) is not None for path in (CORE, FUSED_MOE)) and all(
+        importlib.util.find_spec(name) is not None for name in ("pandas", "torch")
+    )
 
 
 def aiter_decisions(tree: AiterTree, files: list[Path], keys: list[MoeKey]) -> dict[MoeKey, dict | None]:
@@ -88,8 +89,11 @@ def aiter_decisions(tree: AiterTree, files: list[Path], keys: list[MoeKey]) -> d
         raise WaferError("checking against aiter's own code needs pandas (pip install pandas)") from None
     torch = _torch()
     gfx = keys[0].gfx if keys else "gfx950"
-    with tempfile.TemporaryDirectory(prefix="aiter-exec-") as root, _env("AITER_CONFIG_FMOE", ":".join(map(str, files))), \
-            _chip_info(_gfx_from_cu_num(tree, gfx)):
+    with (
+        tempfile.TemporaryDirectory(prefix="aiter-exec-") as root,
+        _env("AITER_CONFIG_FMOE", ":".join(map(str, files))),
+        _chip_info(_gfx_from_cu_num(tree, gfx)),
+    ):
         _stage_untuned(tree, Path(root))
         log = _Log()
         configs = _aiter_config(tree, Path(root), log)
@@ -98,11 +102,20 @@ def aiter_decisions(tree: AiterTree, files: list[Path], keys: list[MoeKey]) -> d
         decisions = {}
         for key in keys:
             cfg = lookup(
-                token=key.token, model_dim=key.model_dim, inter_dim=key.inter_dim, expert=key.expert, topk=key.topk,
-                dtype=_dtype(torch, key.dtype), q_dtype_a=_dtype(torch, key.q_dtype_a), q_dtype_w=_dtype(torch, key.q_dtype_w),
-                q_type=getattr(quant, key.q_type.split(".", 1)[1]), use_g1u1=bool(key.use_g1u1),
-                activation=getattr(act, key.act_type.split(".", 1)[1]), doweight_stage1=bool(key.doweight_stage1),
-                hidden_pad=0, intermediate_pad=0,
+                token=key.token,
+                model_dim=key.model_dim,
+                inter_dim=key.inter_dim,
+                expert=key.expert,
+                topk=key.topk,
+                dtype=_dtype(torch, key.dtype),
+                q_dtype_a=_dtype(torch, key.q_dtype_a),
+                q_dtype_w=_dtype(torch, key.q_dtype_w),
+                q_type=getattr(quant, key.q_type.split(".", 1)[1]),
+                use_g1u1=bool(key.use_g1u1),
+                activation=getattr(act, key.act_type.split(".", 1)[1]),
+                doweight_stage1=bool(key.doweight_stage1),
+                hidden_pad=0,
+                intermediate_pad=0,
             )
             decisions[key] = None if cfg is None else {k: _plain(v) for k, v in cfg.items()}
         return decisions
@@ -110,8 +123,11 @@ def aiter_decisions(tree: AiterTree, files: list[Path], keys: list[MoeKey]) -> d
 
 def _aiter_config(tree: AiterTree, root: Path, log: _Log):
     module = _module_namespace(tree, CORE, log)
-    module.update(AITER_ROOT_DIR=str(root), AITER_CONFIG_FMOE=f"{root}/aiter/configs/tuned_fmoe.csv",
-                  mp_lock=lambda lock_path, MainFunc=None, FinalFunc=None, **_: MainFunc() if MainFunc else None)
+    module.update(
+        AITER_ROOT_DIR=str(root),
+        AITER_CONFIG_FMOE=f"{root}/aiter/configs/tuned_fmoe.csv",
+        mp_lock=lambda lock_path, MainFunc=None, FinalFunc=None, **_: MainFunc() if MainFunc else None,
+    )
     source = tree.read(CORE)
     _exec_nodes([_class(source, "AITER_CONFIG", CORE)], module, CORE)
     return module["AITER_CONFIG"]()
@@ -121,19 +137,29 @@ def _get_2stage_cfgs(tree: AiterTree, configs, log: _Log, gfx: str, cu_num: int)
     source = tree.read(FUSED_MOE)
     module = _module_namespace(tree, FUSED_MOE, log)
     module.update(
-        AITER_CONFIGS=configs, get_cu_num=lambda: cu_num, get_gfx_runtime=lambda: gfx, get_gfx=lambda: gfx,
-        gfx_from_cu_num=_gfx_from_cu_num(tree, gfx), is_flydsl_available=lambda: True,
+        AITER_CONFIGS=configs,
+        get_cu_num=lambda: cu_num,
+        get_gfx_runtime=lambda: gfx,
+        get_gfx=lambda: gfx,
+        gfx_from_cu_num=_gfx_from_cu_num(tree, gfx),
+        is_flydsl_available=lambda: True,
         GateMode=Enum("GateMode", {"SEPARATED": "separated", "INTERLEAVE": "interleave"}),
-        mp_lock=lambda *a, **k: None, bd_dir=tempfile.gettempdir(), PY="python3", AITER_CSRC_DIR="/nonexistent",
-        cfg_2stages=None, _opus_a8w4=types.SimpleNamespace(cfg_is_supported=lambda *a, **k: (False, "not modelled")),
+        mp_lock=lambda *a, **k: None,
+        bd_dir=tempfile.gettempdir(),
+        PY="python3",
+        AITER_CSRC_DIR="/nonexistent",
+        cfg_2stages=None,
+        _opus_a8w4=types.SimpleNamespace(cfg_is_supported=lambda *a, **k: (False, "not modelled")),
     )
     module.update(_constants(source, FUSED_MOE))
     function = _function(source, "get_2stage_cfgs", FUSED_MOE)
     function.decorator_list = []  # lru_cache: every call is asked afresh
     cut = next((i for i, stmt in enumerate(function.body) if _assigns(stmt, CUT_AT)), None)
     if cut is None:
-        raise WaferError(f"{tree.label}: {FUSED_MOE} get_2stage_cfgs has no '{CUT_AT} =' statement; "
-                         "this aiter's lookup is not one we can run on its own")
+        raise WaferError(
+            f"{tree.label}: {FUSED_MOE} get_2stage_cfgs has no '{CUT_AT} =' statement; "
+            "this aiter's lookup is not one we can run on its own"
+        )
     function.body = function.body[:cut] + [ast.Return(ast.Name("cfg", ast.Load()))]
     _exec_nodes([function], module, FUSED_MOE)
     return module["get_2stage_cfgs"]
@@ -142,8 +168,15 @@ def _get_2stage_cfgs(tree: AiterTree, configs, log: _Log, gfx: str, cu_num: int)
 def _module_namespace(tree: AiterTree, path: str, log: _Log) -> dict:
     if tree.read(path) is None:
         raise WaferError(f"{tree.label} has no {path}")
-    return {"__name__": f"_aiter_exec_{Path(path).stem}", "os": os, "re": re, "functools": functools,
-            "logger": log, "logging": logging, "torch": _torch()}
+    return {
+        "__name__": f"_aiter_exec_{Path(path).stem}",
+        "os": os,
+        "re": re,
+        "functools": functools,
+        "logger": log,
+        "logging": logging,
+        "torch": _torch(),
+    }
 
 
 def _gfx_from_cu_num(tree: AiterTree, gfx: str):
@@ -184,7 +217,9 @@ def _constants(source: str, path: str) -> dict:
 
 
 def _assigns(statement: ast.stmt, name: str) -> bool:
-    return isinstance(statement, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in statement.targets)
+    return isinstance(statement, ast.Assign) and any(
+        isinstance(t, ast.Name) and t.id == name for t in statement.targets
+    )
 
 
 def _exec_nodes(nodes: list[ast.stmt], namespace: dict, path: str) -> None:

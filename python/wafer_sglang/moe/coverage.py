@@ -39,8 +39,8 @@ class Report:
     aiter: str
     files: list[str]
     verdicts: list[Verdict]
-    problems: list[str]        # errors that are not per key (ignored files, duplicates, bad rows)
-    disagreements: list[str]   # model vs aiter's own code
+    problems: list[str]  # errors that are not per key (ignored files, duplicates, bad rows)
+    disagreements: list[str]  # model vs aiter's own code
     checked_with_aiter_code: bool
 
     @property
@@ -59,8 +59,14 @@ def fork_file(path: Path, name: str | None = None) -> TunedFile:
     return TunedFile(name or str(path), path.read_text(), True, read_provenance(path))
 
 
-def coverage(keys: list[MoeKey], files: list[TunedFile], model: lookup.AiterLookup | None,
-             names: KernelNames | None, tree: AiterTree | None, label: str) -> Report:
+def coverage(
+    keys: list[MoeKey],
+    files: list[TunedFile],
+    model: lookup.AiterLookup | None,
+    names: KernelNames | None,
+    tree: AiterTree | None,
+    label: str,
+) -> Report:
     merged = lookup.merge([(f.name, f.text) for f in files])
     problems = _merge_problems(merged, model, label)
     found = lookup.resolve(keys, merged, model) if model else None
@@ -70,27 +76,42 @@ def coverage(keys: list[MoeKey], files: list[TunedFile], model: lookup.AiterLook
         if found is None:  # no model of this aiter: its own code is the answer
             found = {k: _row_of(merged, cfg) for k, cfg in own.items()}
         else:
-            disagreements = [f"{k.short()}: model {_describe(found[k])}, aiter's own code {_describe_cfg(own[k])}"
-                             for k in keys if not _same(found[k], own[k])]
+            disagreements = [
+                f"{k.short()}: model {_describe(found[k])}, aiter's own code {_describe_cfg(own[k])}"
+                for k in keys
+                if not _same(found[k], own[k])
+            ]
     if found is None:
-        raise WaferError(f"{label}: aiter unknown — the fork has no model of this aiter and cannot run its own "
-                         "lookup code here (it needs the aiter source tree, pandas and torch); known: "
-                         + ", ".join(m.version for m in lookup.LOOKUPS))
+        raise WaferError(
+            f"{label}: aiter unknown — the fork has no model of this aiter and cannot run its own "
+            "lookup code here (it needs the aiter source tree, pandas and torch); known: "
+            + ", ".join(m.version for m in lookup.LOOKUPS)
+        )
     provenance = {(f.name, line): entry["provenance"] for f in files for line, entry in f.provenance.items()}
     verdicts = [_verdict(k, found[k], names, provenance, label) for k in keys]
     if names is not None:
-        problems += [f"{row.where}: names {', '.join(missing)}, which {label} cannot run"
-                     for f in files if f.ours for row in merged.rows if row.file == f.name
-                     if (missing := names.unresolved(row.kernel1, row.kernel2))]
+        problems += [
+            f"{row.where}: names {', '.join(missing)}, which {label} cannot run"
+            for f in files
+            if f.ours
+            for row in merged.rows
+            if row.file == f.name
+            if (missing := names.unresolved(row.kernel1, row.kernel2))
+        ]
     return Report(label, [f.name for f in files], verdicts, problems, disagreements, tree is not None)
 
 
 def _merge_problems(merged: lookup.Merged, model: lookup.AiterLookup | None, label: str) -> list[str]:
-    problems = [f"{len(g)} rows repeat one key (aiter raises at startup): " + ", ".join(r.where for r in g)
-                for g in merged.duplicates]
+    problems = [
+        f"{len(g)} rows repeat one key (aiter raises at startup): " + ", ".join(r.where for r in g)
+        for g in merged.duplicates
+    ]
     if model is not None and model.keeps == "empty-tag":
-        problems += [f"{name} has no _tag column: {label} fills it with 0 when merging and then ignores every "
-                     "row of the file (add an empty _tag column)" for name in merged.untagged_files]
+        problems += [
+            f"{name} has no _tag column: {label} fills it with 0 when merging and then ignores every "
+            "row of the file (add an empty _tag column)"
+            for name in merged.untagged_files
+        ]
     return problems
 
 
@@ -99,8 +120,12 @@ def _verdict(key: MoeKey, row: lookup.Row | None, names: KernelNames | None, pro
         return Verdict(key, "fallback", None, "aiter's default heuristics (no tuned row)")
     missing = names.unresolved(row.kernel1, row.kernel2) if names else []
     if missing:
-        return Verdict(key, "unusable", row, f"{row.where} names {', '.join(missing)}, unknown to {label}: "
-                       "aiter fails at the first MoE forward")
+        return Verdict(
+            key,
+            "unusable",
+            row,
+            f"{row.where} names {', '.join(missing)}, unknown to {label}: aiter fails at the first MoE forward",
+        )
     return Verdict(key, "tuned", row, row.where, provenance.get((row.file, row.line), ""))
 
 
@@ -120,13 +145,22 @@ def _row_of(merged: lookup.Merged, cfg: dict | None) -> lookup.Row | None:
     """The merged row aiter's own code picked (matched on its kernels and key)."""
     if cfg is None:
         return None
-    return next((r for r in merged.rows if (r.kernel1, r.kernel2) == _kernels(cfg)
-                 and (r.key.token, r.key.inter_dim, r.key.expert, r.key.topk)
-                 == tuple(int(cfg[c]) for c in ("token", "inter_dim", "expert", "topk"))), None)
+    return next(
+        (
+            r
+            for r in merged.rows
+            if (r.kernel1, r.kernel2) == _kernels(cfg)
+            and (r.key.token, r.key.inter_dim, r.key.expert, r.key.topk)
+            == tuple(int(cfg[c]) for c in ("token", "inter_dim", "expert", "topk"))
+        ),
+        None,
+    )
 
 
 def _kernels(cfg: dict) -> tuple[str, str]:
-    return tuple(str(cfg.get(c) or "").strip() if str(cfg.get(c)) != "nan" else "" for c in ("kernelName1", "kernelName2"))
+    return tuple(
+        str(cfg.get(c) or "").strip() if str(cfg.get(c)) != "nan" else "" for c in ("kernelName1", "kernelName2")
+    )
 
 
 def _same(row: lookup.Row | None, cfg: dict | None) -> bool:

@@ -36,8 +36,9 @@ def aiter_tuned_files(configs: Path | None) -> list[Path]:
     """The files aiter merges when AITER_CONFIG_FMOE is unset (get_config_file)."""
     if configs is None:
         return []
-    model_configs = sorted(p for p in (configs / "model_configs").glob("*tuned_fmoe*.csv")
-                           if p.is_file() and "untuned" not in p.name)
+    model_configs = sorted(
+        p for p in (configs / "model_configs").glob("*tuned_fmoe*.csv") if p.is_file() and "untuned" not in p.name
+    )
     default = configs / "tuned_fmoe.csv"
     return ([default] if default.is_file() else []) + model_configs
 

@@ -45,19 +45,27 @@ class Source:
 
 
 SOURCES = (
-    Source("aiter v0.1.18", "d6de77692f62e411375cf2ea0ec17792141d0540",
-           "https://github.com/ROCm/aiter/blob/v0.1.18/" + GLM5_FP4, (257, 9)),
-    Source("aiter PR #4344", "175e01c8f8a0c7e4cf4b6caddf0afbec854069f5",
-           "https://github.com/ROCm/aiter/pull/4344", (256, 8)),
+    Source(
+        "aiter v0.1.18",
+        "d6de77692f62e411375cf2ea0ec17792141d0540",
+        "https://github.com/ROCm/aiter/blob/v0.1.18/" + GLM5_FP4,
+        (257, 9),
+    ),
+    Source(
+        "aiter PR #4344",
+        "175e01c8f8a0c7e4cf4b6caddf0afbec854069f5",
+        "https://github.com/ROCm/aiter/pull/4344",
+        (256, 8),
+    ),
 )
 
 
 @dataclass
 class ForkRows:
     columns: list[str]
-    rows: list[dict]        # in output order
+    rows: list[dict]  # in output order
     provenance: list[dict]  # one per row, same order
-    dropped: list[dict]     # source rows left out, with why
+    dropped: list[dict]  # source rows left out, with why
     notice: str
     sources: tuple[Source, ...] = SOURCES
 
@@ -68,7 +76,9 @@ class ForkRows:
         return counts
 
 
-def build_rows(clone: Path, target: KernelNames, target_label: str, sources: tuple[Source, Source] = SOURCES) -> ForkRows:
+def build_rows(
+    clone: Path, target: KernelNames, target_label: str, sources: tuple[Source, Source] = SOURCES
+) -> ForkRows:
     """``sources``: where the fused and the unfused rows come from (aiter's, by default)."""
     fused_source, unfused_source = sources
     fused = _source_rows(clone, fused_source)
@@ -82,8 +92,15 @@ def build_rows(clone: Path, target: KernelNames, target_label: str, sources: tup
         for line, row in entries:
             missing = target.unresolved(row.get("kernelName1", ""), row.get("kernelName2", ""))
             if missing:
-                dropped.append({"source": source.label, "commit": source.commit, "line": line, **_shape(row),
-                                "why": f"{target_label} has no kernel {', '.join(missing)}"})
+                dropped.append(
+                    {
+                        "source": source.label,
+                        "commit": source.commit,
+                        "line": line,
+                        **_shape(row),
+                        "why": f"{target_label} has no kernel {', '.join(missing)}",
+                    }
+                )
             else:
                 by_shape[_shape_key(row)] = (source, line, row)
     fused_shape, unfused_shape = fused_source.shape, unfused_source.shape
@@ -97,11 +114,21 @@ def build_rows(clone: Path, target: KernelNames, target_label: str, sources: tup
                 continue
             source, line, row = by_shape[(token, inter_dim, *fused_shape)]
             kept.append({**row, "expert": str(shape[0]), "topk": str(shape[1]), "_tag": ""})
-            provenance.append({**_entry(kept[-1], TRANSFERRED, source, line),
-                               "transferred_from": dict(zip(("expert", "topk"), fused_shape))})
+            provenance.append(
+                {
+                    **_entry(kept[-1], TRANSFERRED, source, line),
+                    "transferred_from": dict(zip(("expert", "topk"), fused_shape)),
+                }
+            )
     license_text = AiterTree.at(clone, fused_source.commit).read("LICENSE") or ""
-    notice = ("The rows in " + ROWS_FILE + " are data from ROCm/aiter (" + ", ".join(f"{s.label}: {s.url}" for s in sources)
-              + "), used under its license:\n\n" + license_text)
+    notice = (
+        "The rows in "
+        + ROWS_FILE
+        + " are data from ROCm/aiter ("
+        + ", ".join(f"{s.label}: {s.url}" for s in sources)
+        + "), used under its license:\n\n"
+        + license_text
+    )
     return ForkRows(columns, kept, provenance, dropped, notice, sources)
 
 
@@ -111,10 +138,14 @@ def write_rows(rows: ForkRows, out_dir: Path, target: dict) -> list[Path]:
     writer = csv.DictWriter(buffer, fieldnames=rows.columns, lineterminator="\n", extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows.rows)
-    sidecar = {"tool": "wafer-sglang moe rows", "target_aiter": target,
-               "sources": [s.__dict__ | {"shape": list(s.shape)} for s in rows.sources],
-               "counts": rows.counts(), "rows": [{"line": i, **p} for i, p in enumerate(rows.provenance, start=2)],
-               "left_out": rows.dropped}
+    sidecar = {
+        "tool": "wafer-sglang moe rows",
+        "target_aiter": target,
+        "sources": [s.__dict__ | {"shape": list(s.shape)} for s in rows.sources],
+        "counts": rows.counts(),
+        "rows": [{"line": i, **p} for i, p in enumerate(rows.provenance, start=2)],
+        "left_out": rows.dropped,
+    }
     paths = [out_dir / ROWS_FILE, out_dir / PROVENANCE_FILE, out_dir / NOTICE_FILE]
     for path, text in zip(paths, (buffer.getvalue(), json.dumps(sidecar, indent=2) + "\n", rows.notice)):
         atomic_write_text(path, text)
@@ -136,8 +167,11 @@ def _source_rows(clone: Path, source: Source) -> list[tuple[int, dict]]:
     text = AiterTree.at(clone, source.commit).read(GLM5_FP4)
     if text is None:
         raise WaferError(f"{source.label} ({source.commit[:12]}) has no {GLM5_FP4}")
-    return [(line, row) for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2)
-            if (int(row["expert"]), int(row["topk"])) == source.shape]
+    return [
+        (line, row)
+        for line, row in enumerate(csv.DictReader(io.StringIO(text)), start=2)
+        if (int(row["expert"]), int(row["topk"])) == source.shape
+    ]
 
 
 def _shape_key(row: dict) -> tuple[int, int, int, int]:
@@ -149,5 +183,11 @@ def _shape(row: dict) -> dict:
 
 
 def _entry(row: dict, provenance: str, source: Source, line: int) -> dict:
-    return {**_shape(row), "provenance": provenance, "source": source.label, "commit": source.commit,
-            "source_line": line, "kernels": [row.get("kernelName1", ""), row.get("kernelName2", "")]}
+    return {
+        **_shape(row),
+        "provenance": provenance,
+        "source": source.label,
+        "commit": source.commit,
+        "source_line": line,
+        "kernels": [row.get("kernelName1", ""), row.get("kernelName2", "")],
+    }

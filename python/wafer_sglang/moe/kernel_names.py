@@ -19,9 +19,9 @@ import io
 import itertools
 import sys
 import types
+from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable
 
 from wafer_sglang.moe.aiter_tree import AiterTree
 
@@ -73,9 +73,13 @@ def _ck(tree: AiterTree, gfx: str) -> frozenset[str]:
     module = _exec(source, CK_NAMING, stubs={"chip_info": chip_info})
     names = set()
     for a, b, c in itertools.product(DTYPES, DTYPES, ("B16", "F16")):
-        for nswizzle, quant, routed, preshuffle in itertools.product((False, True), range(6), (False, True), (False, True)):
+        for nswizzle, quant, routed, preshuffle in itertools.product(
+            (False, True), range(6), (False, True), (False, True)
+        ):
             for act in ("silu", "gelu"):
-                names |= _instance_names(module.get_gemm1_kernels_list, a, b, c, nswizzle, quant, act, routed, preshuffle)
+                names |= _instance_names(
+                    module.get_gemm1_kernels_list, a, b, c, nswizzle, quant, act, routed, preshuffle
+                )
             names |= _instance_names(module.get_gemm2_kernels_list, a, b, c, nswizzle, quant, routed, preshuffle)
     return frozenset(names)
 

@@ -13,14 +13,33 @@ from dataclasses import dataclass
 
 from wafer_sglang.errors import WaferError
 
-UNTUNED_COLUMNS = ["token", "model_dim", "inter_dim", "expert", "topk", "act_type", "dtype",
-                   "q_dtype_a", "q_dtype_w", "q_type", "use_g1u1", "doweight_stage1"]
+UNTUNED_COLUMNS = [
+    "token",
+    "model_dim",
+    "inter_dim",
+    "expert",
+    "topk",
+    "act_type",
+    "dtype",
+    "q_dtype_a",
+    "q_dtype_w",
+    "q_type",
+    "use_g1u1",
+    "doweight_stage1",
+]
 PADDED_M_TIERS = (32768, 131072)
 MI355X = ("gfx950", 256)
 # Quark MXFP4 (w4a4, 1x32 e8m0 scales) through sglang's aiter runner: bf16 activations in,
 # fp4 x2 packed weights and dynamic fp4 activations, SiLU, gate+up fused (g1u1).
-MXFP4 = dict(act_type="ActivationType.Silu", dtype="torch.bfloat16", q_dtype_a="torch.float4_e2m1fn_x2",
-             q_dtype_w="torch.float4_e2m1fn_x2", q_type="QuantType.per_1x32", use_g1u1=1, doweight_stage1=0)
+MXFP4 = dict(
+    act_type="ActivationType.Silu",
+    dtype="torch.bfloat16",
+    q_dtype_a="torch.float4_e2m1fn_x2",
+    q_dtype_w="torch.float4_e2m1fn_x2",
+    q_type="QuantType.per_1x32",
+    use_g1u1=1,
+    doweight_stage1=0,
+)
 
 
 @dataclass(frozen=True, order=True)
@@ -41,8 +60,10 @@ class MoeKey:
     doweight_stage1: int
 
     def short(self) -> str:
-        return (f"gfx={self.gfx} cu_num={self.cu_num} token={self.token} model_dim={self.model_dim} "
-                f"inter_dim={self.inter_dim} expert={self.expert} topk={self.topk} {self.q_type}")
+        return (
+            f"gfx={self.gfx} cu_num={self.cu_num} token={self.token} model_dim={self.model_dim} "
+            f"inter_dim={self.inter_dim} expert={self.expert} topk={self.topk} {self.q_type}"
+        )
 
     def untuned_row(self) -> list:
         return [getattr(self, c) for c in UNTUNED_COLUMNS]
@@ -65,22 +86,32 @@ def padded_tokens(max_tokens: int) -> list[int]:
     return sorted(buckets | {t for t in PADDED_M_TIERS if t <= max_tokens})
 
 
-def model_keys(config: dict, tp: int, ep: int = 1, fused_shared: bool = False, max_tokens: int = 16384,
-               gfx: str = MI355X[0], cu_num: int = MI355X[1]) -> list[MoeKey]:
+def model_keys(
+    config: dict,
+    tp: int,
+    ep: int = 1,
+    fused_shared: bool = False,
+    max_tokens: int = 16384,
+    gfx: str = MI355X[0],
+    cu_num: int = MI355X[1],
+) -> list[MoeKey]:
     """The keys an MXFP4 DeepSeek-V2-family MoE (GLM-5) looks up on one rank at TP x EP."""
     try:
         model_dim, inter = int(config["hidden_size"]), int(config["moe_intermediate_size"])
         experts, topk = int(config["n_routed_experts"]), int(config["num_experts_per_tok"])
         shared = int(config.get("n_shared_experts") or 0)
     except (KeyError, TypeError, ValueError) as exc:
-        raise WaferError("model config lacks the MoE fields (hidden_size, moe_intermediate_size, "
-                         f"n_routed_experts, num_experts_per_tok): {exc}") from None
+        raise WaferError(
+            "model config lacks the MoE fields (hidden_size, moe_intermediate_size, "
+            f"n_routed_experts, num_experts_per_tok): {exc}"
+        ) from None
     if tp < 1 or ep < 1 or tp % ep:
         raise WaferError(f"--ep {ep} must divide --tp {tp}")
     moe_tp = tp // ep
     if inter % moe_tp or experts % ep:
-        raise WaferError(f"moe_intermediate_size {inter} / n_routed_experts {experts} do not split over "
-                         f"MoE TP {moe_tp} x EP {ep}")
+        raise WaferError(
+            f"moe_intermediate_size {inter} / n_routed_experts {experts} do not split over MoE TP {moe_tp} x EP {ep}"
+        )
     extra = shared if fused_shared else 0
     return [
         MoeKey(gfx, cu_num, token, model_dim, inter // moe_tp, experts // ep + extra, topk + extra, **MXFP4)

@@ -90,8 +90,16 @@ def merge(files: list[tuple[str, str]]) -> Merged:
             untagged.append(name)
         for line, record in records:
             tag = (record.get("_tag") or "").strip() if "_tag" in columns else (FILLED_TAG if any_tag else "")
-            rows.append(Row(_key(name, line, record), tag, (record.get("kernelName1") or "").strip(),
-                            (record.get("kernelName2") or "").strip(), name, line))
+            rows.append(
+                Row(
+                    _key(name, line, record),
+                    tag,
+                    (record.get("kernelName1") or "").strip(),
+                    (record.get("kernelName2") or "").strip(),
+                    name,
+                    line,
+                )
+            )
     groups: dict[tuple, list[Row]] = {}
     for row in rows:
         groups.setdefault((row.key, row.tag), []).append(row)
@@ -126,8 +134,25 @@ def _act_free(key: MoeKey) -> MoeKey:
 def _read(name: str, text: str) -> tuple[list[str], list[tuple[int, dict]]]:
     reader = csv.DictReader(io.StringIO(text))
     columns = list(reader.fieldnames or [])
-    missing = [c for c in ("cu_num", "token", "model_dim", "inter_dim", "expert", "topk", "act_type", "dtype",
-                           "q_dtype_a", "q_dtype_w", "q_type", "use_g1u1", "doweight_stage1") if c not in columns]
+    missing = [
+        c
+        for c in (
+            "cu_num",
+            "token",
+            "model_dim",
+            "inter_dim",
+            "expert",
+            "topk",
+            "act_type",
+            "dtype",
+            "q_dtype_a",
+            "q_dtype_w",
+            "q_type",
+            "use_g1u1",
+            "doweight_stage1",
+        )
+        if c not in columns
+    ]
     if missing:
         raise WaferError(f"{name}: not an aiter tuned fMoE CSV, missing columns {missing}")
     return columns, list(enumerate(reader, start=2))

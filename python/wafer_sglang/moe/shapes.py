@@ -16,13 +16,17 @@ from wafer_sglang.moe.keys import MoeKey, model_keys
 Fusion = Literal["auto", "on", "off", "both"]
 
 
-def fused_choices(config: dict, base: str, fusion: Fusion = "auto") -> set[bool]:
+def fused_choices(config: dict, base: str | None, fusion: Fusion = "auto") -> set[bool]:
     """The shared-expert fusion states the model runs in (target and draft)."""
     if fusion != "auto":
         return {True, False} if fusion == "both" else {fusion == "on"}
     eligible = config.get("n_routed_experts") in (256, 384) and config.get("n_shared_experts") == 1
     if not eligible:
         return {False}
+    if base is None:
+        from wafer_sglang.bases import default_base
+
+        base = default_base()
     engine = rules.rules_for(base, upstream=False)
     excludes = (config.get("quantization_config") or {}).get("exclude") or []
     target_layer = int(config.get("first_k_dense_replace") or 0)
@@ -34,8 +38,9 @@ def fused_choices(config: dict, base: str, fusion: Fusion = "auto") -> set[bool]
     return {target_fused, draft_fused}
 
 
-def keys_for(config: dict, tps: list[int], ep: int, base: str, fusion: Fusion, max_tokens: int) -> list[MoeKey]:
-    """Every key the model looks up at each TP, deduplicated, in key order."""
+def keys_for(config: dict, tps: list[int], ep: int, base: str | None, fusion: Fusion, max_tokens: int) -> list[MoeKey]:
+    """Every key the model looks up at each TP, deduplicated, in key order (``base`` decides the
+    fusion when ``fusion`` is "auto")."""
     keys: set[MoeKey] = set()
     for tp in tps:
         for fused in fused_choices(config, base, fusion):
@@ -45,10 +50,15 @@ def keys_for(config: dict, tps: list[int], ep: int, base: str, fusion: Fusion, m
 
 # GLM-5's MoE (hidden 6144, 256 routed experts of 2048, top 8, one shared expert): what the
 # image build and doctor check, at the TP sizes it is served with, fused and unfused.
-GLM5_MOE = {"hidden_size": 6144, "moe_intermediate_size": 2048, "n_routed_experts": 256,
-            "num_experts_per_tok": 8, "n_shared_experts": 1}
+GLM5_MOE = {
+    "hidden_size": 6144,
+    "moe_intermediate_size": 2048,
+    "n_routed_experts": 256,
+    "num_experts_per_tok": 8,
+    "n_shared_experts": 1,
+}
 GLM5_SERVED_TP = (4, 8)
 
 
 def glm5_keys() -> list[MoeKey]:
-    return keys_for(GLM5_MOE, list(GLM5_SERVED_TP), 1, "0.5.14", "both", 32768)
+    return keys_for(GLM5_MOE, list(GLM5_SERVED_TP), 1, None, "both", 32768)

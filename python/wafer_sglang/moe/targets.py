@@ -46,28 +46,37 @@ def image_target(root: Path, base: str, clone: Path, fork_dir: Path | None) -> T
     for name in image.aiter_fmoe:
         text = tree.read(f"aiter/configs/{name}")
         if text is None:
-            raise WaferError(f"docker/base-images.toml lists {name} for the {base} image, but aiter "
-                             f"{image.aiter_commit[:12]} has no aiter/configs/{name}")
+            raise WaferError(
+                f"docker/base-images.toml lists {name} for the {base} image, but aiter "
+                f"{image.aiter_commit[:12]} has no aiter/configs/{name}"
+            )
         files.append(TunedFile(f"{image.aiter_configs}/{name}", text))
     files += [fork_file(p, f"{FORK_FMOE_IN_IMAGE}/{p.name}") for p in fork_tuned_files(fork_dir)]
-    return Target(f"aiter {image.aiter_version} ({image.aiter_commit[:9]}, the {base} image)", image.aiter_commit, tree, files)
+    return Target(
+        f"aiter {image.aiter_version} ({image.aiter_commit[:9]}, the {base} image)", image.aiter_commit, tree, files
+    )
 
 
-def host_target(aiter_root: Path | None, fork_dir: Path | None, env: dict[str, str] | None = None,
-                version: str | None = None) -> Target:
+def host_target(
+    aiter_root: Path | None, fork_dir: Path | None, env: dict[str, str] | None = None, version: str | None = None
+) -> Target:
     """This host's aiter (or the one at ``aiter_root``; ``version`` says which when its metadata is
     not installed) with the files it reads now: AITER_CONFIG_FMOE when set, else aiter's own —
     plus ``fork_dir``'s rows when given."""
     env = os.environ if env is None else env
     configs = aiter_configs_dir(aiter_root)
     if configs is None:
-        raise WaferError("aiter is not installed here; pass --aiter-root DIR (an aiter package or checkout), "
-                         "or --image BASE --aiter-src CLONE for the fork's image")
+        raise WaferError(
+            "aiter is not installed here; pass --aiter-root DIR (an aiter package or checkout), "
+            "or --image BASE --aiter-src CLONE for the fork's image"
+        )
     tree = AiterTree.installed(configs.parent)
     listed = [p for p in env.get("AITER_CONFIG_FMOE", "").split(os.pathsep) if p]
     if listed:
         ours = {p.resolve() for p in fork_tuned_files(fork_dir)} if fork_dir else set()
-        files = [_host_file(Path(p), Path(p).resolve() in ours or configs not in Path(p).resolve().parents) for p in listed]
+        files = [
+            _host_file(Path(p), Path(p).resolve() in ours or configs not in Path(p).resolve().parents) for p in listed
+        ]
     else:
         files = [TunedFile(str(p), p.read_text()) for p in aiter_tuned_files(configs)]
         files += [fork_file(p) for p in fork_tuned_files(fork_dir)]
@@ -79,8 +88,9 @@ def _host_file(path: Path, ours: bool) -> TunedFile:
     try:
         return fork_file(path) if ours else TunedFile(str(path), path.read_text())
     except OSError as exc:
-        raise WaferError(f"AITER_CONFIG_FMOE lists {path}, which cannot be read ({exc.strerror}); "
-                         "aiter skips missing files silently") from None
+        raise WaferError(
+            f"AITER_CONFIG_FMOE lists {path}, which cannot be read ({exc.strerror}); aiter skips missing files silently"
+        ) from None
 
 
 def _installed_version() -> str | None:

@@ -34,7 +34,7 @@ TUNED_HERE = "tuned on this host"
 
 @dataclass(frozen=True)
 class TuneJob:
-    tree: AiterTree          # the aiter the server runs (its tuner, its format)
+    tree: AiterTree  # the aiter the server runs (its tuner, its format)
     model: lookup.AiterLookup | None
     untuned: Path
     tuned: Path
@@ -59,8 +59,10 @@ def tune(job: TuneJob, keys: list[MoeKey], *, dry_run: bool, host: Host | None =
     merged = lookup.merge([(str(job.tuned), job.tuned.read_text())])
     found = lookup.resolve(keys, merged, job.model or lookup.LOOKUPS[-1])
     missing = [k for k, row in found.items() if row is None]
-    atomic_write_text(job.tuned.with_name(job.tuned.name.removesuffix(".csv") + ".provenance.json"),
-                      json.dumps(provenance(job, command, merged, missing, host or Host()), indent=2) + "\n")
+    atomic_write_text(
+        job.tuned.with_name(job.tuned.name.removesuffix(".csv") + ".provenance.json"),
+        json.dumps(provenance(job, command, merged, missing, host or Host()), indent=2) + "\n",
+    )
     print(f"wrote {job.tuned} ({len(merged.rows)} rows); {len(missing)} key(s) still uncovered")
     return 1 if missing else 0
 
@@ -104,15 +106,26 @@ def provenance(job: TuneJob, command: list[str], merged: lookup.Merged, missing:
     return {
         "tool": "wafer-sglang moe tune",
         "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "target_aiter": {"version": dists.get("amd-aiter") or dists.get("aiter"),
-                         "commit": job.model.commit if job.model else None},
+        "target_aiter": {
+            "version": dists.get("amd-aiter") or dists.get("aiter"),
+            "commit": job.model.commit if job.model else None,
+        },
         "torch": dists.get("torch"),
         "rocm": version_file.read_text().strip() if version_file.is_file() else None,
         "gpus": gpus(host),
         "command": command,
-        "rows": [{"line": row.line, "token": row.key.token, "inter_dim": row.key.inter_dim, "expert": row.key.expert,
-                  "topk": row.key.topk, "provenance": TUNED_HERE, "kernels": [row.kernel1, row.kernel2]}
-                 for row in merged.rows],
+        "rows": [
+            {
+                "line": row.line,
+                "token": row.key.token,
+                "inter_dim": row.key.inter_dim,
+                "expert": row.key.expert,
+                "topk": row.key.topk,
+                "provenance": TUNED_HERE,
+                "kernels": [row.kernel1, row.kernel2],
+            }
+            for row in merged.rows
+        ],
         "uncovered_after_tuning": [k.short() for k in missing],
     }
 
@@ -120,11 +133,15 @@ def provenance(job: TuneJob, command: list[str], merged: lookup.Merged, missing:
 def _require_mi355x(host: Host, job: TuneJob) -> None:
     arches = gpus(host)
     if not arches or set(arches) != {"gfx950"}:
-        raise WaferError("`moe tune` runs aiter's tuner on the GPU and needs an MI355X (gfx950) host; "
-                         f"this one has {arches or 'no AMD GPU'}")
+        raise WaferError(
+            "`moe tune` runs aiter's tuner on the GPU and needs an MI355X (gfx950) host; "
+            f"this one has {arches or 'no AMD GPU'}"
+        )
     if not Path(job.command()[1]).is_file():
-        raise WaferError(f"aiter's tuner ({TUNER}) is not in the aiter at {job.tree.root}; "
-                         "use an aiter source checkout with --aiter-root")
+        raise WaferError(
+            f"aiter's tuner ({TUNER}) is not in the aiter at {job.tree.root}; "
+            "use an aiter source checkout with --aiter-root"
+        )
 
 
 assert PROVENANCE_FILE.endswith(".provenance.json")  # the fork's and a tuner's sidecars share a shape

@@ -6,7 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wafer_sglang.queue import download
-from wafer_sglang.queue.pins import UpstreamPin, load_pins
+from wafer_sglang.queue.headers import PatchHeader, read_header
+from wafer_sglang.queue.pins import UpstreamPin, WheelPin, load_pins
 from wafer_sglang.queue.series import Series, read_series
 from wafer_sglang.queue.worktree import (
     AppliedPatch,
@@ -14,10 +15,30 @@ from wafer_sglang.queue.worktree import (
     apply_series,
     head_date,
     import_upstream,
+    overlay_files,
     staged_dir,
     write_marker,
 )
 from wafer_sglang.repo import wheel_cache_dir
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one apply made: everything a build needs, so nothing is read twice."""
+
+    base: UpstreamPin
+    python_tag: str
+    wheel: WheelPin  # the upstream wheel the tree was made from (a derived tag's source)
+    work_dir: Path
+    patches: list[AppliedPatch]
+    headers: list[PatchHeader]  # one per patch, in series order
+    overlay: list[str]  # the overlay's files, relative to the sglang package
+
+    def __len__(self) -> int:
+        return len(self.patches)
+
+    def __iter__(self):
+        return iter(self.patches)
 
 
 @dataclass
@@ -50,15 +71,15 @@ class Queue:
     def fetch(self, python_tag: str, *, refresh: bool = False, quiet: bool = False) -> Path:
         return download.fetch(self.base.wheel(python_tag), self.cache_dir, refresh=refresh, quiet=quiet)
 
-    def apply(self, python_tag: str, work_dir: Path, *, force: bool = False, quiet: bool = False) -> list[AppliedPatch]:
+    def apply(self, python_tag: str, work_dir: Path, *, force: bool = False, quiet: bool = False) -> Applied:
         """Fetch, import, apply the series, add the overlay; ``work_dir`` appears only on success."""
         wheel = self.fetch(python_tag, quiet=quiet)
         series = self.series()
         with staged_dir(work_dir, force=force, protected=[self.root]) as tmp:
             import_upstream(tmp, wheel, self.base, self.base.wheel(python_tag))
             write_marker(tmp, self.base.version, python_tag)
-            applied = apply_series(tmp, self.patch_dir, series, self.base.version)
+            patches = apply_series(tmp, self.patch_dir, series, self.base.version)
             add_overlay(tmp, self.overlay_root, head_date(tmp))
-        return applied
-
-
+        headers = [read_header(self.patch_dir / p.name) for p in patches]
+        overlay = [str(p) for p in overlay_files(self.overlay_root)]
+        return Applied(self.base, python_tag, self.base.wheel(python_tag), work_dir, patches, headers, overlay)

@@ -81,8 +81,10 @@ def _download(pin: WheelPin, dest: Path, *, quiet: bool) -> None:
                 for chunk in iter(lambda: response.read(CHUNK), b""):
                     written += len(chunk)
                     if written > pin.size:
-                        raise WaferError(f"{pin.filename}: {pin.url} sent more than the pinned {pin.size} bytes; "
-                                         "stopped (the mirror or the pin is wrong)")
+                        raise WaferError(
+                            f"{pin.filename}: {pin.url} sent more than the pinned {pin.size} bytes; "
+                            "stopped (the mirror or the pin is wrong)"
+                        )
                     out.write(chunk)
                     advance(len(chunk))
     except (urllib.error.URLError, OSError) as exc:

@@ -40,7 +40,10 @@ class ExportPlan:
                 diff = difflib.unified_diff(
                     path.read_text(errors="replace").splitlines(),
                     data.decode(errors="replace").splitlines(),
-                    f"a/{name}", f"b/{name}", lineterm="", n=1,
+                    f"a/{name}",
+                    f"b/{name}",
+                    lineterm="",
+                    n=1,
                 )
                 found.append(f"would change {name}:\n" + "\n".join(list(diff)[:40]))
         found += [f"would remove {name}" for name in self.stale]
@@ -53,22 +56,28 @@ def work_tree_base(work: Path) -> str:
         raise WaferError(f"{work} is not a work tree made by `wafer-sglang patches apply`")
     marker = read_marker(work)
     if marker is None:
-        raise WaferError(f"{work} records no base (.git/wafer-worktree.json): it was not made by this version of "
-                         "`wafer-sglang patches apply`; apply again and redo the commits there")
+        raise WaferError(
+            f"{work} records no base (.git/wafer-worktree.json): it was not made by this version of "
+            "`wafer-sglang patches apply`; apply again and redo the commits there"
+        )
     return marker["base"]
 
 
 def plan_export(queue: Queue, work: Path) -> ExportPlan:
     base = work_tree_base(work)
     if base != queue.base.version:
-        raise WaferError(f"{work} was made from sglang {base}, not {queue.base.version}: exporting it would replace "
-                         f"patches/{queue.base.version} with another base's queue (use --base {base})")
+        raise WaferError(
+            f"{work} was made from sglang {base}, not {queue.base.version}: exporting it would replace "
+            f"patches/{queue.base.version} with another base's queue (use --base {base})"
+        )
     if out(work, "status", "--porcelain").strip():
         raise WaferError(f"{work} has uncommitted changes; commit them (one commit per patch) first")
     merges = out(work, "rev-list", "--merges", f"{UPSTREAM_TAG}..HEAD").split()
     if merges:
-        raise WaferError(f"{work} has merge commit(s) {', '.join(m[:12] for m in merges)}: a queue is a line of "
-                         "patches; rebase them into single commits first")
+        raise WaferError(
+            f"{work} has merge commit(s) {', '.join(m[:12] for m in merges)}: a queue is a line of "
+            "patches; rebase them into single commits first"
+        )
     commits = out(work, "rev-list", "--reverse", f"{UPSTREAM_TAG}..HEAD").split()
     patch_commits = [c for c in commits if not is_overlay_commit(work, c)]
     _refuse_overlay_edits(work, patch_commits, overlay_files(queue.overlay_root))
@@ -90,8 +99,10 @@ def _names(work: Path, commits: list[str], patch_dir: Path) -> list[str]:
     seen = [n for n in recorded if n]
     twice = sorted({n for n in seen if seen.count(n) > 1})
     if twice:
-        raise WaferError(f"several commits record the same {FILENAME_TRAILER}: {', '.join(twice)}; give each its own "
-                         "(git commit --amend and edit the trailer) or squash them")
+        raise WaferError(
+            f"several commits record the same {FILENAME_TRAILER}: {', '.join(twice)}; give each its own "
+            "(git commit --amend and edit the trailer) or squash them"
+        )
     existing = {p.name for p in patch_dir.glob("*.patch")}
     number = max([int(m.group(1)) for n in set(seen) | existing if (m := re.match(r"(\d{4})-", n))] + [0])
     names = []
@@ -138,10 +149,21 @@ def write_export(queue: Queue, plan: ExportPlan) -> None:
 def _format_patch(work: Path, commit: str, dest: Path) -> str:
     return out(
         work,
-        "format-patch", "-1", commit,
-        "--zero-commit", "--full-index", "--no-signature", "--no-stat", "--keep-subject",
-        "--no-notes", "--no-renames", "--binary",
-        f"--src-prefix={SRC_PREFIX}", f"--dst-prefix={DST_PREFIX}", "-o", str(dest),
+        "format-patch",
+        "-1",
+        commit,
+        "--zero-commit",
+        "--full-index",
+        "--no-signature",
+        "--no-stat",
+        "--keep-subject",
+        "--no-notes",
+        "--no-renames",
+        "--binary",
+        f"--src-prefix={SRC_PREFIX}",
+        f"--dst-prefix={DST_PREFIX}",
+        "-o",
+        str(dest),
     ).strip()
 
 

@@ -67,7 +67,9 @@ class PatchHeader:
         """Everything lint rejects in this header, one sentence each."""
         found = []
         if not SUBJECT_FORM.match(self.subject):
-            found.append(f"subject {self.subject!r} is malformed: want '<area>: <lowercase imperative>' with no final period")
+            found.append(
+                f"subject {self.subject!r} is malformed: want '<area>: <lowercase imperative>' with no final period"
+            )
         if not self.author or not self.email:
             found.append("missing From: author")
         if not self.body.strip():
@@ -128,16 +130,21 @@ def _value_problem(key: str, value: str) -> str | None:
 
 
 def read_header(patch: Path) -> PatchHeader:
+    return parse_header(patch.name, patch.read_bytes())
+
+
+def parse_header(name: str, data: bytes) -> PatchHeader:
+    """The header of a patch file's bytes (``name``: its file name), as git mailinfo reads it."""
     with tempfile.TemporaryDirectory() as tmp:
         msg, diff = Path(tmp) / "msg", Path(tmp) / "diff"
-        info = git(Path(tmp), "mailinfo", "-k", str(msg), str(diff), input=patch.read_bytes()).stdout.decode()
+        info = git(Path(tmp), "mailinfo", "-k", str(msg), str(diff), input=data).stdout.decode()
         message = msg.read_text()
         parsed = git(Path(tmp), "interpret-trailers", "--parse", "--no-divider", input=message.encode()).stdout.decode()
     fields = dict(line.split(": ", 1) for line in info.splitlines() if ": " in line)
     trailers = [tuple(line.split(": ", 1)) for line in parsed.splitlines() if ": " in line]
     body = _strip_trailers(message, trailers)
     return PatchHeader(
-        file=patch.name,
+        file=name,
         author=fields.get("Author", ""),
         email=fields.get("Email", ""),
         date=fields.get("Date", ""),

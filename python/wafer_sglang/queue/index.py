@@ -53,7 +53,12 @@ def release_wheels(version: str, tags: tuple[str, ...] = PYTHON_TAGS) -> tuple[d
         tag = next(iter(wheel_tags))
         if v != wanted or tag.platform != PLATFORM or tag.interpreter not in tags or f.get("yanked"):
             continue
-        record = {"filename": name, "sha256": (f.get("hashes") or {}).get("sha256"), "size": f.get("size"), "url": f.get("url")}
+        record = {
+            "filename": name,
+            "sha256": (f.get("hashes") or {}).get("sha256"),
+            "size": f.get("size"),
+            "url": f.get("url"),
+        }
         wheels[tag.interpreter] = checked_wheel(f"{index_url()}: {name}", version, record, tag.interpreter)
         uploaded.append(str(f.get("upload-time") or "")[:10])
     if not wheels:
@@ -71,3 +76,20 @@ def find_url(filename: str) -> str:
         if f["filename"] == filename:
             return f["url"]
     raise WaferError(f"{filename} is not on {index_url()}")
+
+
+def latest_release(tags: tuple[str, ...] = PYTHON_TAGS) -> str:
+    """The newest final sglang release with a wheel we could pin (pre-releases and yanked files skipped)."""
+    versions = set()
+    for f in project_files():
+        name = f.get("filename", "") if isinstance(f, dict) else ""
+        try:
+            _, v, _, wheel_tags = parse_wheel_filename(name)
+        except (InvalidWheelFilename, InvalidVersion):
+            continue
+        tag = next(iter(wheel_tags))
+        if not v.is_prerelease and not f.get("yanked") and tag.platform == PLATFORM and tag.interpreter in tags:
+            versions.add(v)
+    if not versions:
+        raise WaferError(f"{index_url()} lists no sglang release with a {PLATFORM} wheel")
+    return str(max(versions))

@@ -57,7 +57,9 @@ def _series_findings(queue: Queue) -> list[Finding]:
             found.append(Finding(f"{where}:{entry.line}", f"lists {entry.name}, which does not exist"))
         m = NUMBERED.match(entry.name)
         if not m or int(m.group(1)) != position:
-            found.append(Finding(f"{where}:{entry.line}", f"{entry.name} should be numbered {position:04d} (run export)"))
+            found.append(
+                Finding(f"{where}:{entry.line}", f"{entry.name} should be numbered {position:04d} (run export)")
+            )
     for patch in sorted(queue.patch_dir.glob("*.patch")):
         if patch.name not in seen:
             found.append(Finding(_rel(queue, patch), "not listed in series (add it or delete it)"))
@@ -73,7 +75,9 @@ def diff_problems(text: str) -> list[str]:
             in_hunk, path = False, m.group(2)
             for side in m.groups():
                 if not side.startswith(WHEEL_ROOT):
-                    found.append(f"line {number}: touches {side}, which is not under {WHEEL_ROOT} (the wheel ships only that)")
+                    found.append(
+                        f"line {number}: touches {side}, which is not under {WHEEL_ROOT} (the wheel ships only that)"
+                    )
             continue
         if line.startswith("@@"):
             in_hunk = True
@@ -97,9 +101,16 @@ def overlay_findings(queue: Queue, python_tag: str) -> list[Finding]:
     found = []
     for rel in overlay:
         if str(rel) in upstream:
-            found.append(Finding(f"python/{rel}", f"overlay file overwrites upstream sglang {queue.base.version}'s file; change it with a patch"))
+            found.append(
+                Finding(
+                    f"python/{rel}",
+                    f"overlay file overwrites upstream sglang {queue.base.version}'s file; change it with a patch",
+                )
+            )
         elif str(rel) in created:
-            found.append(Finding(f"python/{rel}", f"overlay file collides with a file a {queue.base.version} patch creates"))
+            found.append(
+                Finding(f"python/{rel}", f"overlay file collides with a file a {queue.base.version} patch creates")
+            )
     return found
 
 

@@ -25,6 +25,12 @@ from wafer_sglang.errors import WaferError
 from wafer_sglang.repo import PIN_FILE
 
 ROLES = ("base", "reference")
+ENGINE_FACTS = (
+    "draft-mapping",
+    "coarse-draft-experts",
+    "fusion-respects-draft-excludes",
+    "fusion-respects-target-excludes",
+)
 
 
 @dataclass(frozen=True)
@@ -47,19 +53,24 @@ class WheelPin:
 
 @dataclass(frozen=True)
 class DerivedTag:
-    source: str              # the pinned tag whose wheel is used
-    drop: tuple[str, ...]    # compiled files only the source's Python can load
+    source: str  # the pinned tag whose wheel is used
+    drop: tuple[str, ...]  # compiled files only the source's Python can load
     reason: str
 
 
 @dataclass(frozen=True)
 class UpstreamPin:
+    """One release's record (a base's: its wheels, build matrix, engine behaviour and kernel)."""
+
     version: str
     role: str
     released: str
     respin: int = 0
     wheels: dict[str, WheelPin] = field(default_factory=dict)
     derived: dict[str, DerivedTag] = field(default_factory=dict)
+    pythons: tuple[str, ...] = ()  # what `make` builds wheels for
+    engine: dict[str, dict] = field(default_factory=dict)  # "upstream" / "fork" -> loader behaviour
+    kernel: dict = field(default_factory=dict)  # sgl-kernel: sglang-tag, sglang-commit, version, archs
 
     def wheel(self, python_tag: str) -> WheelPin:
         """The upstream wheel a build for ``python_tag`` starts from (a derived tag's source)."""
@@ -68,7 +79,9 @@ class UpstreamPin:
         try:
             return self.wheels[python_tag]
         except KeyError:
-            have = ", ".join(sorted(self.wheels)) + "".join(f"; {t} derived from {d.source}" for t, d in sorted(self.derived.items()))
+            have = ", ".join(sorted(self.wheels)) + "".join(
+                f"; {t} derived from {d.source}" for t, d in sorted(self.derived.items())
+            )
             raise WaferError(
                 f"sglang {self.version} has no pinned wheel for {python_tag} (pinned: {have}); "
                 f"pick one with --python or add it with `wafer-sglang patches pin {self.version}`"
@@ -93,9 +106,7 @@ class PinSet:
     def base(self, version: str) -> UpstreamPin:
         pin = self.upstream.get(version)
         if pin is None or pin.role != "base":
-            raise WaferError(
-                f"unsupported base {version!r}: supported bases are {', '.join(self.bases)}"
-            )
+            raise WaferError(f"unsupported base {version!r}: supported bases are {', '.join(self.bases)}")
         return pin
 
     def get(self, version: str) -> UpstreamPin:
@@ -121,7 +132,10 @@ def python_tag(spec: str | None = None) -> str:
 
 
 def load_pins(root: Path) -> PinSet:
-    path = root / PIN_FILE
+    return load_pin_file(root / PIN_FILE)
+
+
+def load_pin_file(path: Path) -> PinSet:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -142,7 +156,9 @@ def checked_wheel(where: str, version: str, w: object, tag: str | None = None) -
         missing = [k for k in ("filename", "sha256", "size", "url") if w.get(k) is None]
         if missing:
             raise KeyError(", ".join(missing))
-        pin = WheelPin(filename=str(w["filename"]), sha256=str(w["sha256"]).lower(), size=int(w["size"]), url=str(w["url"]))
+        pin = WheelPin(
+            filename=str(w["filename"]), sha256=str(w["sha256"]).lower(), size=int(w["size"]), url=str(w["url"])
+        )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise WaferError(f"{where}: needs filename, sha256, size, url ({type(exc).__name__}: {exc})") from None
     try:
@@ -176,21 +192,45 @@ def _parse_upstream(path: Path, version: str, entry: dict) -> UpstreamPin:
     role = entry.get("role")
     if role not in ROLES:
         raise WaferError(f"{where}: role must be one of {ROLES}, got {role!r}")
-    wheels = {tag: checked_wheel(f"{where}.wheels.{tag}", version, w, tag) for tag, w in _table(where, entry.get("wheels", {})).items()}
+    wheels = {
+        tag: checked_wheel(f"{where}.wheels.{tag}", version, w, tag)
+        for tag, w in _table(where, entry.get("wheels", {})).items()
+    }
     if not wheels:
         raise WaferError(f"{where}: no wheels pinned")
     try:
         respin = int(entry.get("respin", 0))
     except (TypeError, ValueError):
         raise WaferError(f"{where}: respin must be an integer") from None
+    derived = {
+        tag: _parse_derived(f"{where}.derived.{tag}", tag, d, wheels) for tag, d in entry.get("derived", {}).items()
+    }
+    tags = (*wheels, *derived)
+    pythons = tuple(entry.get("pythons") or (f"{t[2]}.{t[3:]}" for t in sorted(wheels)))
+    if any(python_tag_or_none(p) not in tags for p in pythons):
+        raise WaferError(f"{where}: pythons must name versions with a pinned or derived wheel ({', '.join(tags)})")
+    engine = _table(f"{where}.engine", entry.get("engine", {}))
+    for side, facts in engine.items():
+        if side not in ("upstream", "fork") or set(_table(f"{where}.engine.{side}", facts)) != set(ENGINE_FACTS):
+            raise WaferError(f"{where}.engine.{side}: needs exactly {', '.join(ENGINE_FACTS)}")
     return UpstreamPin(
         version=version,
         role=role,
         released=str(entry.get("released", "")),
         respin=respin,
         wheels=wheels,
-        derived={tag: _parse_derived(f"{where}.derived.{tag}", tag, d, wheels) for tag, d in entry.get("derived", {}).items()},
+        derived=derived,
+        pythons=pythons,
+        engine=dict(engine),
+        kernel=dict(_table(f"{where}.kernel", entry.get("kernel", {}))),
     )
+
+
+def python_tag_or_none(spec: str) -> str | None:
+    try:
+        return python_tag(str(spec))
+    except WaferError:
+        return None
 
 
 def _parse_derived(where: str, tag: str, entry: dict, wheels: dict[str, WheelPin]) -> DerivedTag:
@@ -231,6 +271,9 @@ def record_pin(root: Path, version: str, role: str, wheels: dict[str, WheelPin],
     entry["released"] = released
     if entry["role"] == "base":
         entry["respin"] = int(existing.get("respin", 1)) if existing is not None else 1
+    for key, value in (existing or {}).items():  # the record's other facts are not the index's to change
+        if key not in ("role", "released", "respin", "wheels"):
+            entry[key] = value
     wheels_table = tomlkit.table(is_super_table=True)
     for tag in sorted(wheels):
         w = wheels[tag]

@@ -111,7 +111,9 @@ def filename_of(work: Path, commit: str) -> str | None:
 
 
 def write_marker(work: Path, base: str, python_tag: str) -> None:
-    (work / MARKER).write_text(json.dumps({"tool": "wafer-sglang patches", "base": base, "python_tag": python_tag}) + "\n")
+    (work / MARKER).write_text(
+        json.dumps({"tool": "wafer-sglang patches", "base": base, "python_tag": python_tag}) + "\n"
+    )
 
 
 def read_marker(work: Path) -> dict | None:
@@ -162,7 +164,10 @@ def add_overlay(work: Path, overlay_root: Path, date: str) -> list[PurePosixPath
         shutil.copyfile(src, dst)
         os.chmod(dst, 0o755 if src.stat().st_mode & stat.S_IXUSR else 0o644)
     git(work, "add", "--", *map(str, files))
-    message = f"overlay: add wafer-sglang-rocm files\n\n{len(files)} new files from python/sglang/.\n\n{OVERLAY_TRAILER}: true\n"
+    message = (
+        f"overlay: add wafer-sglang-rocm files\n\n{len(files)} new files from python/sglang/.\n\n"
+        f"{OVERLAY_TRAILER}: true\n"
+    )
     git(work, "commit", "-q", "--no-verify", "-m", message, date=date)
     return files
 
@@ -184,10 +189,14 @@ def check_replaceable(final: Path, protected: list[Path]) -> None:
         keep = keep.resolve()
         if final == keep or final in keep.parents:
             raise WaferError(f"refusing to replace {final}: it is or holds {keep}")
-    if read_marker(final) is None or git(final, "rev-parse", "--verify", "-q", f"refs/tags/{UPSTREAM_TAG}",
-                                          check=False).returncode != 0:
-        raise WaferError(f"refusing to replace {final}: it is not a work tree made by `wafer-sglang patches apply` "
-                         "(no .git/wafer-worktree.json and wafer/upstream tag); remove it yourself or pick another --work-dir")
+    if (
+        read_marker(final) is None
+        or git(final, "rev-parse", "--verify", "-q", f"refs/tags/{UPSTREAM_TAG}", check=False).returncode != 0
+    ):
+        raise WaferError(
+            f"refusing to replace {final}: it is not a work tree made by `wafer-sglang patches apply` "
+            "(no .git/wafer-worktree.json and wafer/upstream tag); remove it yourself or pick another --work-dir"
+        )
 
 
 @contextmanager
@@ -202,8 +211,10 @@ def staged_dir(final: Path, *, force: bool, protected: list[Path] = ()):
         raise WaferError(f"--work-dir {final} is a file")
     if final.exists() and any(final.iterdir()):
         if not force:
-            raise WaferError(f"{final} already exists and is not empty; pass --force to replace it (a work tree "
-                             "these tools made only)")
+            raise WaferError(
+                f"{final} already exists and is not empty; pass --force to replace it (a work tree "
+                "these tools made only)"
+            )
         check_replaceable(final, [*protected, Path.cwd(), Path.home(), Path("/")])
     try:
         final.parent.mkdir(parents=True, exist_ok=True)

@@ -75,15 +75,28 @@ def load_topology(name: str) -> Topology:
     return Topology(name=name, **entry)
 
 
-def plan(topology: Topology, model: str, base: str, nodes: list[str], *, prefill_nodes: list[str] = (),
-         decode_nodes: list[str] = (), router_node: str | None = None, api_key: bool = True,
-         extra: list[str] = ()) -> ClusterPlan:
+def plan(
+    topology: Topology,
+    model: str,
+    base: str,
+    nodes: list[str],
+    *,
+    prefill_nodes: list[str] = (),
+    decode_nodes: list[str] = (),
+    router_node: str | None = None,
+    api_key: bool = True,
+    extra: list[str] = (),
+) -> ClusterPlan:
     """``extra``: sglang flags for every worker (e.g. --disaggregation-ib-device), which win."""
     ports = config()["ports"]
     recipe = dataclasses.replace(recipes.select(topology.recipe), launcher="sglang")
     notes = [n for n in recipe.notes if "--no-router" not in n]  # a cluster always routes
-    topology = dataclasses.replace(topology, worker_args=[*topology.worker_args, *extra],
-                                   prefill_args=[*topology.prefill_args, *extra], decode_args=[*topology.decode_args, *extra])
+    topology = dataclasses.replace(
+        topology,
+        worker_args=[*topology.worker_args, *extra],
+        prefill_args=[*topology.prefill_args, *extra],
+        decode_args=[*topology.decode_args, *extra],
+    )
     if topology.name == "pd":
         if not prefill_nodes or not decode_nodes:
             raise WaferError("the pd topology needs --prefill-nodes and --decode-nodes")
@@ -102,9 +115,21 @@ def plan(topology: Topology, model: str, base: str, nodes: list[str], *, prefill
     return ClusterPlan(topology, base, workers + [router], notes)
 
 
-def _worker(recipe, model: str, base: str, node: str, port: int, args: list[str], api_key: bool, env: dict,
-            role: str, serves: bool = True) -> Process:
-    extra = [*args, "--host", node, "--port", str(port), "--enable-metrics"] + (["--api-key", KEY_REF] if api_key else [])
+def _worker(
+    recipe,
+    model: str,
+    base: str,
+    node: str,
+    port: int,
+    args: list[str],
+    api_key: bool,
+    env: dict,
+    role: str,
+    serves: bool = True,
+) -> Process:
+    extra = [*args, "--host", node, "--port", str(port), "--enable-metrics"] + (
+        ["--api-key", KEY_REF] if api_key else []
+    )
     expansion = recipes.expand(recipe, model, base, extra)
     argv = ["python3", *expansion.argv[1:]]  # run on another host: its python3, not ours
     return Process(node, role, {**recipe.env, **env}, argv, f"http://{node}:{port}" if serves else None)
@@ -115,17 +140,32 @@ def _gpus(index: int, per_worker: int) -> str:
 
 
 def _dp_workers(topology, recipe, model, base, nodes, ports, api_key) -> list[Process]:
-    return [_worker(recipe, model, base, node, ports["worker"] + i, topology.worker_args, api_key,
-                    {"HIP_VISIBLE_DEVICES": _gpus(i, topology.gpus_per_worker)}, "worker")
-            for node in nodes for i in range(topology.workers_per_node)]
+    return [
+        _worker(
+            recipe,
+            model,
+            base,
+            node,
+            ports["worker"] + i,
+            topology.worker_args,
+            api_key,
+            {"HIP_VISIBLE_DEVICES": _gpus(i, topology.gpus_per_worker)},
+            "worker",
+        )
+        for node in nodes
+        for i in range(topology.workers_per_node)
+    ]
 
 
 def _pd_workers(topology, recipe, model, base, prefill_nodes, decode_nodes, ports, api_key) -> list[Process]:
     bootstrap = ["--disaggregation-bootstrap-port", str(ports["bootstrap"])]
-    return ([_worker(recipe, model, base, n, ports["worker"], topology.prefill_args + bootstrap, api_key, {}, "prefill")
-             for n in prefill_nodes]
-            + [_worker(recipe, model, base, n, ports["worker"], topology.decode_args, api_key, {}, "decode")
-               for n in decode_nodes])
+    return [
+        _worker(recipe, model, base, n, ports["worker"], topology.prefill_args + bootstrap, api_key, {}, "prefill")
+        for n in prefill_nodes
+    ] + [
+        _worker(recipe, model, base, n, ports["worker"], topology.decode_args, api_key, {}, "decode")
+        for n in decode_nodes
+    ]
 
 
 def _tp_workers(topology, recipe, model, base, nodes, ports, api_key) -> list[Process]:
@@ -134,18 +174,38 @@ def _tp_workers(topology, recipe, model, base, nodes, ports, api_key) -> list[Pr
         raise WaferError(f"the tp topology spans {size} nodes per server: give a multiple of {size} nodes")
     out = []
     for first in range(0, len(nodes), size):
-        group = nodes[first:first + size]
+        group = nodes[first : first + size]
         for rank, node in enumerate(group):
-            args = [*topology.worker_args, "--nnodes", str(size), "--node-rank", str(rank),
-                    "--dist-init-addr", f"{group[0]}:{ports['dist-init']}"]
+            args = [
+                *topology.worker_args,
+                "--nnodes",
+                str(size),
+                "--node-rank",
+                str(rank),
+                "--dist-init-addr",
+                f"{group[0]}:{ports['dist-init']}",
+            ]
             # every rank runs the same server command; only rank 0 serves HTTP (the router's target)
-            out.append(_worker(recipe, model, base, node, ports["worker"], args, api_key, {}, "worker", serves=rank == 0))
+            out.append(
+                _worker(recipe, model, base, node, ports["worker"], args, api_key, {}, "worker", serves=rank == 0)
+            )
     return out
 
 
 def _router_argv(topology: Topology, workers: list[Process], ports: dict, api_key: bool) -> list[str]:
-    argv = ["python3", "-m", "sglang_router.launch_router", "--host", "0.0.0.0", "--port", str(ports["router"]),
-            "--prometheus-host", "127.0.0.1", "--prometheus-port", str(ports["router-metrics"])]
+    argv = [
+        "python3",
+        "-m",
+        "sglang_router.launch_router",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(ports["router"]),
+        "--prometheus-host",
+        "127.0.0.1",
+        "--prometheus-port",
+        str(ports["router-metrics"]),
+    ]
     if topology.name == "pd":
         for w in workers:
             if w.role == "prefill":

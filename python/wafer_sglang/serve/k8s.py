@@ -20,27 +20,45 @@ KUBERNETES = "1.37.0"  # the schema version manifests are checked against (kuber
 STARTUP_SECONDS = 1800  # a cold GLM-5 load plus aiter JIT builds
 CACHE = "/cache"
 CACHE_ENV = {  # every compile cache on the persistent volume: a restart does not rebuild aiter's JIT modules
-    "AITER_JIT_DIR": f"{CACHE}/aiter-jit", "TRITON_CACHE_DIR": f"{CACHE}/triton",
-    "TORCHINDUCTOR_CACHE_DIR": f"{CACHE}/inductor", "XDG_CACHE_HOME": f"{CACHE}/xdg",
+    "AITER_JIT_DIR": f"{CACHE}/aiter-jit",
+    "TRITON_CACHE_DIR": f"{CACHE}/triton",
+    "TORCHINDUCTOR_CACHE_DIR": f"{CACHE}/inductor",
+    "XDG_CACHE_HOME": f"{CACHE}/xdg",
 }
 SECRET, SECRET_KEY = "wafer-api-key", "key"
 
 
-def manifests(topology: Topology, *, name: str, image: str, base: str, model_claim: str, model_path: str,
-              replicas: int, namespace: str, cache_claim: str = "wafer-compile-cache") -> list[dict]:
+def manifests(
+    topology: Topology,
+    *,
+    name: str,
+    image: str,
+    base: str,
+    model_claim: str,
+    model_path: str,
+    replicas: int,
+    namespace: str,
+    cache_claim: str = "wafer-compile-cache",
+) -> list[dict]:
     ports = config()["ports"]
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "wafer-sglang"}
     docs = [*_rbac(name, namespace, labels), _router_service(name, namespace, labels, ports)]
-    roles = [("prefill", topology.prefill_args), ("decode", topology.decode_args)] if topology.name == "pd" \
+    roles = (
+        [("prefill", topology.prefill_args), ("decode", topology.decode_args)]
+        if topology.name == "pd"
         else [("worker", topology.worker_args)]
+    )
     selectors = {}
     for role, args in roles:
         selector = {**labels, "app.kubernetes.io/component": role}
         selectors[role] = selector
         extra = args + (["--disaggregation-bootstrap-port", str(ports["bootstrap"])] if role == "prefill" else [])
         pod = _worker_pod(topology, role, extra, selector, image, base, model_claim, model_path, cache_claim, ports)
-        docs.append(_lws(name, namespace, selector, pod, replicas, topology.nodes_per_worker) if topology.nodes_per_worker > 1
-                    else _statefulset(f"{name}-{role}", namespace, selector, pod, replicas))
+        docs.append(
+            _lws(name, namespace, selector, pod, replicas, topology.nodes_per_worker)
+            if topology.nodes_per_worker > 1
+            else _statefulset(f"{name}-{role}", namespace, selector, pod, replicas)
+        )
     docs.append(_router(name, namespace, labels, topology, selectors, image, ports))
     return docs
 
@@ -52,18 +70,33 @@ def _meta(name: str, namespace: str, labels: dict) -> dict:
 def _rbac(name: str, namespace: str, labels: dict) -> list[dict]:
     return [
         {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": _meta(f"{name}-router", namespace, labels)},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(f"{name}-router", namespace, labels),
-         "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(f"{name}-router", namespace, labels),
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-router"},
-         "subjects": [{"kind": "ServiceAccount", "name": f"{name}-router", "namespace": namespace}]},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(f"{name}-router", namespace, labels),
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(f"{name}-router", namespace, labels),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{name}-router"},
+            "subjects": [{"kind": "ServiceAccount", "name": f"{name}-router", "namespace": namespace}],
+        },
     ]
 
 
 def _router_service(name: str, namespace: str, labels: dict, ports: dict) -> dict:
-    return {"apiVersion": "v1", "kind": "Service", "metadata": _meta(name, namespace, labels),
-            "spec": {"type": "ClusterIP", "selector": {**labels, "app.kubernetes.io/component": "router"},
-                     "ports": [{"name": "http", "port": ports["router"], "targetPort": "http"}]}}
+    return {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "type": "ClusterIP",
+            "selector": {**labels, "app.kubernetes.io/component": "router"},
+            "ports": [{"name": "http", "port": ports["router"], "targetPort": "http"}],
+        },
+    }
 
 
 def _key_env() -> dict:
@@ -71,75 +104,171 @@ def _key_env() -> dict:
 
 
 def _probe(path: str, port: str, failures: int, period: int = 10) -> dict:
-    return {"httpGet": {"path": path, "port": port}, "periodSeconds": period, "failureThreshold": failures, "timeoutSeconds": 5}
+    return {
+        "httpGet": {"path": path, "port": port},
+        "periodSeconds": period,
+        "failureThreshold": failures,
+        "timeoutSeconds": 5,
+    }
 
 
-def _worker_pod(topology: Topology, role: str, args: list[str], labels: dict, image: str, base: str, model_claim: str,
-                model_path: str, cache_claim: str, ports: dict) -> dict:
+def _worker_pod(
+    topology: Topology,
+    role: str,
+    args: list[str],
+    labels: dict,
+    image: str,
+    base: str,
+    model_claim: str,
+    model_path: str,
+    cache_claim: str,
+    ports: dict,
+) -> dict:
     recipe = dataclasses.replace(recipes.select(topology.recipe), launcher="sglang")
     flags = ["--host", "0.0.0.0", "--port", str(ports["worker"]), "--enable-metrics", "--api-key", "$(WAFER_API_KEY)"]
     expansion = recipes.expand(recipe, model_path, base, args + flags)
     env = [{"name": k, "value": v} for k, v in {**recipe.env, **CACHE_ENV}.items()] + [_key_env()]
     container = {
-        "name": "sglang", "image": image, "command": ["python3", "-m", "sglang.launch_server"],
-        "args": expansion.argv[3:], "env": env, "ports": [{"name": "http", "containerPort": ports["worker"]}],
+        "name": "sglang",
+        "image": image,
+        "command": ["python3", "-m", "sglang.launch_server"],
+        "args": expansion.argv[3:],
+        "env": env,
+        "ports": [{"name": "http", "containerPort": ports["worker"]}],
         "resources": {"limits": {"amd.com/gpu": topology.gpus_per_worker // topology.nodes_per_worker}},
         "startupProbe": _probe("/health", "http", STARTUP_SECONDS // 10),
-        "readinessProbe": _probe("/health", "http", 3), "livenessProbe": _probe("/health", "http", 6, 30),
-        "volumeMounts": [{"name": "model", "mountPath": model_path.rsplit("/", 1)[0] or "/", "readOnly": True},
-                         {"name": "cache", "mountPath": CACHE}, {"name": "shm", "mountPath": "/dev/shm"}],
+        "readinessProbe": _probe("/health", "http", 3),
+        "livenessProbe": _probe("/health", "http", 6, 30),
+        "volumeMounts": [
+            {"name": "model", "mountPath": model_path.rsplit("/", 1)[0] or "/", "readOnly": True},
+            {"name": "cache", "mountPath": CACHE},
+            {"name": "shm", "mountPath": "/dev/shm"},
+        ],
     }
-    return {"metadata": {"labels": labels},
-            "spec": {"containers": [container], "volumes": [
+    return {
+        "metadata": {"labels": labels},
+        "spec": {
+            "containers": [container],
+            "volumes": [
                 {"name": "model", "persistentVolumeClaim": {"claimName": model_claim, "readOnly": True}},
                 {"name": "cache", "persistentVolumeClaim": {"claimName": cache_claim}},
-                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}}]}}
+                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}},
+            ],
+        },
+    }
 
 
 def _statefulset(name: str, namespace: str, labels: dict, pod: dict, replicas: int) -> dict:
-    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": _meta(name, namespace, labels),
-            "spec": {"serviceName": name, "replicas": replicas, "podManagementPolicy": "Parallel",
-                     "selector": {"matchLabels": labels}, "template": pod}}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "StatefulSet",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "serviceName": name,
+            "replicas": replicas,
+            "podManagementPolicy": "Parallel",
+            "selector": {"matchLabels": labels},
+            "template": pod,
+        },
+    }
 
 
 def _lws(name: str, namespace: str, labels: dict, pod: dict, replicas: int, size: int) -> dict:
     """A LeaderWorkerSet: rank 0 serves; the others join its rendezvous (LWS_LEADER_ADDRESS)."""
+
     def ranked(leader: bool) -> dict:
-        template = {"metadata": pod["metadata"], "spec": {**pod["spec"], "containers": [dict(pod["spec"]["containers"][0])]}}
+        template = {
+            "metadata": pod["metadata"],
+            "spec": {**pod["spec"], "containers": [dict(pod["spec"]["containers"][0])]},
+        }
         container = template["spec"]["containers"][0]
-        container["args"] = container["args"] + ["--nnodes", str(size), "--node-rank", "0" if leader else "$(LWS_WORKER_INDEX)",
-                                                 "--dist-init-addr", "$(LWS_LEADER_ADDRESS):5000"]
-        container["env"] = container["env"] + [{"name": "LWS_WORKER_INDEX", "valueFrom": {"fieldRef": {
-            "fieldPath": "metadata.labels['leaderworkerset.sigs.k8s.io/worker-index']"}}}]
+        container["args"] = container["args"] + [
+            "--nnodes",
+            str(size),
+            "--node-rank",
+            "0" if leader else "$(LWS_WORKER_INDEX)",
+            "--dist-init-addr",
+            "$(LWS_LEADER_ADDRESS):5000",
+        ]
+        container["env"] = container["env"] + [
+            {
+                "name": "LWS_WORKER_INDEX",
+                "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['leaderworkerset.sigs.k8s.io/worker-index']"}},
+            }
+        ]
         if not leader:  # only the leader serves HTTP
             for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
                 container.pop(probe, None)
         return template
 
-    return {"apiVersion": "leaderworkerset.x-k8s.io/v1", "kind": "LeaderWorkerSet", "metadata": _meta(name, namespace, labels),
-            "spec": {"replicas": replicas, "leaderWorkerTemplate": {"size": size, "leaderTemplate": ranked(True),
-                                                                    "workerTemplate": ranked(False)}}}
+    return {
+        "apiVersion": "leaderworkerset.x-k8s.io/v1",
+        "kind": "LeaderWorkerSet",
+        "metadata": _meta(name, namespace, labels),
+        "spec": {
+            "replicas": replicas,
+            "leaderWorkerTemplate": {"size": size, "leaderTemplate": ranked(True), "workerTemplate": ranked(False)},
+        },
+    }
 
 
-def _router(name: str, namespace: str, labels: dict, topology: Topology, selectors: dict, image: str, ports: dict) -> dict:
+def _router(
+    name: str, namespace: str, labels: dict, topology: Topology, selectors: dict, image: str, ports: dict
+) -> dict:
     router_labels = {**labels, "app.kubernetes.io/component": "router"}
-    args = ["--host", "0.0.0.0", "--port", str(ports["router"]), "--prometheus-host", "127.0.0.1",
-            "--prometheus-port", str(ports["router-metrics"]), "--service-discovery", "--service-discovery-namespace",
-            namespace, "--service-discovery-port", str(ports["worker"])]
+    args = [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(ports["router"]),
+        "--prometheus-host",
+        "127.0.0.1",
+        "--prometheus-port",
+        str(ports["router-metrics"]),
+        "--service-discovery",
+        "--service-discovery-namespace",
+        namespace,
+        "--service-discovery-port",
+        str(ports["worker"]),
+    ]
     if topology.name == "pd":
-        args += ["--prefill-selector", *_selector(selectors["prefill"]), "--decode-selector", *_selector(selectors["decode"])]
+        args += [
+            "--prefill-selector",
+            *_selector(selectors["prefill"]),
+            "--decode-selector",
+            *_selector(selectors["decode"]),
+        ]
     else:
-        leader = {**selectors["worker"]} if topology.nodes_per_worker == 1 else \
-            {**selectors["worker"], "leaderworkerset.sigs.k8s.io/worker-index": "0"}
+        leader = (
+            {**selectors["worker"]}
+            if topology.nodes_per_worker == 1
+            else {**selectors["worker"], "leaderworkerset.sigs.k8s.io/worker-index": "0"}
+        )
         args += ["--selector", *_selector(leader)]
     args += topology.router_args + ["--api-key", "$(WAFER_API_KEY)"]
-    container = {"name": "router", "image": image, "command": ["python3", "-m", "sglang_router.launch_router"], "args": args,
-                 "env": [_key_env()], "ports": [{"name": "http", "containerPort": ports["router"]}],
-                 "readinessProbe": _probe("/health", "http", 3), "livenessProbe": _probe("/health", "http", 6, 30)}
-    return {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": _meta(f"{name}-router", namespace, router_labels),
-            "spec": {"replicas": 1, "selector": {"matchLabels": router_labels},
-                     "template": {"metadata": {"labels": router_labels},
-                                  "spec": {"serviceAccountName": f"{name}-router", "containers": [container]}}}}
+    container = {
+        "name": "router",
+        "image": image,
+        "command": ["python3", "-m", "sglang_router.launch_router"],
+        "args": args,
+        "env": [_key_env()],
+        "ports": [{"name": "http", "containerPort": ports["router"]}],
+        "readinessProbe": _probe("/health", "http", 3),
+        "livenessProbe": _probe("/health", "http", 6, 30),
+    }
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta(f"{name}-router", namespace, router_labels),
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": router_labels},
+            "template": {
+                "metadata": {"labels": router_labels},
+                "spec": {"serviceAccountName": f"{name}-router", "containers": [container]},
+            },
+        },
+    }
 
 
 def _selector(labels: dict) -> list[str]:
@@ -160,12 +289,20 @@ def validate(docs: list[dict]) -> list[str]:
         targets = [doc]
         if doc["kind"] == "LeaderWorkerSet":
             lws = doc["spec"]["leaderWorkerTemplate"]
-            targets = [{"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": f"{doc['metadata']['name']}-{k}"},
-                        "template": lws[k]} for k in ("leaderTemplate", "workerTemplate")]
+            targets = [
+                {
+                    "apiVersion": "v1",
+                    "kind": "PodTemplate",
+                    "metadata": {"name": f"{doc['metadata']['name']}-{k}"},
+                    "template": lws[k],
+                }
+                for k in ("leaderTemplate", "workerTemplate")
+            ]
         for target in targets:
             try:
                 kubernetes_validate.validate(target, KUBERNETES, strict=True)
             except kubernetes_validate.ValidationError as exc:
-                errors.append(f"{target['kind']} {target['metadata']['name']}: {exc.message} at {'/'.join(map(str, exc.path))}")
+                errors.append(
+                    f"{target['kind']} {target['metadata']['name']}: {exc.message} at {'/'.join(map(str, exc.path))}"
+                )
     return errors
-

@@ -137,8 +137,9 @@ def redacted(argv: list[str]) -> list[str]:
     return out
 
 
-def expand(recipe: Recipe, model: str, base: str, extra: list[str], *, router: bool = True,
-           api_key: str | None = None) -> Expansion:
+def expand(
+    recipe: Recipe, model: str, base: str, extra: list[str], *, router: bool = True, api_key: str | None = None
+) -> Expansion:
     """The launch command: the recipe's flags the base has, then the user's, which win (a flag
     and its --no- form share a destination and override each other)."""
     flags = ServerFlags(base)
@@ -161,7 +162,9 @@ def expand(recipe: Recipe, model: str, base: str, extra: list[str], *, router: b
         server.append(Flag("--api-key", (api_key,)))
     use_router = recipe.launcher == "router" and router
     if recipe.launcher == "router" and not router and "load_balance_method" not in overridden:
-        server = [f for f in server if flags.dest(f.option) != "load_balance_method"] + [Flag("--load-balance-method", ("total_tokens",))]
+        server = [f for f in server if flags.dest(f.option) != "load_balance_method"] + [
+            Flag("--load-balance-method", ("total_tokens",))
+        ]
         notes.append("--no-router: sglang's own DP balancer (total_tokens), which is not cache-aware")
     module = "sglang_router.launch_server" if use_router else "sglang.launch_server"
     argv = [sys.executable, "-m", module] + [t for f in server for t in f.tokens()]

@@ -25,11 +25,15 @@ def check_router_argv(argv: list[str], base: str) -> None:
     try:
         installed = importlib.metadata.version("sglang-router")
     except importlib.metadata.PackageNotFoundError:
-        raise WaferError(f"sglang-router is not installed: pip install sglang-router=={pinned} (the release the "
-                         f"fork's {base} plans are checked with)") from None
+        raise WaferError(
+            f"sglang-router is not installed: pip install sglang-router=={pinned} (the release the "
+            f"fork's {base} plans are checked with)"
+        ) from None
     if installed != pinned:
-        raise WaferError(f"sglang-router {installed} is installed; base {base}'s plans are checked with {pinned}: "
-                         f"pip install sglang-router=={pinned}")
+        raise WaferError(
+            f"sglang-router {installed} is installed; base {base}'s plans are checked with {pinned}: "
+            f"pip install sglang-router=={pinned}"
+        )
     from sglang_router.launch_router import parse_router_args
 
     errors = io.StringIO()
@@ -38,4 +42,6 @@ def check_router_argv(argv: list[str], base: str) -> None:
             parse_router_args(list(argv))
     except SystemExit:
         message = errors.getvalue().strip().splitlines()
-        raise WaferError(f"sglang-router {installed} rejects the router command: {message[-1] if message else argv}") from None
+        raise WaferError(
+            f"sglang-router {installed} rejects the router command: {message[-1] if message else argv}"
+        ) from None

@@ -1,0 +1,172 @@
+"""``wafer-sglang release``: every wheel of every base from a clean tagged commit, checked the way
+an index and a user will see it, with SHA256SUMS, release notes and an SBOM per wheel. Everything up
+to the upload: the release workflow publishes the folder this writes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wafer_sglang import bases
+from wafer_sglang.errors import WaferError
+from wafer_sglang.fsutil import atomic_write_text
+from wafer_sglang.progress import step_progress
+from wafer_sglang.release import gitstate, notes, sbom
+
+# What goes into a base's wheel: a change here since the previous release needs a new respin (a
+# published version never changes; the wheels are byte-reproducible, so an unchanged input set
+# rebuilds the same files).
+WHEEL_INPUTS = ("patches/{base}", "patches/bases.toml", "python")
+
+
+@dataclass
+class Options:
+    root: Path
+    out: Path
+    bases: list[str] = field(default_factory=list)  # empty: every base
+    pythons: list[str] = field(default_factory=list)  # empty: every Python of each base's record
+
+
+def release(opts: Options) -> Path:
+    root = opts.root
+    gitstate.require_clean(root)
+    tag = gitstate.release_tag(root)
+    previous = gitstate.previous_tag(root, tag)
+    before, now = notes.queues_at(root, previous), notes.queues_at(root, "HEAD")
+    _require_respins(root, previous, before, now)
+    builds = [
+        (b, p)
+        for b, p in bases.builds()
+        if (not opts.bases or b in opts.bases) and (not opts.pythons or p in opts.pythons)
+    ]
+    if not builds:
+        raise WaferError(f"nothing to build: no base/Python matches {opts.bases or 'any'} / {opts.pythons or 'any'}")
+    final = opts.out / tag
+    if final.exists():
+        raise WaferError(f"{final} exists: a release folder is written once (remove it to redo the release)")
+    scratch = Path(tempfile.mkdtemp(prefix=f".{tag}-", dir=_mkdir(opts.out)))
+    try:
+        wheels = [_checked_wheel(root, base, py, scratch) for base, py in step_progress(builds, "release: wheel")]
+        _twine_check(wheels)
+        _write_sums(scratch, wheels)
+        atomic_write_text(scratch / "RELEASE_NOTES.md", notes.render(tag, previous, before, now))
+        atomic_write_text(
+            scratch / "release.json",
+            json.dumps(
+                {
+                    "tag": tag,
+                    "previous": previous,
+                    "commit": _head(root),
+                    "wheels": [
+                        {"file": w.name, "sha256": sbom.sha256_file(w), "sbom": f"{w.name}.cdx.json"} for w in wheels
+                    ],
+                },
+                indent=2,
+            )
+            + "\n",
+        )
+        scratch.rename(final)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    return final
+
+
+def _mkdir(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _head(root: Path) -> str:
+    return gitstate.git(root, "rev-parse", "HEAD").stdout.decode().strip()
+
+
+def _require_respins(root: Path, previous: str | None, before: dict, now: dict) -> None:
+    """A base whose wheel inputs changed since the previous release needs a new respin."""
+    for version, queue in now.items():
+        old = before.get(version)
+        if old is None or queue.respin != old.respin:
+            continue
+        inputs = [p.format(base=version) for p in WHEEL_INPUTS]
+        if gitstate.changed_since(root, previous, *inputs):
+            raise WaferError(
+                f"sglang {version}: its wheel changed since {previous} ({', '.join(inputs)}) but its respin is "
+                f"still {queue.respin}; bump respin in patches/bases.toml (a published version never changes)"
+            )
+
+
+def _checked_wheel(root: Path, base: str, python: str, out: Path) -> Path:
+    from packaging.metadata import Metadata
+
+    from wafer_sglang.build.wheel import build
+    from wafer_sglang.queue.pins import python_tag
+
+    tag = python_tag(python)
+    first = build(root, base, tag, out, quiet=True)
+    with tempfile.TemporaryDirectory(dir=out) as again:
+        second = build(root, base, tag, Path(again), quiet=True)
+        if second.read_bytes() != first.read_bytes():
+            raise WaferError(f"{first.name} is not reproducible: two builds from the same commit differ")
+    manifest = sbom.wheel_manifest(first)
+    with tempfile.TemporaryDirectory() as tmp:
+        import zipfile
+
+        with zipfile.ZipFile(first) as zf:
+            raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+        Metadata.from_email(raw, validate=True)  # raises on anything an index would reject
+        _install_check(first, python, manifest, Path(tmp))
+    text = sbom.build_sbom(first, root / "patches" / base)
+    sbom.validate(text)
+    atomic_write_text(out / f"{first.name}.cdx.json", text)
+    return first
+
+
+def _install_check(wheel: Path, python: str, manifest: dict, tmp: Path) -> None:
+    """Installs --no-deps into a fresh venv of its Python, and `info` there lists every patch."""
+    interpreter = _python(python)
+    venv = tmp / "venv"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
+    for command in (
+        [interpreter, "-m", "venv", str(venv)],
+        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", str(wheel)],
+    ):
+        proc = subprocess.run(command, capture_output=True, text=True, env=env)
+        if proc.returncode != 0:
+            raise WaferError(f"{wheel.name}: `{' '.join(command[:4])} ...` failed:\n{proc.stderr.strip()[-2000:]}")
+    info = subprocess.run([str(venv / "bin/wafer-sglang"), "info"], capture_output=True, text=True, env=env, cwd=tmp)
+    missing = [p["file"] for p in manifest["patches"] if p["file"] not in info.stdout]
+    if info.returncode != 0 or missing or not info.stdout.startswith(f"wafer-sglang-rocm {manifest['version']}"):
+        raise WaferError(
+            f"{wheel.name}: `wafer-sglang info` in a fresh venv does not list {missing or 'the fork'}:\n"
+            f"{info.stdout}{info.stderr}"
+        )
+
+
+def _python(version: str) -> str:
+    from wafer_sglang.host.pythons import find_python
+
+    found = find_python(version)
+    if found is None:
+        raise WaferError(f"Python {version} is needed to check its wheel in a fresh venv, and none is installed")
+    return found
+
+
+def _twine_check(wheels: list[Path]) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "twine", "check", "--strict", *map(str, wheels)], capture_output=True, text=True
+    )
+    if proc.returncode != 0:
+        raise WaferError(f"twine check failed:\n{(proc.stdout + proc.stderr).strip()}")
+
+
+def _write_sums(folder: Path, wheels: list[Path]) -> None:
+    """``sha256sum -c SHA256SUMS`` format: the wheels and their SBOMs."""
+    files = sorted([*wheels, *(w.with_name(w.name + ".cdx.json") for w in wheels)], key=lambda p: p.name)
+    lines = [f"{hashlib.sha256(p.read_bytes()).hexdigest()}  {p.name}" for p in files]
+    atomic_write_text(folder / "SHA256SUMS", "\n".join(lines) + "\n")

@@ -1,0 +1,336 @@
+"""The serving benchmark end to end against real llama.cpp servers (xllamacpp) the tests start:
+token-exact prompts and hit rate, the knee on a server that keeps up (every seed) and on one
+driven past capacity, closed loop, exports, compare and the plots, Ctrl-C."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+from support.tiny_llm import LlamaServer, make_model
+
+pytestmark = pytest.mark.slow
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory) -> Path:
+    return make_model(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    """One slot: every request after the primer reuses the cached prefix."""
+    srv = LlamaServer(model, slots=1)
+    yield srv
+    srv.kill()
+
+
+def sweep(capsys, url, model, out, *extra):
+    return run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        url,
+        "--tokenizer",
+        str(model),
+        "--input-len",
+        "300",
+        "--output-len",
+        "24",
+        "--cache-hit",
+        "0.6",
+        "--prefix-groups",
+        "1",
+        "--out",
+        str(out),
+        *extra,
+    )
+
+
+def test_sweep_counts_tokens_exactly_and_measures_the_hit_rate(capsys, server, model, tmp_path):
+    rc, out, err = sweep(
+        capsys,
+        server.url + "/v1",
+        model,
+        tmp_path,
+        "--rates",
+        "1,3",
+        "--step-seconds",
+        "8",
+        "--warmup-seconds",
+        "1",
+        "--drain-seconds",
+        "30",
+        "--price-tier",
+        "rental/MI355X",
+        "--gpus",
+        "8",
+    )
+    assert rc == 0, out + err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    measured = [r for r in records if r["phase"] == "measure"]
+    assert measured and all(r["ok"] for r in measured)
+    assert all(
+        r["prompt_tokens"] == r["expected_prompt_tokens"] == 300 for r in measured
+    )  # client tokenizer == server usage
+    assert all(r["completion_tokens"] == 24 for r in measured)
+    for step in summary["steps"]:
+        assert abs(step["cache_hit_server"] - 0.6) <= 0.05, step
+        assert abs(step["cache_hit_client"] - 0.6) <= 0.05, step
+        assert step["success_rate"] == 1.0 and step["checks"] == [] and step["metrics_family"] == "llama.cpp"
+        assert step["usd_per_m_output_tokens"] == pytest.approx(2.90 * 8 / 3600 * 1e6 / step["output_tok_s"])
+        assert step["offered_rps"] == step["requests"] / 7.0
+    assert [s["target_rps"] for s in summary["steps"]] == [1.0, 3.0]
+    assert summary["run"]["server"]["info"] and summary["run"]["tokenizer"]["sha256_16"]
+    assert summary["run"]["server"]["url"] == server.url  # the /v1 spelling means the server
+    table = (tmp_path / "table.md").read_text()
+    assert table.startswith("| Target RPS (offered) | Aggregate tok/s/node | TTFT p50 / p95 | Success |")
+    assert "| knee |" in table and "Knee rules:" in table
+    for png in ("throughput.png", "ttft.png", "pareto.png"):
+        assert (tmp_path / png).read_bytes()[:8] == PNG
+    assert "step 1/2 (1 rps): " in err and "sustained" in err and "2 step(s) x 8 s" in err  # plan and per-step lines
+    exported = [json.loads(line) for line in (tmp_path / "bench_serving.jsonl").read_text().splitlines()]
+    assert [e["request_rate"] for e in exported] == [1.0, 3.0]
+    assert [e["completed"] for e in exported] == [s["succeeded"] for s in summary["steps"]]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_server_that_keeps_up_has_its_knee_at_the_top_rate_for_every_seed(capsys, server, model, tmp_path, seed):
+    rc, out, _ = sweep(
+        capsys,
+        server.url,
+        model,
+        tmp_path,
+        "--rates",
+        "1,3",
+        "--step-seconds",
+        "6",
+        "--warmup-seconds",
+        "1",
+        "--drain-seconds",
+        "20",
+        "--seed",
+        str(seed),
+        "--fail-on-no-knee",
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert rc == 0 and summary["knee"]["target_rps"] == 3.0, out
+    assert summary["knee"]["failed_step"] is None
+
+
+def test_a_server_past_capacity_gets_a_knee_below_the_top_rate_and_the_rule_named(capsys, model, tmp_path):
+    """One slot, 1500 tokens per answer: about one request per second. At 4 rps the queue builds."""
+    slow = LlamaServer(model, slots=1)
+    try:
+        rc, out, err = run_cli(
+            capsys,
+            "bench",
+            "sweep",
+            "--url",
+            slow.url,
+            "--tokenizer",
+            str(model),
+            "--input-len",
+            "200",
+            "--output-len",
+            "1500",
+            "--cache-hit",
+            "0",
+            "--prefix-groups",
+            "1",
+            "--rates",
+            "0.2,4",
+            "--step-seconds",
+            "10",
+            "--warmup-seconds",
+            "0",
+            "--drain-seconds",
+            "5",
+            "--out",
+            str(tmp_path),
+        )
+    finally:
+        slow.kill()
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["knee"]["target_rps"] == 0.2, out
+    reasons = summary["knee"]["failed_step"]["reasons"]
+    assert any(r.startswith("success") and "unfinished" in r for r in reasons) or any(
+        r.startswith("queue building") for r in reasons
+    )
+    assert "knee 0.2 rps" in out and "4 rps failed: " in out
+
+
+def test_closed_loop_compare_and_pareto(capsys, server, model, tmp_path):
+    rc, out, _ = sweep(
+        capsys,
+        server.url,
+        model,
+        tmp_path / "closed",
+        "--max-concurrency",
+        "1,4",
+        "--step-seconds",
+        "4",
+        "--warmup-seconds",
+        "0.5",
+        "--drain-seconds",
+        "20",
+        "--gpus",
+        "1",
+    )
+    summary = json.loads((tmp_path / "closed/summary.json").read_text())
+    assert rc == 0 and [s["concurrency"] for s in summary["steps"]] == [1, 4] and summary["knee"]["concurrency"] == 4
+    exported = [json.loads(line) for line in (tmp_path / "closed/bench_serving.jsonl").read_text().splitlines()]
+    assert [e["max_concurrency"] for e in exported] == [1, 4] and 0 < exported[1]["concurrency"] <= 4  # mean users busy
+    assert summary["steps"][1]["inferencex"]["interactivity_tok_s_user"] > 0
+    rc, out, _ = run_cli(
+        capsys,
+        "bench",
+        "compare",
+        str(tmp_path / "closed"),
+        "--reference",
+        "seed-mi355x",
+        "--out",
+        str(tmp_path / "cmp"),
+    )
+    assert rc == 0
+    table = (tmp_path / "cmp/comparison.md").read_text()
+    assert "| 4 users |" in table and "| 2.4 rps | 2626 |" in table
+    for png in ("compare_throughput.png", "compare_ttft.png", "compare_pareto.png"):
+        assert (tmp_path / "cmp" / png).read_bytes()[:8] == PNG
+
+
+def test_sharegpt_prompts_ask_for_the_replys_length(capsys, server, model, tmp_path):
+    words = "the quick brown fox jumps over the lazy dog while a small model counts tokens"
+    data = [
+        {"conversations": [{"from": "human", "value": words}, {"from": "gpt", "value": " ".join(words.split()[:n])}]}
+        for n in (5, 8, 11)
+    ]
+    (tmp_path / "sg.json").write_text(json.dumps(data))
+    rc, _, _ = sweep(
+        capsys,
+        server.url,
+        model,
+        tmp_path / "out",
+        "--dataset",
+        "sharegpt",
+        str(tmp_path / "sg.json"),
+        "--rates",
+        "2",
+        "--step-seconds",
+        "4",
+        "--warmup-seconds",
+        "0",
+        "--drain-seconds",
+        "20",
+    )
+    records = [json.loads(line) for line in (tmp_path / "out/requests.jsonl").read_text().splitlines()]
+    assert rc == 0 and records and all(r["ok"] for r in records)
+    assert {r["requested_output"] for r in records} <= {5, 8, 11} and all(
+        r["completion_tokens"] == r["requested_output"] for r in records
+    )
+
+
+def test_killed_server_mid_step_ends_the_step_fast_and_fails_the_run(capsys, model, tmp_path):
+    victim = LlamaServer(model, slots=2)
+    threading.Timer(3.0, victim.kill).start()
+    started = time.monotonic()
+    rc, out, err = sweep(
+        capsys,
+        victim.url,
+        model,
+        tmp_path,
+        "--rates",
+        "4,6",
+        "--step-seconds",
+        "30",
+        "--warmup-seconds",
+        "0",
+        "--drain-seconds",
+        "5",
+        "--fail-after",
+        "5",
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    first, second = summary["steps"]
+    assert time.monotonic() - started < 30  # not 2 x 30 s of connection errors
+    assert rc == 1 and "had no successful request" in err
+    assert first["aborted"].startswith("5 connection failures in a row") and 0 < first["success_rate"] < 1
+    assert second["success_rate"] == 0 and second["aborted"]
+    assert summary["knee"]["target_rps"] is None and summary["knee"]["failed_step"]["reasons"][0].startswith("aborted")
+
+
+def test_single_stream_uses_unique_prompts(capsys, server, model, tmp_path):
+    rc, out, _ = run_cli(
+        capsys,
+        "bench",
+        "single",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(model),
+        "--input-len",
+        "200",
+        "--output-len",
+        "32",
+        "--runs",
+        "3",
+        "--out",
+        str(tmp_path),
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert rc == 0 and len(summary["runs"]) == 3 and summary["median_output_speed_tok_s"] > 0
+    records = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert all(r["prompt_tokens"] == 200 and r["cached_tokens"] == 0 for r in records)  # the nonce opens every prompt
+    assert "| 200 / 32 | 3 |" in (tmp_path / "table.md").read_text()
+
+
+def test_ctrl_c_writes_what_was_measured_at_once(model, server, tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wafer_sglang",
+            "bench",
+            "sweep",
+            "--url",
+            server.url,
+            "--tokenizer",
+            str(model),
+            "--input-len",
+            "300",
+            "--output-len",
+            "24",
+            "--prefix-groups",
+            "1",
+            "--rates",
+            "2,3",
+            "--step-seconds",
+            "6",
+            "--warmup-seconds",
+            "1",
+            "--out",
+            str(tmp_path),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(9)  # into the second step
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert proc.returncode == 130
+    assert summary["steps"][0]["interrupted"] is False and summary["steps"][-1]["interrupted"] is True
+    assert (tmp_path / "requests.jsonl").stat().st_size > 0

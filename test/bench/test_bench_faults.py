@@ -1,0 +1,352 @@
+"""The benchmark against servers that misbehave (test/fault_server.py): every request ends as a
+success with tokens or a recorded failure, bad setups fail in seconds with a clear error before
+anything is measured, credentials reach every call and no output, Ctrl-C does not wait."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import ROOT, run_cli
+from support.fault_server import Faults, FaultServer, good_events
+from support.tiny_llm import make_model
+
+pytestmark = pytest.mark.slow
+QUICK = (
+    "--input-len",
+    "40",
+    "--output-len",
+    "4",
+    "--cache-hit",
+    "0.5",
+    "--prefix-groups",
+    "1",
+    "--rates",
+    "4",
+    "--step-seconds",
+    "2",
+    "--warmup-seconds",
+    "0",
+    "--drain-seconds",
+    "5",
+)
+
+
+@pytest.fixture(scope="module")
+def tokenizer(tmp_path_factory) -> Path:
+    return make_model(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture
+def fault(request):
+    servers = []
+
+    def start(**faults) -> FaultServer:
+        servers.append(FaultServer(Faults(**faults)))
+        return servers[-1]
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def _files(out: Path) -> dict[str, str]:
+    return {p.name: p.read_bytes().decode("latin-1") for p in out.iterdir() if p.is_file()}
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        ['{"choices": "not a list"}'],
+        ["[1, 2, 3]"],
+        ['{"choices": [{"text": " x"}]}', '{"choices": [], "usage": {"prompt_tokens": "ten", "completion_tokens": 4}}'],
+        ['{"choices": [{"text": " x"}]}', '{"choices": [], "usage": [4]}'],
+    ],
+)
+def test_wrong_shaped_events_are_recorded_failures_not_success(capsys, fault, tokenizer, tmp_path, events):
+    server = fault(events=events + ["[DONE]"])
+    rc, out, err = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path / "sweep"),
+        *QUICK,
+    )
+    summary = json.loads((tmp_path / "sweep/summary.json").read_text())
+    records = [json.loads(line) for line in (tmp_path / "sweep/requests.jsonl").read_text().splitlines()]
+    measured = [r for r in records if r["phase"] == "measure"]
+    assert rc == 1 and "no successful request" in err
+    assert measured and all(r["error"] and r["error"].startswith("malformed response") for r in measured)
+    assert summary["steps"][0]["success_rate"] == 0 and summary["knee"]["target_rps"] is None
+    rc, _, err = run_cli(
+        capsys,
+        "bench",
+        "single",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--input-len",
+        "40",
+        "--output-len",
+        "4",
+        "--runs",
+        "2",
+        "--out",
+        str(tmp_path / "single"),
+    )
+    single = json.loads((tmp_path / "single/summary.json").read_text())
+    assert (
+        rc == 1
+        and single["success_rate"] == 0
+        and all(r["error"].startswith("malformed response") for r in single["runs"])
+    )
+
+
+def test_every_request_failing_exits_non_zero(capsys, fault, tokenizer, tmp_path):
+    server = fault(status=500)
+    rc, _, err = run_cli(
+        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert rc == 1 and summary["steps"][0]["failures"] == {"http 500": summary["steps"][0]["requests"]}
+
+
+def test_no_knee_fails_only_when_asked(capsys, fault, tokenizer, tmp_path):
+    server = fault(stream_seconds=0.4)
+    args = (
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path),
+        *QUICK,
+        "--slo-ttft-p95",
+        "0.1",
+    )
+    rc, out, _ = run_cli(capsys, *args)
+    assert rc == 0 and "knee: none; 4 rps failed: TTFT p95" in out
+    rc, _, _ = run_cli(capsys, *args, "--fail-on-no-knee")
+    assert rc == 1
+
+
+@pytest.mark.parametrize(
+    "setup, argv, message",
+    [
+        ("dead", (), "is unreachable"),
+        ("server", ("--model", "gpt-4"), "--model 'gpt-4' is not served by"),
+        ("server", ("--out", "/proc/wafer-cannot-write-here"), "cannot write there"),
+        ("keyed", (), "the server wants a key"),
+    ],
+)
+def test_bad_setups_fail_in_seconds_before_measuring(capsys, fault, tokenizer, tmp_path, setup, argv, message):
+    from support.tiny_llm import free_port
+
+    url = f"http://127.0.0.1:{free_port()}" if setup == "dead" else fault(key="k" if setup == "keyed" else None).url
+    started = time.monotonic()
+    rc, _, err = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path / "o"),
+        *QUICK,
+        *argv,
+    )
+    assert rc == 2 and message in err and "Traceback" not in err and time.monotonic() - started < 15
+    assert not (tmp_path / "o" / "summary.json").exists()
+
+
+def test_the_model_comes_from_the_server_and_is_listed_when_wrong(capsys, fault, tokenizer, tmp_path):
+    server = fault(models=["glm-5", "glm-5-draft"])
+    rc, _, err = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path),
+        *QUICK,
+        "--model",
+        "default",
+    )
+    assert rc == 2 and "it serves: glm-5, glm-5-draft" in err
+    rc, _, _ = run_cli(
+        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
+    )
+    assert rc == 0 and json.loads((tmp_path / "summary.json").read_text())["run"]["server"]["model"] == "glm-5"
+
+
+def test_credentials_reach_every_call_and_no_output(capsys, fault, tokenizer, tmp_path, monkeypatch):
+    secret = "sk-wafer-test-7f3a"
+    server = fault(key=secret)
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    rc, _, _ = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path),
+        *QUICK,
+        "--header",
+        "X-Org=acme",
+    )
+    assert rc == 0
+    paths = {call["path"] for call in server.faults.seen}
+    assert {"/v1/models", "/v1/completions", "/metrics"} <= paths
+    assert all(
+        call["headers"].get("Authorization") == f"Bearer {secret}" and call["headers"].get("X-Org") == "acme"
+        for call in server.faults.seen
+    )
+    monkeypatch.delenv("OPENAI_API_KEY")
+    rc, _, _ = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path),
+        *QUICK,
+        "--api-key",
+        secret,
+    )
+    assert rc == 0 and not [name for name, text in _files(tmp_path).items() if secret in text]
+
+
+@pytest.mark.parametrize(
+    "metrics, content_type",
+    [
+        ("<html><body>metrics are elsewhere</body></html>", "text/html"),
+        ('{"cached": 3}', "application/json"),
+        ("sglang:cached_tokens_total{a=} nope", "text/plain"),
+    ],
+)
+def test_a_metrics_endpoint_that_is_not_prometheus_does_not_crash_the_sweep(
+    capsys, fault, tokenizer, tmp_path, metrics, content_type
+):
+    server = fault(metrics=metrics, metrics_type=content_type)
+    rc, _, _ = run_cli(
+        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
+    )
+    step = json.loads((tmp_path / "summary.json").read_text())["steps"][0]
+    assert rc == 0 and step["cache_hit_server"] is None and "no server cache counters" in " ".join(step["checks"])
+
+
+def test_ctrl_c_cancels_in_flight_requests_and_writes_at_once(fault, tokenizer, tmp_path):
+    server = fault(stream_seconds=120, events=good_events())
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "wafer_sglang",
+            "bench",
+            "sweep",
+            "--url",
+            server.url,
+            "--tokenizer",
+            str(tokenizer),
+            "--out",
+            str(tmp_path),
+            "--input-len",
+            "40",
+            "--output-len",
+            "4",
+            "--prefix-groups",
+            "1",
+            "--cache-hit",
+            "0",
+            "--rates",
+            "4",
+            "--step-seconds",
+            "60",
+            "--warmup-seconds",
+            "0",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(6)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    took = time.monotonic() - sent
+    records = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
+    assert proc.returncode == 130 and took < 5, took  # not the 600 s request timeout
+    measured = [r for r in records if r["phase"] == "measure"]
+    assert measured and all(r["error"] == "cancelled" for r in measured)
+
+
+def test_a_missing_extra_is_named_before_measuring(capsys, fault, tokenizer, tmp_path, monkeypatch):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
+    server = fault()
+    rc, _, err = run_cli(
+        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
+    )
+    assert rc == 2 and "pip install 'wafer-sglang-rocm[bench]'" in err and "matplotlib" in err
+    assert not any(call["path"] == "/v1/completions" for call in server.faults.seen)
+
+
+def test_mtp_acceptance_per_step_from_the_servers_counters(capsys, fault, tokenizer, tmp_path):
+    """sglang's counters: generation tokens / verify calls over the window (3 tokens per forward here)."""
+    scrapes = iter(range(10**6))
+
+    def sglang_metrics() -> str:
+        n = next(scrapes)
+        return (
+            "# TYPE sglang:generation_tokens_total counter\n"
+            f'sglang:generation_tokens_total{{dp_rank="0"}} {300 * n}\n'
+            "# TYPE sglang:spec_verify_calls_total counter\n"
+            f'sglang:spec_verify_calls_total{{dp_rank="0"}} {100 * n}\n'
+        )
+
+    server = fault(metrics=sglang_metrics)
+    rc, out, _ = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path),
+        *QUICK,
+        "--rates",
+        "4,8",
+    )
+    steps = json.loads((tmp_path / "summary.json").read_text())["steps"]
+    assert rc == 0 and [s["accept_length"] for s in steps] == [3.0, 3.0]
+    assert "| 3.00 |" in (tmp_path / "table.md").read_text()

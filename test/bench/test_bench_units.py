@@ -1,0 +1,275 @@
+"""The benchmark's pieces that need no server: SSE parsing, the knee on recorded steps with known
+answers, the bench_serving field names, prefix-group draws, URLs, credentials, argument checks."""
+
+from __future__ import annotations
+
+import ast
+import zipfile
+
+import pytest
+from conftest import CACHE, run_cli
+
+from wafer_sglang.bench import endpoint, export, sse
+from wafer_sglang.bench.knee import Slo, describe, knee
+from wafer_sglang.bench.load import arrivals
+from wafer_sglang.bench.prompts import SweepPrompts
+from wafer_sglang.bench.stats import add_costs
+
+
+def _collect(lines, split_at: int = 7):
+    """Events from the lines, fed as bytes cut at arbitrary points (network reads)."""
+    data = "\n".join(lines).encode()
+    parser = sse.Parser()
+    events = []
+    for i in range(0, len(data), split_at):
+        events += parser.feed(data[i : i + split_at])
+    return events + parser.close()
+
+
+def test_sse_usage_in_separate_chunk_role_chunk_and_reasoning():
+    lines = [
+        'data: {"choices":[{"delta":{"role":"assistant"},"index":0}]}',
+        "",
+        ": keep-alive",
+        "",
+        'data: {"choices":[{"delta":{"reasoning_content":"think"},"index":0}]}\r',
+        "",
+        'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"length","index":0}]}',
+        "",
+        'data: {"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":2,'
+        '"prompt_tokens_details":{"cached_tokens":3}}}',
+        "",
+        "data: [DONE]",
+        "",
+    ]
+    events = _collect(lines)
+    assert [sse.delta_text(e) for e in events] == ["", "think", "hi", ""]
+    assert sse.finish_reason(events[2]) == "length"
+    assert sse.cached_tokens(events[3]["usage"], events[3]) == 3
+
+
+def test_sse_multiline_data_and_llama_cpp_timings():
+    events = _collect(['data: {"choices":[{"text":"a"}],', 'data: "timings":{"cache_n":7}}', ""])
+    assert sse.delta_text(events[0]) == "a" and sse.cached_tokens({}, events[0]) == 7
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [('data: {"error":{"message":"overloaded"}}', "server error in stream"), ("data: {not json", "malformed event")],
+)
+def test_sse_errors(line, message):
+    with pytest.raises(sse.StreamError, match=message):
+        _collect([line, ""])
+
+
+# -- the knee -------------------------------------------------------------------------------------
+
+
+def _step(rate, ttft95=1.0, success=1.0, offered=None, tok=100.0, trend=None, aborted=None, failures=None, requests=50):
+    return {
+        "mode": "rate",
+        "target_rps": rate,
+        "offered_rps": rate if offered is None else offered,
+        "requests": requests,
+        "ttft_p95_s": ttft95,
+        "success_rate": success,
+        "output_tok_s": tok,
+        "ttft_trend": trend,
+        "aborted": aborted,
+        "failures": failures or {},
+        "interrupted": False,
+    }
+
+
+def test_the_poisson_shortfall_of_the_clients_own_draw_is_not_a_failure():
+    """The defaults (seed 0, 300 s steps, 30 s warm-up) release 0.852 x 0.5 rps in the window; the
+    old rule (achieved >= 0.95 x target) called a perfect server unsustained at its first step."""
+    offsets = arrivals(0.5, 300, "poisson", 0)
+    offered = sum(1 for o in offsets if o >= 30) / 270
+    assert offered / 0.5 == pytest.approx(0.852, abs=0.001)
+    steps = [_step(0.5, offered=offered), _step(1.0, offered=1.02), _step(2.4, offered=2.31)]
+    assert knee(steps, Slo())["target_rps"] == 2.4
+    # by chance alone, over 2000 seeds: how often the old rule failed 0.5 rps — never a verdict now
+    short = sum(sum(1 for o in arrivals(0.5, 300, "poisson", s) if o >= 30) / 270 < 0.95 * 0.5 for s in range(2000))
+    assert 0.25 < short / 2000 < 0.33
+
+
+@pytest.mark.parametrize(
+    "steps, expected, reasons",
+    [
+        ([_step(1), _step(2, ttft95=6.1), _step(3)], 1, ["TTFT p95 6.10 s > 5 s"]),  # monotone: 3 never counts
+        ([_step(1, success=0.98, failures={"unfinished": 2})], None, ["success 98.0% < 99% (2 unfinished)"]),
+        (
+            [_step(1), _step(2, trend={"early_p50_s": 0.6, "late_p50_s": 3.4, "per_third": 20})],
+            1,
+            ["queue building: TTFT p50 0.60 s -> 3.40 s from the first to the last third of the step"],
+        ),
+        ([_step(1, trend={"early_p50_s": 0.05, "late_p50_s": 0.3, "per_third": 20})], 1, None),  # 6x, but within 0.5 s
+        (
+            [_step(1), _step(2, aborted="20 connection failures in a row: connection: refused")],
+            1,
+            ["aborted: 20 connection failures in a row: connection: refused"],
+        ),
+    ],
+)
+def test_knee_rules_on_recorded_steps(steps, expected, reasons):
+    result = knee(steps, Slo())
+    assert result["target_rps"] == expected
+    assert (result["failed_step"] or {}).get("reasons") == reasons
+
+
+def test_a_step_without_a_measured_request_is_not_judged():
+    result = knee([_step(0.5, requests=0, success=None), _step(2.0)], Slo())
+    assert result["target_rps"] == 2.0 and result["not_judged"] == [0.5]
+
+
+def test_knee_names_the_failing_rule_in_one_line():
+    result = knee([_step(0.5), _step(2.0, offered=1.98), _step(2.4, ttft95=6.1)], Slo())
+    assert describe(result) == "knee 2 rps (offered 1.98 rps); 2.4 rps failed: TTFT p95 6.10 s > 5 s"
+    closed = knee([{**_step(0), "mode": "concurrency", "concurrency": 4}], Slo())
+    assert describe(closed).startswith("knee 4 users")
+
+
+def test_cost_per_million_tokens():
+    step = {"output_tok_s": 2626.0, "total_tok_s": 50400.0}
+    add_costs(step, 2.90, 8)
+    assert step["usd_per_m_output_tokens"] == pytest.approx(2.90 * 8 * 1e6 / (3600 * 2626))
+    assert step["usd_per_m_total_tokens"] == pytest.approx(2.90 * 8 * 1e6 / (3600 * 50400))
+
+
+# -- exports --------------------------------------------------------------------------------------
+
+
+def _bench_serving_result_keys(wheel, member: str) -> list[str]:
+    with zipfile.ZipFile(wheel) as zf:
+        tree = ast.parse(zf.read(member))
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Assign)
+            and isinstance(node.value, ast.Dict)
+            and any(isinstance(t, ast.Name) and t.id == "result" for t in node.targets)
+        ):
+            keys = [k.value for k in node.value.keys if isinstance(k, ast.Constant)]
+            if "median_ttft_ms" in keys:
+                return keys
+    raise AssertionError(f"no bench_serving result dict in {member}")
+
+
+@pytest.mark.parametrize(
+    "version, member", [("0.5.14", "sglang/bench_serving.py"), ("0.5.23", "sglang/benchmark/serving.py")]
+)
+def test_bench_serving_export_has_exactly_the_bases_fields(version, member):
+    wheels = sorted(CACHE.glob(f"sglang-{version}-*.whl"))
+    if not wheels:
+        pytest.skip(f"the pinned sglang {version} wheel is not in {CACHE} (tests marked network fetch it)")
+    from wafer_sglang.bench.client import Record
+
+    record = Record(
+        0,
+        1.0,
+        "measure",
+        0.0,
+        sent_s=0.1,
+        ttft_s=0.2,
+        e2e_s=1.0,
+        chunk_gaps_s=[0.1, 0.2],
+        prompt_tokens=10,
+        completion_tokens=3,
+    )
+    step = {"mode": "rate", "target_rps": 1.0, "accept_length": None}
+    ours = export.bench_serving_result(step, [record], {"server": {"api": "completions", "info": {}}}, {}, 10.0)
+    assert list(ours) == _bench_serving_result_keys(wheels[0], member)
+    assert ours["max_concurrent_requests"] == 1 and ours["max_output_tokens_per_s"] == 3.0
+    assert ours["median_tpot_ms"] == pytest.approx(400.0)
+
+
+def test_inferencex_aggregates_per_gpu_and_interactivity():
+    out = export.inferencex({"output_tok_s": 2626.0, "total_tok_s": 50400.0, "tpot_p50_s": 0.02, "ttft_p95_s": 1.5}, 8)
+    assert out["output_tok_s_per_gpu"] == pytest.approx(328.25) and out["interactivity_tok_s_user"] == pytest.approx(
+        50.0
+    )
+    assert out["ttft_p95_ms"] == 1500.0 and out["ttft_p50_ms"] is None
+
+
+# -- prompts, URLs, credentials, arguments --------------------------------------------------------
+
+
+class _Words:
+    """A builder stand-in: only the group draw is under test."""
+
+    def random_ids(self, n, rng=None):
+        return [1] * n
+
+
+def test_prefix_groups_are_drawn_at_random_not_round_robin():
+    prompts = SweepPrompts(_Words(), 100, 0.6, 6, "nonce", seed=7)
+    groups = [prompts.group_of(i) for i in range(600)]
+    assert groups != [i % 6 for i in range(600)] and set(groups) == set(range(6))
+    # three round-robin workers would each see every group (index % 6 gave each only two)
+    assert all(len({g for i, g in enumerate(groups) if i % 3 == w}) == 6 for w in range(3))
+    assert groups == [SweepPrompts(_Words(), 100, 0.6, 6, "other", seed=7).group_of(i) for i in range(600)]  # seeded
+
+
+@pytest.mark.parametrize("url", ["http://h:1", "http://h:1/", "http://h:1/v1", "http://h:1/v1/"])
+def test_both_url_spellings_mean_the_server(url):
+    assert endpoint.base_url(url) == "http://h:1"
+
+
+def test_credentials_from_the_environment_and_headers_and_never_in_the_command():
+    assert endpoint.headers(None, [], {"OPENAI_API_KEY": "k1"}) == {"Authorization": "Bearer k1"}
+    assert endpoint.headers("k2", ["X-Org=acme"], {"OPENAI_API_KEY": "k1"}) == {
+        "X-Org": "acme",
+        "Authorization": "Bearer k2",
+    }
+    assert endpoint.redact(["--api-key", "s1", "--header=Authorization=s2", "--header", "X=s3", "--url", "u"]) == [
+        "--api-key",
+        "***",
+        "--header=***",
+        "--header",
+        "***",
+        "--url",
+        "u",
+    ]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--rates", "nan"], "finite number > 0"),
+        (["--rates", "1,inf"], "finite number > 0"),
+        (["--step-seconds", "inf"], "finite number > 0"),
+        (["--rates", "-1"], "finite number > 0"),
+        (["--max-concurrency", "1.5"], "whole numbers"),
+        (["--rates", "1", "--max-concurrency", "2"], "not allowed with"),
+    ],
+)
+def test_bad_numbers_are_refused_before_anything_runs(capsys, tmp_path, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        run_cli(capsys, "bench", "sweep", "--url", "http://127.0.0.1:9", "--out", str(tmp_path / "o"), *argv)
+    assert exc.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
+
+
+def test_unknown_price_tier(capsys, tmp_path):
+    rc, _, err = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        "http://127.0.0.1:9",
+        "--tokenizer",
+        "x",
+        "--out",
+        str(tmp_path),
+        "--price-tier",
+        "cheap/MI355X",
+    )
+    assert rc == 2 and "unknown price tier 'cheap/MI355X'" in err and "rental/MI355X" in err
+
+
+def test_seed_reference_is_dated_and_sourced(capsys):
+    rc, out, _ = run_cli(capsys, "bench", "compare", "--reference", "seed-mi355x", "--reference", "seed-b200")
+    assert rc == 0 and "| 2.4 rps | 2626 | 328 | 0.81s / 2.22s | 100% |" in out and "| 3 rps | 3192 |" in out
+    assert "as of 2026-07" in out
+    rc, _, err = run_cli(capsys, "bench", "compare", "--reference", "nope")
+    assert rc == 2 and "known: seed-mi355x" in err

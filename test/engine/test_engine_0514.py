@@ -1,0 +1,250 @@
+"""The 0.5.14 engine fixes, proven on upstream's real code (pristine must fail, patched pass).
+
+0002 quark: GLM-5's MTP excludes vs the draft's module names, and the unfused draft — through
+     the loader's own model build (probe_build.py).
+0003 backport: the EAGLE greedy verify broadcast — two real gloo ranks (probe_eagle_0514.py).
+0004 backport + 0005 defaults: what the real ServerArgs settles on for GLM-5 on gfx950, and what
+     the real communicator then fuses per batch (probe_server_args_0514.py).
+(0001, the ROCm include guard, is in test_jit_rocm.py.)
+"""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+from support.engine_harness import run_probe, variants
+
+pytestmark = [pytest.mark.network, pytest.mark.slow]
+BASE = "0.5.14"
+UNQUANT, MXFP4, MXFP4_MOE, UNQUANT_MOE = (
+    "UnquantizedLinearMethod",
+    "QuarkLinearMethod",
+    "QuarkFusedMoEMethod",
+    "UnquantizedFusedMoEMethod",
+)
+SCENARIOS = [
+    {"kind": "build", "role": "target", "layers": 78},
+    {"kind": "build", "role": "draft", "layers": 78, "options": {"exclude_eh_proj": True}},
+    {"kind": "build", "role": "draft", "layers": 78, "options": {"exclude_eh_proj": False}},
+    {"kind": "build", "role": "draft", "layers": 47, "options": {"exclude_eh_proj": True}},
+    {"kind": "build", "role": "target", "layers": 78},  # built after the drafts: fusion must still be on
+    {
+        "kind": "mapper",
+        "layers": 61,
+        "names": [
+            "model.layers.61.eh_proj",
+            "model.layers.61.self_attn.q_a_proj",
+            "model.layers.61.mlp.shared_experts.gate_proj",
+            "model.layers.60.mlp.shared_experts.gate_proj",
+            "model.layers.610.mlp.gate_proj",
+            "lm_head",
+        ],
+    },
+    {"kind": "layer_quant", "layers": 78},
+    {
+        "kind": "build",
+        "role": "draft",
+        "layers": 78,
+        "options": {"exclude_eh_proj": True, "mtp_experts_excluded": True},
+    },
+]
+
+
+@functools.cache
+def probe(variant: str) -> list[dict]:
+    return run_probe(BASE, variant, "probe_build.py", SCENARIOS)
+
+
+def assert_draft_is_servable(draft: dict, eh_proj_excluded: bool) -> None:
+    modules = draft["modules"]
+    assert draft["architecture"] == "DeepseekV3ForCausalLMNextN"
+    assert modules.get("model.decoder.mlp.shared_experts.gate_up_proj") == UNQUANT, (
+        "shared expert built as MXFP4 (or fused)"
+    )
+    assert modules.get("model.decoder.mlp.shared_experts.down_proj") == UNQUANT
+    assert draft["num_fused_shared_experts"] == 0, "bf16 shared expert fused into the MXFP4 routed experts"
+    assert draft["experts"]["model.decoder.mlp.experts"] == 256
+    assert modules["model.decoder.mlp.experts"] == MXFP4_MOE, "routed experts must stay MXFP4"
+    assert modules["model.eh_proj"] == (UNQUANT if eh_proj_excluded else MXFP4)
+    assert draft["fusion_disabled_after"] is False, "the draft's override leaked into the global flag"
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_glm5_draft_builds_excluded_modules_unquantized_and_unfused(variant):
+    assert_draft_is_servable(probe(variant)[1], eh_proj_excluded=True)
+    assert_draft_is_servable(probe(variant)[2], eh_proj_excluded=False)
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_any_layer_count(variant):
+    assert_draft_is_servable(probe(variant)[3], eh_proj_excluded=True)
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_per_expert_mtp_excludes_build_the_fused_moe_unquantized(variant):
+    """An export that keeps the whole MTP MoE bf16 lists its 256 experts one by one."""
+    draft = probe(variant)[7]
+    assert draft["modules"]["model.decoder.mlp.experts"] == UNQUANT_MOE, "bf16 routed experts built as MXFP4"
+    assert draft["modules"]["model.eh_proj"] == UNQUANT
+    # bf16 shared expert and bf16 routed experts may share the fused kernel
+    assert draft["experts"]["model.decoder.mlp.experts"] == 257
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_layer_quant_config_keys_follow_the_draft_names_without_touching_hf_config(variant):
+    result = probe(variant)[6]
+    assert result["hf_config_untouched"]
+    assert result["keys"] == ["*.o_proj", "model.decoder.self_attn.*", "model.eh_proj"]
+
+
+def test_target_decisions_are_unchanged_and_keep_fusion():
+    pristine, patched = probe("pristine"), probe("patched")
+    for index in (0, 4):
+        assert patched[index]["num_fused_shared_experts"] == 1
+        assert patched[index]["modules"] == pristine[index]["modules"]
+        assert set(patched[index]["experts"].values()) == {257}
+    modules = patched[0]["modules"]
+    assert modules["model.layers.5.mlp.experts"] == MXFP4_MOE
+    assert modules["model.layers.77.self_attn.o_proj"] == UNQUANT  # excluded in the export
+
+
+def test_deepseek_61_layer_mapping_is_exactly_upstreams():
+    pristine, patched = probe("pristine")[5], probe("patched")[5]
+    assert patched == pristine
+    assert patched["mapped"][:3] == [
+        "model.decoder.eh_proj",
+        "model.decoder.self_attn.q_a_proj",
+        "model.decoder.mlp.shared_experts.gate_proj",
+    ]
+
+
+# -- 0003: EAGLE greedy verify on HIP, two real TP ranks ---------------------------------------
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_eagle_greedy_verify_agrees_across_tp_ranks(variant):
+    """Rank 1's logits make it accept a different number of drafts than rank 0."""
+    ranks = run_probe(BASE, variant, "probe_eagle_0514.py", {"world_size": 2}, timeout=300)
+    local = [r["local_accept"] for r in ranks]
+    assert local[0] != local[1], "the test must give the ranks different draft outcomes"
+    results = [(r["predict"], r["accept_index"], r["accept_length"]) for r in ranks]
+    assert results[0] == results[1], "TP ranks committed different verify results"
+    assert results[1] == (ranks[0]["predict"], ranks[0]["accept_index"], ranks[0]["accept_length"])
+
+
+# -- 0004 + 0005: MI355X defaults and what the communicator fuses --------------------------------
+
+GLM, DEEPSEEK = "GlmMoeDsaForCausalLM", "DeepseekV3ForCausalLM"
+DECODE_SIDE = ["DECODE", "IDLE", "TARGET_VERIFY"]
+ALL_MODES = ["DECODE", "EXTEND", "IDLE", "MIXED", "TARGET_VERIFY"]
+APPLIED = {
+    "kv_cache_dtype": "fp8_e4m3",
+    "enable_aiter_allreduce_fusion": True,
+    "disable_aiter_allreduce_fusion_in_prefill": True,
+    "SGLANG_USE_AITER": "1",
+    "fused": DECODE_SIDE,
+}
+NO_FUSION = {
+    **APPLIED,
+    "enable_aiter_allreduce_fusion": False,
+    "disable_aiter_allreduce_fusion_in_prefill": False,
+    "fused": [],
+}
+UNTOUCHED = {**NO_FUSION, "kv_cache_dtype": "bfloat16", "SGLANG_USE_AITER": None}
+GLM8 = {"platform": "gfx950", "arch": GLM, "args": {"tp_size": 8}}
+DEFAULT_CASES = [
+    # (case, what the server settles on and fuses)
+    (GLM8, APPLIED),
+    ({**GLM8, "args": {"tp_size": 4}}, APPLIED),
+    ({**GLM8, "args": {"tp_size": 8, "kv_cache_dtype": "bfloat16"}}, {**APPLIED, "kv_cache_dtype": "bfloat16"}),
+    ({**GLM8, "args": {"tp_size": 8, "enable_aiter_allreduce_fusion": False}}, NO_FUSION),
+    (
+        {**GLM8, "args": {"tp_size": 8, "enable_aiter_allreduce_fusion": True}},
+        {**APPLIED, "disable_aiter_allreduce_fusion_in_prefill": False, "fused": ALL_MODES},
+    ),
+    (
+        {
+            **GLM8,
+            "args": {
+                "tp_size": 8,
+                "enable_aiter_allreduce_fusion": True,
+                "disable_aiter_allreduce_fusion_in_prefill": True,
+            },
+        },
+        APPLIED,
+    ),
+    ({**GLM8, "env": {"SGLANG_USE_AITER": "0"}}, {**NO_FUSION, "SGLANG_USE_AITER": "0"}),
+    ({**GLM8, "args": {"tp_size": 8, "enable_dp_attention": True, "dp_size": 2}}, NO_FUSION),
+    ({**GLM8, "args": {"tp_size": 8, "nnodes": 2, "node_rank": 0, "dist_init_addr": "127.0.0.1:5000"}}, NO_FUSION),
+    ({**GLM8, "args": {"tp_size": 6}}, NO_FUSION),
+    ({**GLM8, "args": {"tp_size": 1}}, NO_FUSION),
+    (
+        {**GLM8, "args": {"tp_size": 8, "enable_deterministic_inference": True, "attention_backend": "triton"}},
+        NO_FUSION,
+    ),
+    ({**GLM8, "env": {"SGLANG_USE_1STAGE_ALLREDUCE": "1"}}, NO_FUSION),
+    ({**GLM8, "env": {"SGLANG_USE_AITER_AR": "0"}}, NO_FUSION),
+    ({**GLM8, "args": {"tp_size": 8, "moe_a2a_backend": "deepep"}}, NO_FUSION),
+    ({**GLM8, "checkpoint": "fp8"}, {**NO_FUSION, "SGLANG_USE_AITER": None}),  # block FP8: no aiter (issue 28685)
+    ({**GLM8, "checkpoint": "bf16"}, {**NO_FUSION, "SGLANG_USE_AITER": None}),
+    ({**GLM8, "platform": "gfx942"}, UNTOUCHED),
+    ({**GLM8, "platform": "cuda"}, UNTOUCHED),
+    ({**GLM8, "arch": DEEPSEEK}, UNTOUCHED),
+]
+INERT = {
+    12: "SGLANG_USE_1STAGE_ALLREDUCE=1",
+    13: "SGLANG_USE_AITER_AR=0",
+    14: "--moe-a2a-backend deepep",
+    15: "it needs SGLANG_USE_AITER=1",
+    7: "DP attention is enabled",
+}
+
+
+@functools.cache
+def defaults(variant: str) -> list[dict]:
+    return run_probe(BASE, variant, "probe_server_args_0514.py", [case for case, _ in DEFAULT_CASES])
+
+
+def settled(result: dict) -> dict:
+    if "error" in result:
+        return result
+    fusion = result["fusion"]
+    assert all(d["attn"] == d["mlp"] for d in fusion.values()), (
+        "a skipped MLP all-reduce must be fused by the next norm"
+    )
+    keys = (
+        "kv_cache_dtype",
+        "enable_aiter_allreduce_fusion",
+        "disable_aiter_allreduce_fusion_in_prefill",
+        "SGLANG_USE_AITER",
+    )
+    return {**{k: result[k] for k in keys}, "fused": sorted(mode for mode, d in fusion.items() if d["attn"])}
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_mi355x_defaults_table(variant):
+    got = [settled(result) for result in defaults(variant)]
+    mismatches = [(case, g, want) for (case, want), g in zip(DEFAULT_CASES, got) if g != want]
+    assert mismatches == []
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_each_default_is_logged_once_with_its_reason(variant):
+    results = defaults(variant)
+    logs = results[0]["logs"]
+    assert len(logs) == 3 and len(set(logs)) == 3
+    assert all("GLM-5 on gfx950 (MI350X/MI355X)" in m for m in logs)
+    assert any("--kv-cache-dtype to fp8_e4m3" in m and "--kv-cache-dtype bfloat16 to keep" in m for m in logs)
+    assert any("SGLANG_USE_AITER=1" in m and "fails at load" in m and "page size 64" in m for m in logs)
+    assert any("for decode batches" in m and "--no-enable-aiter-allreduce-fusion" in m for m in logs)
+    assert not any("kv-cache-dtype" in m for m in results[2]["logs"])  # nothing said about what the user set
+    for index, blocker in INERT.items():
+        assert any(f"not enabling Aiter AllReduce Fusion: {blocker}" in m for m in results[index]["logs"]), index
+        assert not any("enabling Aiter AllReduce Fusion for" in m for m in results[index]["logs"])
+
+
+def test_only_glm5_on_hip_asks_for_the_gpu():
+    queries = [result["gfx95_queries"] for result in defaults("patched")]
+    assert queries[-1] == 0 and queries[-2] == 0  # another model; CUDA
+    assert queries[0] == 1 and queries[-3] == 1  # GLM-5 on HIP: once

@@ -1,0 +1,218 @@
+"""Past one node: cluster plans (worker flags checked against each base's ServerArgs, router flags
+by the installed sglang-router's own parser), Kubernetes manifests (kubernetes-validate), and a
+real router in front of real llama.cpp workers: failover and rejoin."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+import yaml
+from conftest import BASES, run_cli
+
+from wafer_sglang.errors import WaferError
+from wafer_sglang.serve import cluster, k8s
+
+SECRET = "sk-cluster-test-5b9"
+IMAGE = "wafer/sglang:mi355x-0.5.14.post1@sha256:" + "a" * 64
+
+
+@pytest.fixture(autouse=True)
+def _key(monkeypatch):
+    monkeypatch.setenv("WAFER_API_KEY", SECRET)
+
+
+@pytest.mark.parametrize("base", BASES)
+@pytest.mark.parametrize(
+    "topology, nodes",
+    [
+        ("dp", ["--nodes", "10.0.0.1,10.0.0.2"]),
+        ("pd", ["--prefill-nodes", "10.0.0.1", "--decode-nodes", "10.0.0.2,10.0.0.3"]),
+        ("tp", ["--nodes", "10.0.0.1,10.0.0.2"]),
+    ],
+)
+def test_plans_bind_private_addresses_and_never_hold_the_key(capsys, tmp_path, base, topology, nodes):
+    rc, out, _ = run_cli(
+        capsys,
+        "cluster",
+        "plan",
+        "--topology",
+        topology,
+        "--model",
+        "/models/GLM-5.2",
+        "--base",
+        base,
+        *nodes,
+        "--out",
+        str(tmp_path),
+        "--json",
+    )
+    plan = json.loads(out)
+    workers = [p for p in plan["processes"] if p["role"] != "router"]
+    [router] = [p for p in plan["processes"] if p["role"] == "router"]
+    assert rc == 0 and SECRET not in out
+    for worker in workers:
+        argv = worker["argv"]
+        assert (
+            argv[argv.index("--host") + 1] == worker["node"] and argv[argv.index("--api-key") + 1] == "${WAFER_API_KEY}"
+        )
+    assert router["argv"][router["argv"].index("--host") + 1] == "0.0.0.0"
+    assert router["argv"][router["argv"].index("--prometheus-host") + 1] == "127.0.0.1"
+    serving = [w["url"] for w in workers if w["url"]]
+    assert all(url in router["argv"] for url in serving)
+    if topology == "dp":
+        assert len(workers) == 4 and {w["env"]["HIP_VISIBLE_DEVICES"] for w in workers} == {"0,1,2,3", "4,5,6,7"}
+    if topology == "tp":
+        assert len(serving) == 1 and [w["argv"][w["argv"].index("--node-rank") + 1] for w in workers] == ["0", "1"]
+    rc, _, _ = run_cli(
+        capsys,
+        "cluster",
+        "plan",
+        "--topology",
+        topology,
+        "--model",
+        "/m",
+        "--base",
+        base,
+        *nodes,
+        "--out",
+        str(tmp_path),
+    )
+    scripts = sorted(tmp_path.glob("*.sh"))
+    assert rc == 0 and len(scripts) == len(plan["processes"]) and all(p.stat().st_mode & 0o111 for p in scripts)
+    assert not [p for p in scripts if SECRET in p.read_text()]
+
+
+def test_worker_flags_are_checked_against_the_bases_serverargs(capsys):
+    base = (
+        "cluster",
+        "plan",
+        "--topology",
+        "pd",
+        "--model",
+        "/m",
+        "--base",
+        "0.5.14",
+        "--prefill-nodes",
+        "a",
+        "--decode-nodes",
+        "b",
+    )
+    rc, out, _ = run_cli(capsys, *base, "--disaggregation-ib-device", "rdma0,rdma1")
+    assert rc == 0 and out.count("--disaggregation-ib-device rdma0,rdma1") == 2
+    rc, _, err = run_cli(capsys, *base, "--disaggregation-transfer-backend", "rdma")
+    assert rc == 2 and "--disaggregation-transfer-backend rdma: sglang 0.5.14 accepts mooncake, nixl" in err
+    rc, _, err = run_cli(capsys, *base, "--not-a-flag")
+    assert rc == 2 and "--not-a-flag is not a flag of sglang 0.5.14" in err
+
+
+def test_router_flags_are_checked_by_the_installed_router(monkeypatch):
+    topology = cluster.load_topology("dp")
+    broken = cluster.Topology(
+        **{**topology.__dict__, "router_args": [*topology.router_args, "--cache-treshold", "0.2"]}
+    )
+    with pytest.raises(WaferError, match="sglang-router 0.3.2 rejects the router command"):
+        cluster.plan(broken, "/m", "0.5.14", ["a"])
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "0.9.0" if name == "sglang-router" else real(name))
+    with pytest.raises(
+        WaferError, match="sglang-router 0.9.0 is installed; base 0.5.14's plans are checked with 0.3.2"
+    ):
+        cluster.plan(topology, "/m", "0.5.14", ["a"])
+
+
+@pytest.mark.parametrize("topology", ["dp", "pd", "tp"])
+def test_manifests_validate_and_keep_the_key_in_a_secret(capsys, tmp_path, topology):
+    rc, out, _ = run_cli(
+        capsys,
+        "cluster",
+        "k8s",
+        "--topology",
+        topology,
+        "--model",
+        "/models/GLM-5.2",
+        "--image",
+        IMAGE,
+        "--base",
+        "0.5.14",
+        "--out",
+        str(tmp_path),
+    )
+    text = (tmp_path / f"glm5-{topology}.yaml").read_text()
+    docs = list(yaml.safe_load_all(text))
+    assert rc == 0 and "valid for Kubernetes 1.37.0" in out and SECRET not in text
+    kinds = [d["kind"] for d in docs]
+    assert kinds.count("Service") == 1 and kinds[-1] == "Deployment"  # the router's: the only endpoint
+    router = docs[-1]["spec"]["template"]["spec"]["containers"][0]
+    assert (
+        "--service-discovery" in router["args"]
+        and router["args"][router["args"].index("--prometheus-host") + 1] == "127.0.0.1"
+    )
+    workers = [d for d in docs if d["kind"] in ("StatefulSet", "LeaderWorkerSet")]
+    assert workers and (topology != "tp" or workers[0]["kind"] == "LeaderWorkerSet")
+    pod = (
+        workers[0]["spec"]["template"]
+        if "template" in workers[0]["spec"]
+        else workers[0]["spec"]["leaderWorkerTemplate"]["leaderTemplate"]
+    )
+    container = pod["spec"]["containers"][0]
+    assert {
+        "name": "WAFER_API_KEY",
+        "valueFrom": {"secretKeyRef": {"name": "wafer-api-key", "key": "key"}},
+    } in container["env"]
+    assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] == 1800
+    assert {e["name"] for e in container["env"]} >= {"AITER_JIT_DIR", "TRITON_CACHE_DIR"}
+    # the validator is not a rubber stamp: a misspelt field fails
+    container["resource"] = container.pop("resources")
+    assert k8s.validate(docs) and "resource" in " ".join(k8s.validate(docs))
+
+
+@pytest.mark.slow
+def test_the_real_router_survives_a_dead_worker_and_takes_it_back(tmp_path):
+    from support.fleet import Fleet, per_worker
+    from support.tiny_llm import make_model
+
+    model = make_model(tmp_path / "model")
+    # the circuit breaker opens on the dead worker and retries it after --cb-timeout-duration-secs (60 s by default)
+    fleet = Fleet(
+        model,
+        3,
+        2,
+        ["--policy", "round_robin", "--health-check-interval-secs", "2", "--cb-timeout-duration-secs", "5"],
+        tmp_path / "router.log",
+    )
+    workload = [
+        "--input-len",
+        "300",
+        "--output-len",
+        "16",
+        "--cache-hit",
+        "0.6",
+        "--prefix-groups",
+        "3",
+        "--rates",
+        "4",
+        "--step-seconds",
+        "16",
+        "--warmup-seconds",
+        "0",
+        "--drain-seconds",
+        "30",
+    ]
+    try:
+        victim = fleet.workers[1]
+        threading.Timer(6, victim.kill).start()
+        step = fleet.sweep(tmp_path / "failover", *workload)["steps"][0]
+        assert step["requests"] > 20 and step["success_rate"] >= 0.95, step["failures"]
+        fleet.workers[1] = victim.restart()
+        time.sleep(8)
+        step = fleet.sweep(tmp_path / "rejoin", *workload)["steps"][0]
+        rows = per_worker(step, fleet, 16)
+        assert step["success_rate"] >= 0.95 and rows[1]["requests"] and rows[1]["requests"] >= 1, rows
+        assert set(step["per_server"]) == {w.url for w in fleet.workers}
+    finally:
+        fleet.stop()

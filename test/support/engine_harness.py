@@ -1,0 +1,72 @@
+"""Upstream sglang trees for the engine tests: pristine (the pinned wheel as is) and patched
+(the series + overlay), and running a probe script against one of them in a subprocess.
+
+A tree is put on PYTHONPATH only in that subprocess: it holds the whole sglang package, so it
+shadows nothing; test/support/engine/ rides along for the CPU bootstrap.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from conftest import ROOT
+
+ENGINE = Path(__file__).resolve().parent / "engine"
+TREES = Path(tempfile.mkdtemp(prefix="wafer-engine-trees-"))
+atexit.register(shutil.rmtree, TREES, ignore_errors=True)  # ~300 MB of trees: never left behind
+PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
+
+
+@functools.cache
+def tree(base: str, variant: str) -> Path:
+    """``variant`` is "pristine" or "patched"; built once per test session."""
+    from wafer_sglang.queue.apply import Queue
+    from wafer_sglang.queue.worktree import unpack_wheel
+
+    queue = Queue.open(ROOT, base)
+    target = TREES / f"{base}-{variant}"
+    if variant == "pristine":
+        unpack_wheel(queue.fetch(PYTHON_TAG, quiet=True), target)
+    else:
+        queue.apply(PYTHON_TAG, target, quiet=True)
+    return target
+
+
+def run_probe(base: str, variant: str, script: str, cases: list[dict], timeout: int = 600) -> list:
+    env = {**os.environ, "PYTHONPATH": f"{tree(base, variant)}{os.pathsep}{ENGINE}"}
+    proc = subprocess.run(
+        [sys.executable, str(ENGINE / script), json.dumps(cases)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("PROBE-RESULT "):
+            return json.loads(line.removeprefix("PROBE-RESULT "))
+    # Not an AssertionError: a probe that crashes must fail the test even where a failed
+    # assertion is expected (the pristine tree's strict xfail).
+    raise RuntimeError(f"{script} on {base}-{variant} failed (rc {proc.returncode}):\n{proc.stderr[-4000:]}")
+
+
+def variants():
+    """pristine must fail (strict xfail: a pass means the test no longer detects the bug)."""
+    import pytest
+
+    return [
+        pytest.param(
+            "pristine",
+            marks=pytest.mark.xfail(
+                strict=True, raises=AssertionError, reason="upstream without the patch has the bug"
+            ),
+        ),
+        "patched",
+    ]
