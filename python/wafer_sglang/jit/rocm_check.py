@@ -26,6 +26,8 @@ reviewed entry.
 from __future__ import annotations
 
 import ast
+import copy
+import functools
 import re
 import shutil
 import subprocess
@@ -135,43 +137,48 @@ def rocm_includes(unit: Path, include_dir: Path) -> list[str]:
 
 @dataclass
 class _Module:
+    """One source file, parsed only when asked: most of sglang's ~4000 modules never name a
+    loader, and their text alone says so (parsing them all took most of a check)."""
+
     path: Path
     text: str
-    tree: ast.Module
-    imports: list[ast.AST]
-    calls: list[ast.Call]
-    _guards: _Guards | None = None
 
-    @property
+    @functools.cached_property
+    def tree(self) -> ast.Module:
+        try:
+            with warnings.catch_warnings():  # upstream's own invalid escapes are not our business
+                warnings.simplefilter("ignore", SyntaxWarning)
+                warnings.simplefilter("ignore", DeprecationWarning)
+                return ast.parse(self.text)
+        except SyntaxError:
+            return ast.Module(body=[], type_ignores=[])
+
+    @functools.cached_property
+    def _nodes(self) -> list[ast.AST]:
+        return list(ast.walk(self.tree))
+
+    @functools.cached_property
+    def imports(self) -> list[ast.AST]:
+        return [n for n in self._nodes if isinstance(n, (ast.Import, ast.ImportFrom))]
+
+    @functools.cached_property
+    def calls(self) -> list[ast.Call]:
+        return [n for n in self._nodes if isinstance(n, ast.Call)]
+
+    @functools.cached_property
     def guards(self) -> _Guards:
-        if self._guards is None:
-            self._guards = _Guards(self.tree)
-        return self._guards
+        return _Guards(self.tree)
 
 
 def _python_modules(package: Path) -> dict[str, _Module]:
-    """Every runtime module of the package, parsed once (tests and benchmarks skipped)."""
+    """Every runtime module of the package (tests and benchmarks skipped), parsed on demand."""
     parsed = {}
     for path in sorted(package.rglob("*.py")):
         rel = path.relative_to(package.parent)
         if {"tests", "test", "benchmark", "benchmarks"} & set(rel.parts):
             continue
-        text = path.read_text(errors="replace")
-        try:
-            with warnings.catch_warnings():  # upstream's own invalid escapes are not our business
-                warnings.simplefilter("ignore", SyntaxWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                tree = ast.parse(text)
-        except SyntaxError:
-            continue
-        nodes = list(ast.walk(tree))
-        parsed[".".join(rel.with_suffix("").parts).removesuffix(".__init__")] = _Module(
-            path=path,
-            text=text,
-            tree=tree,
-            imports=[n for n in nodes if isinstance(n, (ast.Import, ast.ImportFrom))],
-            calls=[n for n in nodes if isinstance(n, ast.Call)],
-        )
+        name = ".".join(rel.with_suffix("").parts).removesuffix(".__init__")
+        parsed[name] = _Module(path=path, text=path.read_text(errors="replace"))
     return parsed
 
 
@@ -252,9 +259,18 @@ def _call_sites(target: str, modules: dict[str, _Module]) -> list[CallSite]:
     """Where sglang reaches module ``target``: each import of it, or each call of what an
     unguarded import bound."""
     parent, _, leaf = target.rpartition(".")
+    # Only a module with an import statement naming ``leaf`` can reach it: a text test first,
+    # so the modules that cannot are never parsed (it over-approximates; the AST decides).
+    up = re.escape(parent.rpartition(".")[2])
+    names_leaf = re.compile(
+        rf"\b{up}\.{leaf}\b"  # import a.parent.leaf / from ..parent.leaf import
+        rf"|\bfrom\s+[.\w]*\b{up}\s+import\b[^)]*?\b{leaf}\b"  # from a.parent import (x, leaf)
+        rf"|\bfrom\s+\.+{leaf}\b"  # from .leaf import
+        rf"|\bfrom\s+\.+\s+import\b[^)]*?\b{leaf}\b"  # from . import leaf
+    )
     sites = []
     for name, module in modules.items():
-        if name == target or leaf not in module.text:
+        if name == target or leaf not in module.text or not names_leaf.search(module.text):
             continue
         package = name if module.path.name == "__init__.py" else name.rpartition(".")[0]
         for node in module.imports:
@@ -341,6 +357,13 @@ def default_ledger(version: str) -> Path:
 
 def scan(package: Path, ledger: dict[str, tuple[str, str]]) -> list[UnitReport]:
     """A report for every JIT unit that includes CUDA-only headers under ROCm."""
+    return [_judge(copy.deepcopy(report), ledger) for report in _analyse(package.resolve())]
+
+
+@functools.lru_cache(maxsize=4)
+def _analyse(package: Path) -> tuple[UnitReport, ...]:
+    """The units with CUDA-only headers and every call site of their loaders (no verdicts): the
+    costly part, done once per tree in a process whatever the ledger."""
     jit = jit_root(package)
     modules = _python_modules(package)
     kernels = _kernel_package(jit, package)
@@ -367,27 +390,27 @@ def scan(package: Path, ledger: dict[str, tuple[str, str]]) -> list[UnitReport]:
         if not headers[unit]:
             continue
         report = UnitReport(unit=unit, cuda_headers=headers[unit], loaders=sorted(loaders.get(unit, [])))
-        if not report.loaders:
-            report.verdict, report.reason = "unloaded", "no loader names it (a header of other units, or unused)"
-        else:
-            seen: set[str] = set()
-            for loader in report.loaders:
-                report.sites += _reach(loader, modules, jit_module, seen)
-            open_sites = [s for s in report.sites if not s.gated_by]
-            if not report.sites:
-                report.verdict, report.reason = (
-                    "uncalled",
-                    "no sglang code outside the kernel package imports its loader",
-                )
-            elif not open_sites:
-                report.verdict, report.reason = "gated", "every call site is behind a condition false on ROCm"
-            elif unit in ledger:
-                report.verdict, report.reason = ledger[unit]
-            else:
-                report.verdict = "reachable"
-                report.reason = "not proved unreachable: " + ", ".join(map(str, open_sites[:5]))
+        seen: set[str] = set()
+        for loader in report.loaders:
+            report.sites += _reach(loader, modules, jit_module, seen)
         reports.append(report)
-    return reports
+    return tuple(reports)
+
+
+def _judge(report: UnitReport, ledger: dict[str, tuple[str, str]]) -> UnitReport:
+    open_sites = [s for s in report.sites if not s.gated_by]
+    if not report.loaders:
+        report.verdict, report.reason = "unloaded", "no loader names it (a header of other units, or unused)"
+    elif not report.sites:
+        report.verdict, report.reason = "uncalled", "no sglang code outside the kernel package imports its loader"
+    elif not open_sites:
+        report.verdict, report.reason = "gated", "every call site is behind a condition false on ROCm"
+    elif report.unit in ledger:
+        report.verdict, report.reason = ledger[report.unit]
+    else:
+        report.verdict = "reachable"
+        report.reason = "not proved unreachable: " + ", ".join(map(str, open_sites[:5]))
+    return report
 
 
 def stale_ledger_entries(reports: list[UnitReport], ledger: dict) -> list[str]:
