@@ -18,6 +18,7 @@ from wafer_sglang import resources
 from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import recipes
+from wafer_sglang.serve.router import listen_args
 
 KEY_REF = "${WAFER_API_KEY}"  # the plan refers to the key; its value is never in a plan or a file
 
@@ -193,19 +194,7 @@ def _tp_workers(topology, recipe, model, base, nodes, ports, api_key) -> list[Pr
 
 
 def _router_argv(topology: Topology, workers: list[Process], ports: dict, api_key: bool) -> list[str]:
-    argv = [
-        "python3",
-        "-m",
-        "sglang_router.launch_router",
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(ports["router"]),
-        "--prometheus-host",
-        "127.0.0.1",
-        "--prometheus-port",
-        str(ports["router-metrics"]),
-    ]
+    argv = ["python3", "-m", "sglang_router.launch_router", *listen_args(ports)]
     if topology.name == "pd":
         for w in workers:
             if w.role == "prefill":

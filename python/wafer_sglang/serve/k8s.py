@@ -15,6 +15,7 @@ import dataclasses
 
 from wafer_sglang.serve import recipes
 from wafer_sglang.serve.cluster import Topology, config
+from wafer_sglang.serve.router import listen_args
 
 KUBERNETES = "1.37.0"  # the schema version manifests are checked against (kubernetes-validate's)
 STARTUP_SECONDS = 1800  # a cold GLM-5 load plus aiter JIT builds
@@ -217,14 +218,7 @@ def _router(
 ) -> dict:
     router_labels = {**labels, "app.kubernetes.io/component": "router"}
     args = [
-        "--host",
-        "0.0.0.0",
-        "--port",
-        str(ports["router"]),
-        "--prometheus-host",
-        "127.0.0.1",
-        "--prometheus-port",
-        str(ports["router-metrics"]),
+        *listen_args(ports),
         "--service-discovery",
         "--service-discovery-namespace",
         namespace,

@@ -10,6 +10,20 @@ import io
 from wafer_sglang.errors import WaferError
 
 
+def listen_args(ports: dict) -> list[str]:
+    """The router serves clients on every address; its metrics stay on the node (127.0.0.1)."""
+    return [
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(ports["router"]),
+        "--prometheus-host",
+        "127.0.0.1",
+        "--prometheus-port",
+        str(ports["router-metrics"]),
+    ]
+
+
 def pinned_version(base: str) -> str:
     from wafer_sglang.serve.cluster import config
 
