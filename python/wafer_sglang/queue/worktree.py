@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import stat
-import tempfile
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -216,15 +216,21 @@ def staged_dir(final: Path, *, force: bool, protected: list[Path] = ()):
                 "these tools made only)"
             )
         check_replaceable(final, [*protected, Path.cwd(), Path.home(), Path("/")])
+    # The name is chosen before the folder exists, and created inside the try: a SIGTERM that
+    # lands just after the mkdir (the moment a watcher first sees it) still removes it.
+    tmp = final.parent / f".{final.name}.{secrets.token_hex(6)}"
+    created = False
     try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    except OSError as exc:
-        raise WaferError(f"cannot create the work tree next to {final}: {exc.strerror or exc}") from None
-    try:
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir(mode=0o700)  # an existing folder of that name is not ours: never removed
+        except OSError as exc:
+            raise WaferError(f"cannot create the work tree next to {final}: {exc.strerror or exc}") from None
+        created = True
         yield tmp
-    except BaseException:  # SIGTERM too: the CLI turns it into an exception that unwinds to here
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:  # SIGTERM too: the CLI turns it into an exception that unwinds to here
+        if created or (not isinstance(exc, WaferError) and tmp.is_dir()):
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
     if final.exists():
         shutil.rmtree(final)

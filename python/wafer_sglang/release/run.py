@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -51,8 +52,9 @@ def release(opts: Options) -> Path:
     final = opts.out / tag
     if final.exists():
         raise WaferError(f"{final} exists: a release folder is written once (remove it to redo the release)")
-    scratch = Path(tempfile.mkdtemp(prefix=f".{tag}-", dir=_mkdir(opts.out)))
+    scratch = _mkdir(opts.out) / f".{tag}-{secrets.token_hex(6)}"
     try:
+        scratch.mkdir()  # inside the try: an interrupt right after it still removes it
         wheels = [_checked_wheel(root, base, py, scratch) for base, py in step_progress(builds, "release: wheel")]
         _twine_check(wheels)
         _write_sums(scratch, wheels)
