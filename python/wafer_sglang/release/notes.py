@@ -62,16 +62,16 @@ def render(tag: str, previous: str | None, before: dict[str, QueueAt], now: dict
         if new is None:
             lines.append(f"Retired: no longer a supported base (last release: {version}.post{old.respin}).")
             continue
-        if old is None:
+        if old is None:  # every patch is new: listed once, below
             lines.append("New base.")
-        old_patches = old.patches if old else {}
+        old_patches = old.patches if old else dict(new.patches)
         added = [n for n in new.patches if n not in old_patches]
         dropped = [n for n in old_patches if n not in new.patches]
         changed = [n for n in new.patches if n in old_patches and old_patches[n][0] != new.patches[n][0]]
         for title, names, source in (("Added", added, new), ("Changed", changed, new), ("Dropped", dropped, old)):
             if names:
                 lines += [f"{title}:", *[f"- {_line(source.patches[n][1])}" for n in names], ""]
-        if not (added or dropped or changed):
+        if old is not None and not (added or dropped or changed):
             lines.append("The patch queue is unchanged.")
         if new.patches:
             lines += [
