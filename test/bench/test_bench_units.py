@@ -7,7 +7,7 @@ import ast
 import zipfile
 
 import pytest
-from conftest import CACHE, run_cli
+from conftest import CACHE, ROOT, run_cli
 
 from wafer_sglang.bench import endpoint, export, sse
 from wafer_sglang.bench.knee import Slo, describe, knee
@@ -155,14 +155,16 @@ def _bench_serving_result_keys(wheel, member: str) -> list[str]:
     raise AssertionError(f"no bench_serving result dict in {member}")
 
 
+@pytest.mark.network
 @pytest.mark.parametrize(
     "version, member", [("0.5.14", "sglang/bench_serving.py"), ("0.5.23", "sglang/benchmark/serving.py")]
 )
 def test_bench_serving_export_has_exactly_the_bases_fields(version, member):
-    wheels = sorted(CACHE.glob(f"sglang-{version}-*.whl"))
-    if not wheels:
-        pytest.skip(f"the pinned sglang {version} wheel is not in {CACHE} (tests marked network fetch it)")
     from wafer_sglang.bench.client import Record
+    from wafer_sglang.queue import download
+    from wafer_sglang.queue.pins import load_pins
+
+    wheels = [download.fetch(load_pins(ROOT).base(version).any_wheel("cp311"), CACHE, quiet=True)]
 
     record = Record(
         0,
