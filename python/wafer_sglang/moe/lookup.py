@@ -23,7 +23,7 @@ from dataclasses import dataclass, fields
 from typing import Literal
 
 from wafer_sglang.errors import WaferError
-from wafer_sglang.moe.keys import PADDED_M_TIERS, MoeKey
+from wafer_sglang.moe.keys import PADDED_M_TIERS, UNTUNED_COLUMNS, MoeKey
 
 LEGACY_GFX = {256: "gfx950", 80: "gfx942", 304: "gfx942"}
 FLYDSL_FALLBACK = "flydsl_fallback"
@@ -134,25 +134,7 @@ def _act_free(key: MoeKey) -> MoeKey:
 def _read(name: str, text: str) -> tuple[list[str], list[tuple[int, dict]]]:
     reader = csv.DictReader(io.StringIO(text))
     columns = list(reader.fieldnames or [])
-    missing = [
-        c
-        for c in (
-            "cu_num",
-            "token",
-            "model_dim",
-            "inter_dim",
-            "expert",
-            "topk",
-            "act_type",
-            "dtype",
-            "q_dtype_a",
-            "q_dtype_w",
-            "q_type",
-            "use_g1u1",
-            "doweight_stage1",
-        )
-        if c not in columns
-    ]
+    missing = [c for c in ("cu_num", *UNTUNED_COLUMNS) if c not in columns]  # aiter's key columns
     if missing:
         raise WaferError(f"{name}: not an aiter tuned fMoE CSV, missing columns {missing}")
     return columns, list(enumerate(reader, start=2))
