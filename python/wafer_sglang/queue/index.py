@@ -37,11 +37,9 @@ def project_files(project: str = "sglang") -> list[dict]:
     return files
 
 
-def release_wheels(version: str, tags: tuple[str, ...] = PYTHON_TAGS) -> tuple[dict[str, WheelPin], str]:
-    """The x86_64 manylinux wheels of sglang ``version`` per CPython tag, and the upload date."""
-    wanted = Version(version)
-    wheels: dict[str, WheelPin] = {}
-    uploaded: list[str] = []
+def _pinnable_wheels(tags: tuple[str, ...]):
+    """(index record, version, tag) of every non-yanked sglang wheel we could pin: our platform,
+    one of ``tags``. Other files the project page lists are skipped."""
     for f in project_files():
         name = f.get("filename", "") if isinstance(f, dict) else ""
         if not name.endswith(".whl"):
@@ -49,17 +47,27 @@ def release_wheels(version: str, tags: tuple[str, ...] = PYTHON_TAGS) -> tuple[d
         try:
             _, v, _, wheel_tags = parse_wheel_filename(name)
         except (InvalidWheelFilename, InvalidVersion):
-            continue  # some other file the project page lists
+            continue
         tag = next(iter(wheel_tags))
-        if v != wanted or tag.platform != PLATFORM or tag.interpreter not in tags or f.get("yanked"):
+        if tag.platform == PLATFORM and tag.interpreter in tags and not f.get("yanked"):
+            yield f, v, tag
+
+
+def release_wheels(version: str, tags: tuple[str, ...] = PYTHON_TAGS) -> tuple[dict[str, WheelPin], str]:
+    """The x86_64 manylinux wheels of sglang ``version`` per CPython tag, and the upload date."""
+    wanted = Version(version)
+    wheels: dict[str, WheelPin] = {}
+    uploaded: list[str] = []
+    for f, v, tag in _pinnable_wheels(tags):
+        if v != wanted:
             continue
         record = {
-            "filename": name,
+            "filename": f["filename"],
             "sha256": (f.get("hashes") or {}).get("sha256"),
             "size": f.get("size"),
             "url": f.get("url"),
         }
-        wheels[tag.interpreter] = checked_wheel(f"{index_url()}: {name}", version, record, tag.interpreter)
+        wheels[tag.interpreter] = checked_wheel(f"{index_url()}: {f['filename']}", version, record, tag.interpreter)
         uploaded.append(str(f.get("upload-time") or "")[:10])
     if not wheels:
         raise WaferError(
@@ -80,16 +88,7 @@ def find_url(filename: str) -> str:
 
 def latest_release(tags: tuple[str, ...] = PYTHON_TAGS) -> str:
     """The newest final sglang release with a wheel we could pin (pre-releases and yanked files skipped)."""
-    versions = set()
-    for f in project_files():
-        name = f.get("filename", "") if isinstance(f, dict) else ""
-        try:
-            _, v, _, wheel_tags = parse_wheel_filename(name)
-        except (InvalidWheelFilename, InvalidVersion):
-            continue
-        tag = next(iter(wheel_tags))
-        if not v.is_prerelease and not f.get("yanked") and tag.platform == PLATFORM and tag.interpreter in tags:
-            versions.add(v)
+    versions = {v for _, v, _ in _pinnable_wheels(tags) if not v.is_prerelease}
     if not versions:
         raise WaferError(f"{index_url()} lists no sglang release with a {PLATFORM} wheel")
     return str(max(versions))
