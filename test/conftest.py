@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from support import served_engine
 
 from wafer_sglang.queue.pins import load_pins
 
@@ -17,6 +18,26 @@ CACHE = ROOT / "build" / "cache" / "wheels"
 # adding a base runs every per-base test on it.
 BASES = load_pins(ROOT).bases
 LTS = load_pins(ROOT).default_base
+
+
+def pytest_configure(config):
+    """One folder for this run's served engines, made before xdist starts its workers (they
+    inherit it): a server started by one worker serves them all."""
+    if not hasattr(config, "workerinput") and served_engine.RUN_ENV not in os.environ:
+        folder = ROOT / "build" / "test-run" / f"run-{os.getpid()}"
+        folder.mkdir(parents=True, exist_ok=True)
+        os.environ[served_engine.RUN_ENV] = str(folder)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The controlling process stops every served engine once all tests are done; a server that
+    leaves processes behind, or any call into an import stand-in, fails the run."""
+    if hasattr(session.config, "workerinput"):
+        return
+    problems = served_engine.stop_all()
+    if problems:
+        session.config.get_terminal_writer().line("\n".join(["served engines:", *problems]), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,9 @@
-"""The serving benchmark end to end against real llama.cpp servers (xllamacpp) the tests start:
-token-exact prompts and hit rate, the knee on a server that keeps up (every seed) and on one
-driven past capacity, closed loop, exports, compare and the plots, Ctrl-C."""
+"""The serving benchmark end to end. The happy paths run against the fork's own sglang server
+(support/served_engine.py; a server of this module's own, so its counters move only with the
+benchmark's traffic): token-exact prompts, the hit rate from sglang's radix cache and its
+counters, the knee on a server that keeps up (every seed), closed loop, exports, compare and the
+plots, the API key, Ctrl-C. Driving a server past capacity and killing one mid-step use llama.cpp
+(xllamacpp): one slot makes capacity predictable, and a kill needs no engine's shutdown."""
 
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import LTS, ROOT, run_cli
+from support import served_engine
 from support.tiny_llm import LlamaServer, make_model
 
 pytestmark = pytest.mark.slow
@@ -22,16 +26,26 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
-def model(tmp_path_factory) -> Path:
-    return make_model(tmp_path_factory.mktemp("tiny-llm"))
+def server():
+    with served_engine.running("bench", LTS) as srv:
+        yield srv
 
 
 @pytest.fixture(scope="module")
-def server(model):
-    """One slot: every request after the primer reuses the cached prefix."""
-    srv = LlamaServer(model, slots=1)
-    yield srv
-    srv.kill()
+def model(server) -> Path:
+    """The served model's folder: its tokenizer.json is the server's tokenizer."""
+    return Path(server.model)
+
+
+@pytest.fixture(scope="module")
+def llama_model(tmp_path_factory) -> Path:
+    return make_model(tmp_path_factory.mktemp("tiny-llm"))
+
+
+@pytest.fixture(autouse=True)
+def _api_key(monkeypatch, server):
+    """bench reads OPENAI_API_KEY when --api-key is not given (llama.cpp ignores it)."""
+    monkeypatch.setenv("OPENAI_API_KEY", server.api_key)
 
 
 def sweep(capsys, url, model, out, *extra):
@@ -86,9 +100,10 @@ def test_sweep_counts_tokens_exactly_and_measures_the_hit_rate(capsys, server, m
     )  # client tokenizer == server usage
     assert all(r["completion_tokens"] == 24 for r in measured)
     for step in summary["steps"]:
-        assert abs(step["cache_hit_server"] - 0.6) <= 0.05, step
-        assert abs(step["cache_hit_client"] - 0.6) <= 0.05, step
-        assert step["success_rate"] == 1.0 and step["checks"] == [] and step["metrics_family"] == "llama.cpp"
+        # the radix cache is exact: sglang's own counters, and the usage it reports, say the target
+        assert abs(step["cache_hit_server"] - 0.6) <= 0.02, step
+        assert abs(step["cache_hit_client"] - step["cache_hit_server"]) <= 0.01, step
+        assert step["success_rate"] == 1.0 and step["checks"] == [] and step["metrics_family"] == "sglang"
         assert step["usd_per_m_output_tokens"] == pytest.approx(2.90 * 8 / 3600 * 1e6 / step["output_tok_s"])
         assert step["offered_rps"] == step["requests"] / 7.0
     assert [s["target_rps"] for s in summary["steps"]] == [1.0, 3.0]
@@ -129,8 +144,9 @@ def test_a_server_that_keeps_up_has_its_knee_at_the_top_rate_for_every_seed(caps
     assert summary["knee"]["failed_step"] is None
 
 
-def test_a_server_past_capacity_gets_a_knee_below_the_top_rate_and_the_rule_named(capsys, model, tmp_path):
+def test_a_server_past_capacity_gets_a_knee_below_the_top_rate_and_the_rule_named(capsys, llama_model, tmp_path):
     """One slot, 1500 tokens per answer: about one request per second. At 4 rps the queue builds."""
+    model = llama_model
     slow = LlamaServer(model, slots=1)
     try:
         rc, out, err = run_cli(
@@ -241,7 +257,8 @@ def test_sharegpt_prompts_ask_for_the_replys_length(capsys, server, model, tmp_p
     )
 
 
-def test_killed_server_mid_step_ends_the_step_fast_and_fails_the_run(capsys, model, tmp_path):
+def test_killed_server_mid_step_ends_the_step_fast_and_fails_the_run(capsys, llama_model, tmp_path):
+    model = llama_model
     victim = LlamaServer(model, slots=2)
     threading.Timer(3.0, victim.kill).start()
     started = time.monotonic()
@@ -296,7 +313,7 @@ def test_single_stream_uses_unique_prompts(capsys, server, model, tmp_path):
 
 
 def test_ctrl_c_writes_what_was_measured_at_once(model, server, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}  # OPENAI_API_KEY: the server's key
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -334,3 +351,14 @@ def test_ctrl_c_writes_what_was_measured_at_once(model, server, tmp_path):
     assert proc.returncode == 130
     assert summary["steps"][0]["interrupted"] is False and summary["steps"][-1]["interrupted"] is True
     assert (tmp_path / "requests.jsonl").stat().st_size > 0
+
+
+def test_a_server_that_wants_a_key_is_refused_before_any_step(capsys, server, model, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY")
+    rc, out, err = sweep(capsys, server.url, model, tmp_path / "nokey", "--rates", "1", "--step-seconds", "2")
+    assert rc != 0 and "HTTP 401" in err and "--api-key" in err, out + err
+    assert not (tmp_path / "nokey" / "summary.json").exists()
+    rc, out, err = sweep(
+        capsys, server.url, model, tmp_path / "wrong", "--rates", "1", "--step-seconds", "2", "--api-key", "not-the-key"
+    )
+    assert rc != 0 and "HTTP 401" in err and "not-the-key" not in out + err

@@ -1,6 +1,8 @@
-"""The quality gate end to end: lm-eval (its local-completions backend) against real llama.cpp
-servers (xllamacpp) serving tiny models whose scores are known, on a dataset the test writes —
-plus the stderr math against known values and lm-eval's own, acceptance parsing, and the errors."""
+"""The quality gate end to end: lm-eval (its local-completions backend) against the fork's own
+sglang servers — 0.5.14 as baseline, 0.5.23 as candidate, both serving the suite's tiny model
+whose scores are known (support/served_engine.py), and 0.5.23 serving another model as the
+candidate that really differs — on a dataset the test writes; plus the stderr math against known
+values and lm-eval's own, acceptance parsing, and the errors."""
 
 from __future__ import annotations
 
@@ -14,26 +16,40 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from support.tiny_llm import LlamaServer, free_port, make_model
+from conftest import BASES, LTS, run_cli
+from support import served_engine
+from support.tiny_llm import free_port, make_model
 
 from wafer_sglang.evals import acceptance
 from wafer_sglang.evals.stats import Gate, Score, compare, score
 
-# The "answer" model says "#### 0 (A)" to everything: gsm8k strict-match extracts 0 and gpqa's
-# flexible-extract (A). The random model never says "#### <number>" or "(X)".
-ANSWER = "#### 0 (A)\n"
+# The served model says "#### 0 (A)" to everything (served_engine.ANSWER): gsm8k strict-match
+# extracts 0 and gpqa's flexible-extract (A). The random model never says "#### <number>" or "(X)".
 GSM8K_TEST = [0, 0, 5, 0, 0, 0, 5, 0]  # the answer model gets 6 of 8: 0.75
 GSM8K_STDERR = math.sqrt(0.75 * 0.25 * 8 / 7) / math.sqrt(8)  # sample std (ddof=1) / sqrt(n)
 
 
+CURRENT = BASES[-1]
+
+
 @pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    answer = LlamaServer(make_model(tmp_path_factory.mktemp("answer-llm"), answer=ANSWER))
-    random_ = LlamaServer(make_model(tmp_path_factory.mktemp("random-llm")))
-    yield answer, random_
-    answer.kill()
-    random_.kill()
+def servers(tmp_path_factory, monkeypatch_module):
+    """(baseline: the LTS fork, candidate: the current fork on the same model)."""
+    monkeypatch_module.setenv("OPENAI_API_KEY", served_engine.run_key())  # the run's servers share one key
+    return served_engine.shared(LTS), served_engine.shared(CURRENT)
+
+
+@pytest.fixture(scope="module")
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as mp:
+        yield mp
+
+
+@pytest.fixture(scope="module")
+def other_model(tmp_path_factory, servers):
+    """The current fork serving another model (random weights, no answer): a real difference."""
+    with served_engine.running("eval-other-model", CURRENT, make_model(tmp_path_factory.mktemp("random-llm"))) as s:
+        yield s
 
 
 def write_jsonl(path: Path, rows) -> None:
@@ -89,8 +105,8 @@ def evaluate(capsys, out, baseline, candidate, data, *extra):
 
 
 @pytest.mark.slow
-def test_gate_fails_a_worse_candidate_with_known_scores(capsys, servers, data_dir, tmp_path):
-    answer, random_ = servers
+def test_gate_fails_a_worse_candidate_with_known_scores(capsys, servers, other_model, data_dir, tmp_path):
+    answer, random_ = servers[0], other_model
     rc, out, err = evaluate(capsys, tmp_path, answer.url, random_.url, data_dir, "--gate-threshold", "0.1")
     assert rc == 1, err
     assert "quality gate FAILED" in err
@@ -142,12 +158,18 @@ def test_gate_fails_a_worse_candidate_with_known_scores(capsys, servers, data_di
 
 
 @pytest.mark.slow
-def test_same_model_is_within_noise_and_passes_the_gate(capsys, servers, data_dir, tmp_path):
-    answer, _ = servers
+def test_lts_and_current_fork_answer_alike_and_pass_the_gate(capsys, servers, data_dir, tmp_path):
+    lts, current = servers
     rc, out, err = evaluate(
-        capsys, tmp_path, answer.url, answer.url, data_dir, "--tasks", "gsm8k", "--limit", "4", "--gate-threshold", "0"
+        capsys, tmp_path, lts.url, current.url, data_dir, "--tasks", "gsm8k", "--limit", "4", "--gate-threshold", "0"
     )
     assert rc == 0, err
+    # the same greedy answers, sample by sample, from the two bases' servers
+    responses = [
+        [json.loads(line)["resps"] for line in next((tmp_path / "runs" / side).rglob("samples_*.jsonl")).open()]
+        for side in ("baseline", "candidate")
+    ]
+    assert responses[0] == responses[1] and len(responses[0]) == 4
     (task,) = json.loads((tmp_path / "comparison.json").read_text())["tasks"]
     assert (
         task["baseline"]["score"] == task["candidate"]["score"] == {"mean": 0.75, "stderr": pytest.approx(0.25), "n": 4}

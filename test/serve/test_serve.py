@@ -38,7 +38,7 @@ def test_list(capsys):
     assert (
         rc == 0
         and out.splitlines() == [f"{r.name}@{r.version}  {r.purpose}" for r in recipes.load_recipes().values()]
-        and len(out.splitlines()) == 2
+        and len(out.splitlines()) == 3
     )
 
 
@@ -197,11 +197,12 @@ def run_probe_flags(base: str, extra: list[str]) -> dict:
     import os
     import subprocess
 
+    from support import engine_env
     from support.engine_harness import ENGINE, tree
 
     env = {**os.environ, "PYTHONPATH": f"{tree(base, 'patched')}{os.pathsep}{ENGINE}"}
     proc = subprocess.run(
-        [sys.executable, str(ENGINE / "dump_server_flags.py"), *extra],
+        [str(engine_env.ensure(base)), str(ENGINE / "dump_server_flags.py"), *extra],
         capture_output=True,
         text=True,
         env=env,
@@ -221,3 +222,13 @@ def test_the_api_key_from_the_environment_reaches_sglang_and_is_never_printed(ca
         capsys, "--recipe", "glm5-mxfp4-latency", "--model", "org/m", "--base", "0.5.14", "--api-key=given"
     )
     assert argv[-1] == "'--api-key=***'" and "--api-key" not in argv[:-1]  # the user's own wins, also hidden
+
+
+def test_a_model_the_checkpoint_rules_do_not_cover_is_served_with_a_note(capsys, tmp_path):
+    """The rules are GLM-5 / DeepSeek-V3 MTP rules: a Llama checkpoint has nothing to check (it
+    was refused as unusable, so `serve` could start no other model)."""
+    (tmp_path / "config.json").write_text('{"architectures": ["LlamaForCausalLM"], "model_type": "llama"}')
+    rc, out, err, argv = dry_run(capsys, "--recipe", "cpu-smoke", "--model", str(tmp_path), "--base", "0.5.14")
+    assert rc == 0, err
+    assert "# note: LlamaForCausalLM: the checkpoint check covers only GlmMoeDsaForCausalLM" in out
+    assert argv[argv.index("--device") + 1] == "cpu" and "--sleep-on-idle" in argv

@@ -1,8 +1,9 @@
 """Upstream sglang trees for the engine tests: pristine (the pinned wheel as is) and patched
 (the series + overlay), and running a probe script against one of them in a subprocess.
 
-A tree is put on PYTHONPATH only in that subprocess: it holds the whole sglang package, so it
-shadows nothing; test/support/engine/ rides along for the CPU bootstrap.
+A tree is put on PYTHONPATH only in that subprocess, run by the base's engine environment: it
+holds the whole sglang package, so it shadows the fork installed there (pristine = upstream's
+code on the dependencies users get); test/support/engine/ rides along for the CPU bootstrap.
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from pathlib import Path
 
 from conftest import ROOT
 
+from support import engine_env
+
 ENGINE = Path(__file__).resolve().parent / "engine"
-TREES = Path(tempfile.mkdtemp(prefix="wafer-engine-trees-"))
+(ROOT / "build" / "tmp").mkdir(parents=True, exist_ok=True)
+TREES = Path(tempfile.mkdtemp(prefix="wafer-engine-trees-", dir=ROOT / "build" / "tmp"))
 atexit.register(shutil.rmtree, TREES, ignore_errors=True)  # ~300 MB of trees: never left behind
 PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 
@@ -41,9 +45,11 @@ def tree(base: str, variant: str) -> Path:
 
 
 def run_probe(base: str, variant: str, script: str, cases: list[dict], timeout: int = 600) -> list:
+    """Runs in the base's engine environment (support/engine_env.py): the fork wheel's own
+    declared dependencies, so every load-time claim is made on what users install."""
     env = {**os.environ, "PYTHONPATH": f"{tree(base, variant)}{os.pathsep}{ENGINE}"}
     proc = subprocess.run(
-        [sys.executable, str(ENGINE / script), json.dumps(cases)],
+        [str(engine_env.ensure(base)), str(ENGINE / script), json.dumps(cases)],
         capture_output=True,
         text=True,
         env=env,

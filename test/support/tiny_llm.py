@@ -1,10 +1,15 @@
-"""A real LLM server for integration tests: llama.cpp (PyPI xllamacpp) serving a tiny model
-made here — a byte-level BPE trained in well under a second and a random 2-layer Llama in GGUF.
+"""A tiny model made here — a byte-level BPE trained in well under a second and a random 2-layer
+Llama — written twice from the same tensors: GGUF for llama.cpp (PyPI xllamacpp, the second engine
+and the fault tests) and Hugging Face safetensors for the fork's own sglang server
+(support/served_engine.py). Both files describe one model (GGUF keeps q/k in llama.cpp's rope
+order, HF in rotate-half order, exactly as llama.cpp's converter permutes them).
 
 ``make_model(folder, answer=...)`` makes a model that knows one answer instead: its layers add
-nothing to the residual stream, so the next token depends on the last one only (a bigram table),
-and the table cycles through ``answer``'s tokens — any prompt gets "answer answer ...", even at
-temperature 1.0. An eval can then know exactly what it should score.
+almost nothing to the residual stream (outputs scaled 1e-3), so the greedy next token depends on
+the last one only (a bigram table), and the table cycles through ``answer``'s tokens — any prompt
+gets "answer answer ...", even at temperature 1.0. An eval can then know exactly what it should
+score, while every logprob still depends on the whole forward pass (attention included).
+``seed`` draws other random layers (another model with the same tokenizer).
 
 The tokenizer.json written beside the GGUF is the server's tokenizer: counting with it matches
 llama.cpp's usage.prompt_tokens exactly (no BOS is added).
@@ -58,13 +63,17 @@ WORDS = [
 ]
 
 
-def make_model(folder: Path, answer: str | None = None) -> Path:
-    """tokenizer.json + tiny.gguf in ``folder`` (idempotent)."""
-    import gguf
+N_EMBD, N_LAYER, N_HEAD, N_FF, CONTEXT = 64, 2, 4, 128, 8192
+# The HF tokenizer's chat template: each message's text on a line of its own.
+CHAT_TEMPLATE = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+
+
+def make_model(folder: Path, answer: str | None = None, seed: int = 1) -> Path:
+    """tokenizer.json + tiny.gguf (llama.cpp) + config.json/model.safetensors (HF) in ``folder``
+    (idempotent)."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
-    gguf_path = folder / "tiny.gguf"
-    if gguf_path.is_file():
+    if (folder / "model.safetensors").is_file():
         return folder
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
@@ -84,19 +93,62 @@ def make_model(folder: Path, answer: str | None = None) -> Path:
     tokenizer.save(str(folder / "tokenizer.json"))
     chain = tokenizer.encode(answer).ids if answer else []
     assert len(set(chain)) == len(chain), f"{answer!r} has a repeated token; a bigram table cannot cycle through it"
+    tensors = _tensors(tokenizer, chain, seed)
+    _write_gguf(folder / "tiny.gguf", tokenizer, tensors)
+    _write_hf(folder, tokenizer, tensors)
+    return folder
+
+
+def _tensors(tokenizer, chain: list[int], seed: int) -> dict[str, np.ndarray]:
+    """The model's weights by GGUF name (q/k in llama.cpp's rope order)."""
+    vocab = tokenizer.get_vocab()
+    weights = np.random.default_rng(seed)
+
+    def random(*shape, scale=0.02):
+        return (weights.standard_normal(shape) * scale).astype(np.float32)
+
+    tensors = {}
+    if chain:
+        tensors["token_embd.weight"], tensors["output.weight"] = _bigram(chain, len(vocab), N_EMBD)
+    else:
+        tensors["token_embd.weight"] = random(len(vocab), N_EMBD)
+        output = random(len(vocab), N_EMBD)
+        # tokens without printable text (<s>, </s>, lone bytes of a multi-byte character) score 0
+        # and so never win greedy decoding: llama.cpp streams no text for them, and a random
+        # head that kept picking one made a request with 24 tokens and no text at all
+        silent = [i for t, i in vocab.items() if not _printable(tokenizer.decode([i], skip_special_tokens=False), t)]
+        output[silent] = 0
+        tensors["output.weight"] = output
+    tensors["output_norm.weight"] = np.ones(N_EMBD, np.float32)
+    # with a chain the layers' outputs are tiny: the final hidden state is (almost) the last token's embedding
+    out_scale = 1e-3 if chain else 0.02
+    for i in range(N_LAYER):
+        tensors[f"blk.{i}.attn_norm.weight"] = np.ones(N_EMBD, np.float32)
+        tensors[f"blk.{i}.ffn_norm.weight"] = np.ones(N_EMBD, np.float32)
+        for name in ("attn_q", "attn_k", "attn_v"):
+            tensors[f"blk.{i}.{name}.weight"] = random(N_EMBD, N_EMBD)
+        tensors[f"blk.{i}.attn_output.weight"] = random(N_EMBD, N_EMBD, scale=out_scale)
+        tensors[f"blk.{i}.ffn_gate.weight"] = random(N_FF, N_EMBD)
+        tensors[f"blk.{i}.ffn_up.weight"] = random(N_FF, N_EMBD)
+        tensors[f"blk.{i}.ffn_down.weight"] = random(N_EMBD, N_FF, scale=out_scale)
+    return tensors
+
+
+def _write_gguf(path: Path, tokenizer, tensors: dict[str, np.ndarray]) -> None:
+    import gguf
+
     vocab = tokenizer.get_vocab()
     tokens = sorted(vocab, key=vocab.get)
     merges = [" ".join(m) if isinstance(m, list) else m for m in json.loads(tokenizer.to_str())["model"]["merges"]]
-    writer = gguf.GGUFWriter(str(gguf_path), "llama")
-    n_embd, n_layer, n_head, n_ff = 64, 2, 4, 128
+    writer = gguf.GGUFWriter(str(path), "llama")
     writer.add_name("wafer-tiny-test-llama")
-    writer.add_context_length(8192)
-    writer.add_embedding_length(n_embd)
-    writer.add_block_count(n_layer)
-    writer.add_feed_forward_length(n_ff)
-    writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
-    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_context_length(CONTEXT)
+    writer.add_embedding_length(N_EMBD)
+    writer.add_block_count(N_LAYER)
+    writer.add_feed_forward_length(N_FF)
+    writer.add_head_count(N_HEAD)
+    writer.add_head_count_kv(N_HEAD)
+    writer.add_rope_dimension_count(N_EMBD // N_HEAD)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_file_type(0)
     writer.add_tokenizer_model("gpt2")
@@ -107,41 +159,80 @@ def make_model(folder: Path, answer: str | None = None) -> Path:
     writer.add_bos_token_id(vocab["<s>"])
     writer.add_eos_token_id(vocab["</s>"])
     writer.add_add_bos_token(False)
-    weights = np.random.default_rng(1)
-
-    def tensor(name, *shape, scale=0.02):
-        writer.add_tensor(name, (weights.standard_normal(shape) * scale).astype(np.float32))
-
-    if chain:
-        embed, output = _bigram(chain, len(tokens), n_embd)
-        writer.add_tensor("token_embd.weight", embed)
-        writer.add_tensor("output.weight", output)
-    else:
-        tensor("token_embd.weight", len(tokens), n_embd)
-        output = (weights.standard_normal((len(tokens), n_embd)) * 0.02).astype(np.float32)
-        # tokens without printable text (<s>, </s>, lone bytes of a multi-byte character) score 0
-        # and so never win greedy decoding: llama.cpp streams no text for them, and a random
-        # head that kept picking one made a request with 24 tokens and no text at all
-        silent = [i for t, i in vocab.items() if not _printable(tokenizer.decode([i], skip_special_tokens=False), t)]
-        output[silent] = 0
-        writer.add_tensor("output.weight", output)
-    writer.add_tensor("output_norm.weight", np.ones(n_embd, np.float32))
-    for i in range(n_layer):
-        writer.add_tensor(f"blk.{i}.attn_norm.weight", np.ones(n_embd, np.float32))
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", np.ones(n_embd, np.float32))
-        # with a chain the layers' outputs are zero: the final hidden state is the last token's embedding
-        out_scale = 0.0 if chain else 0.02
-        for name in ("attn_q", "attn_k", "attn_v"):
-            tensor(f"blk.{i}.{name}.weight", n_embd, n_embd)
-        tensor(f"blk.{i}.attn_output.weight", n_embd, n_embd, scale=out_scale)
-        tensor(f"blk.{i}.ffn_gate.weight", n_ff, n_embd)
-        tensor(f"blk.{i}.ffn_up.weight", n_ff, n_embd)
-        tensor(f"blk.{i}.ffn_down.weight", n_embd, n_ff, scale=out_scale)
+    for name, value in tensors.items():
+        writer.add_tensor(name, value)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return folder
+
+
+HF_NAMES = {
+    "token_embd": "model.embed_tokens",
+    "output": "lm_head",
+    "output_norm": "model.norm",
+    "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+    "attn_q": "self_attn.q_proj",
+    "attn_k": "self_attn.k_proj",
+    "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj",
+    "ffn_gate": "mlp.gate_proj",
+    "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj",
+}
+
+
+def _hf_name(name: str) -> str:
+    stem = name.removesuffix(".weight")
+    if stem.startswith("blk."):
+        _, layer, part = stem.split(".")
+        return f"model.layers.{layer}.{HF_NAMES[part]}.weight"
+    return f"{HF_NAMES[stem]}.weight"
+
+
+def _rotate_half_order(w: np.ndarray) -> np.ndarray:
+    """llama.cpp's rope order back to HF's (the inverse of convert_hf_to_gguf's permute)."""
+    return w.reshape(N_HEAD, -1, 2, w.shape[1]).swapaxes(1, 2).reshape(w.shape)
+
+
+def _write_hf(folder: Path, tokenizer, tensors: dict[str, np.ndarray]) -> None:
+    from safetensors.numpy import save_file
+
+    vocab = tokenizer.get_vocab()
+    hf = {
+        _hf_name(n): _rotate_half_order(w) if n.endswith(("attn_q.weight", "attn_k.weight")) else w
+        for n, w in tensors.items()
+    }
+    save_file(hf, str(folder / "model.safetensors"), metadata={"format": "pt"})
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_size": N_EMBD,
+        "intermediate_size": N_FF,
+        "num_hidden_layers": N_LAYER,
+        "num_attention_heads": N_HEAD,
+        "num_key_value_heads": N_HEAD,
+        "max_position_embeddings": CONTEXT,
+        "rms_norm_eps": 1e-5,
+        "rope_theta": 10000.0,
+        "hidden_act": "silu",
+        "vocab_size": len(vocab),
+        "bos_token_id": vocab["<s>"],
+        "eos_token_id": vocab["</s>"],
+        "tie_word_embeddings": False,
+        "torch_dtype": "float32",
+    }
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    tokenizer_config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<s>",
+        "eos_token": "</s>",
+        "add_bos_token": False,
+        "model_max_length": CONTEXT,
+        "chat_template": CHAT_TEMPLATE,
+    }
+    (folder / "tokenizer_config.json").write_text(json.dumps(tokenizer_config, indent=2))
 
 
 def _printable(text: str, token: str) -> bool:

@@ -88,8 +88,15 @@ def _checkpoint_problems(model: Path, base: str, expansion) -> list[str]:
     if not model.is_dir():
         expansion.notes.append(f"{model} is not a local folder: the checkpoint check is skipped")
         return []
-    from wafer_sglang.checkpoint import plan, store
+    from wafer_sglang.checkpoint import plan, rules, store
 
+    architecture = (store.load_config(model).get("architectures") or ["?"])[0]
+    if architecture not in rules.SUPPORTED_ARCHITECTURES:
+        # the rules are GLM-5 / DeepSeek-V3 MTP exclude rules: any other model has nothing to check
+        expansion.notes.append(
+            f"{architecture}: the checkpoint check covers only {', '.join(rules.SUPPORTED_ARCHITECTURES)}"
+        )
+        return []
     fusion_off = any(flag.option == "--disable-shared-experts-fusion" for flag in expansion.server_args)
     report = plan.check(store.load(model), plan.Options(base=base, disable_shared_experts_fusion=fusion_off))
     return [f"{f.role} {f.module}: {f.problem} -> {f.fix}" for f in report.findings]

@@ -1,0 +1,90 @@
+"""One engine environment per base, as users install the fork: the cp311 wheel `make` builds,
+installed by pip with its own declared requirements, plus what a ROCm image would bring and
+PyPI has for CPU: torch (the CPU build, pinned by requirements/constraints.txt) and triton
+(sglang imports it at module level; the fork drops it from its requirements). Nothing else is
+pinned against the wheel.
+
+Created once per wheel (keyed by its sha256) under build/engine/<base>/ and reused; a
+changed queue builds another wheel and so another environment. Safe under parallel test
+workers (a lock per base). ``python support/engine_env.py [BASE...]`` prepares them ahead
+of a test run (make test does).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import functools
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINES = ROOT / "build" / "engine"
+CONSTRAINTS = ROOT / "requirements" / "constraints.txt"
+PYTHON_TAG = "cp311"  # the interpreter the suite runs (make's PYTHON); both bases ship cp311 wheels
+# What the ROCm image brings besides the wheel, as PyPI offers it for CPU.
+STACK = ("torch==2.13.0", "triton==3.9.0")
+
+
+@contextmanager
+def locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def fork_wheel(base: str) -> Path:
+    """The fork's cp311 wheel for ``base``, built from the current queue (byte-reproducible:
+    an unchanged queue gives the same file, so the environment is reused)."""
+    from wafer_sglang.build.wheel import build
+
+    with locked(ENGINES / f".{base}.wheel.lock"):
+        return build(ROOT, base, PYTHON_TAG, ROOT / "build" / "dist", quiet=True)
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@functools.cache
+def ensure(base: str) -> Path:
+    """The environment's interpreter, created if the wheel or the stack changed (checked once
+    per process: a test run does not change the queue under itself)."""
+    wheel = fork_wheel(base)
+    venv = ENGINES / base
+    key = "\n".join([sha256(wheel), CONSTRAINTS.read_text(), *STACK])
+    stamp = venv / ".wafer-engine-key"
+    with locked(ENGINES / f".{base}.venv.lock"):
+        if stamp.is_file() and stamp.read_text() == key:
+            return venv / "bin" / "python"
+        shutil.rmtree(venv, ignore_errors=True)  # ours: build/engine/<base> holds nothing else
+        print(f"engine env {base}: installing {wheel.name} + {' '.join(STACK)} (a few minutes)", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        pip = subprocess.run(
+            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+            + ["-c", str(CONSTRAINTS), str(wheel), *STACK],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PIP_NO_INPUT": "1"},
+        )
+        if pip.returncode:
+            raise RuntimeError(f"engine env {base}: pip install failed:\n{pip.stdout[-3000:]}{pip.stderr[-3000:]}")
+        stamp.write_text(key)  # last: a half-made environment is never taken for a ready one
+    return venv / "bin" / "python"
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "test"))
+    from conftest import BASES
+
+    for name in sys.argv[1:] or BASES:
+        print(ensure(name))
