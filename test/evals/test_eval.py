@@ -169,7 +169,7 @@ def test_lts_and_current_fork_answer_alike_and_pass_the_gate(capsys, servers, da
         [json.loads(line)["resps"] for line in next((tmp_path / "runs" / side).rglob("samples_*.jsonl")).open()]
         for side in ("baseline", "candidate")
     ]
-    assert responses[0] == responses[1] and len(responses[0]) == 4
+    assert responses[0] == responses[1] and len(responses[0]) == 4 * 2  # a line per question and filter
     (task,) = json.loads((tmp_path / "comparison.json").read_text())["tasks"]
     assert (
         task["baseline"]["score"] == task["candidate"]["score"] == {"mean": 0.75, "stderr": pytest.approx(0.25), "n": 4}
