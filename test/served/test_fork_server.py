@@ -14,6 +14,7 @@ import pytest
 import requests
 from conftest import BASES
 from support import engine_env, served_engine
+from support.engine_harness import variants
 from support.served_engine import Server
 
 from wafer_sglang.metrics import totals
@@ -140,6 +141,15 @@ def test_the_fork_serves_exactly_what_upstream_serves_off_rocm(server, upstream)
     assert ours == theirs
     digest = hashlib.sha256(json.dumps(ours, sort_keys=True).encode()).hexdigest()[:16]
     print(f"fork == upstream {server.base}: greedy outputs + logprobs sha256 {digest}")
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_the_api_key_never_reaches_the_servers_log(server, upstream, variant):
+    """0.5.14/0006, 0.5.23/0004: sglang logs its server args at startup (docker/kubectl logs)."""
+    served = upstream if variant == "pristine" else server
+    log = served.log.read_text()
+    assert "server_args=" in log  # the line that carried the key is there
+    assert served.api_key not in log
 
 
 def test_the_installed_fork_reports_its_base_and_patches(server):

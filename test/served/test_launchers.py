@@ -35,6 +35,7 @@ def assert_serves_behind_its_key(server):
     assert requests.post(server.url + "/v1/completions", json=body, timeout=60).status_code == 401
     answer = requests.post(server.url + "/v1/completions", json=body, headers=server.headers, timeout=120)
     assert answer.json()["choices"][0]["text"] == served_engine.ANSWER
+    assert server.api_key not in server.log.read_text()  # neither our launchers nor sglang print it
 
 
 def test_serve_launches_the_recipe_on_the_real_server_with_the_key_from_the_environment():
