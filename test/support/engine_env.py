@@ -19,6 +19,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -67,6 +68,7 @@ def ensure(base: str) -> Path:
         if stamp.is_file() and stamp.read_text() == key:
             return venv / "bin" / "python"
         shutil.rmtree(venv, ignore_errors=True)  # ours: build/engine/<base> holds nothing else
+        started = time.monotonic()
         print(f"engine env {base}: installing {wheel.name} + {' '.join(STACK)} (a few minutes)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = subprocess.run(
@@ -79,6 +81,7 @@ def ensure(base: str) -> Path:
         if pip.returncode:
             raise RuntimeError(f"engine env {base}: pip install failed:\n{pip.stdout[-3000:]}{pip.stderr[-3000:]}")
         stamp.write_text(key)  # last: a half-made environment is never taken for a ready one
+        print(f"engine env {base}: ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return venv / "bin" / "python"
 
 

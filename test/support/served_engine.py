@@ -24,9 +24,8 @@ import os
 import secrets
 import signal
 import subprocess
+import sys
 import time
-import urllib.error
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -132,23 +131,24 @@ class Server:
             )
         server.pid = process.pid
         (folder / "server.json").write_text(json.dumps(asdict(server)))  # before the wait: stop_all finds it
+        started = time.monotonic()
         server.wait_ready(process)
+        print(f"sglang {name} ({base}): generating {time.monotonic() - started:.0f} s after launch", file=sys.stderr)
         return server
 
     def wait_ready(self, process: subprocess.Popen | None = None) -> None:
-        deadline = time.monotonic() + READY_TIMEOUT
-        while time.monotonic() < deadline:
-            if (process and process.poll() is not None) or not _alive(self.pid):
-                raise RuntimeError(f"sglang {self.name} exited at start:\n{self.log.read_text()[-4000:]}")
-            try:
-                with urllib.request.urlopen(self.url + "/health_generate", timeout=30) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(1)
-        self.stop()
-        raise RuntimeError(f"sglang {self.name} not ready in {READY_TIMEOUT} s:\n{self.log.read_text()[-4000:]}")
+        from support.tiny_llm import wait_ok
+
+        def exited() -> bool:
+            return (process is not None and process.poll() is not None) or not _alive(self.pid)
+
+        try:
+            ready = wait_ok(self.url + "/health_generate", READY_TIMEOUT, exited, request_timeout=30)
+        except RuntimeError:
+            raise RuntimeError(f"sglang {self.name} exited at start:\n{self.log.read_text()[-4000:]}") from None
+        if not ready:
+            self.stop()
+            raise RuntimeError(f"sglang {self.name} not ready in {READY_TIMEOUT} s:\n{self.log.read_text()[-4000:]}")
 
     def stop(self) -> list[str]:
         """SIGTERM to the launcher, as a user's Ctrl-C or `docker stop` would; returns the

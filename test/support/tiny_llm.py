@@ -274,6 +274,26 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_ok(url: str, seconds: float, exited, interval: float = 1.0, request_timeout: float = 1.0) -> bool:
+    """Poll ``url`` until it answers 200 (True) or ``seconds`` pass (False); RuntimeError as
+    soon as ``exited()`` says the server process is gone."""
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if exited():
+            raise RuntimeError(f"the server behind {url} exited at start")
+        try:
+            with urllib.request.urlopen(url, timeout=request_timeout) as response:
+                if response.status == 200:
+                    return True
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(interval)
+    return False
+
+
 class LlamaServer:
     """llama.cpp on loopback in a child process; ``kill()`` takes it down mid-test."""
 
@@ -298,21 +318,8 @@ class LlamaServer:
         self._wait()
 
     def _wait(self) -> None:
-        import urllib.error
-        import urllib.request
-
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("llama.cpp server exited at start")
-            try:
-                with urllib.request.urlopen(self.url + "/health", timeout=1) as response:
-                    if response.status == 200:
-                        return
-            except (urllib.error.URLError, OSError):
-                pass
-            time.sleep(0.2)
-        raise RuntimeError("llama.cpp server did not become healthy in 60 s")
+        if not wait_ok(self.url + "/health", 60, lambda: self.process.poll() is not None, interval=0.2):
+            raise RuntimeError("llama.cpp server did not become healthy in 60 s")
 
     def kill(self) -> None:
         if self.process.poll() is None:
