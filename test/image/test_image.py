@@ -319,6 +319,24 @@ def test_the_image_requires_an_api_key_and_never_prints_it(built):
     assert not [e for e in config["Env"] if "KEY" in e.split("=", 1)[0] or "TOKEN" in e.split("=", 1)[0]]
 
 
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--api-key="], "error: --api-key is empty"),
+        (["--api-key", " "], "error: --api-key is empty"),
+        (["--api-key"], "error: --api-key is empty"),
+        # a value that merely contains the flag's name is no key (it once counted as one)
+        (["--served-model-name", " --api-key"], "error: no API key"),
+    ],
+)
+def test_the_entrypoint_refuses_a_blank_or_missing_key_before_anything_starts(tmp_path, args, message):
+    env = {"PATH": os.environ["PATH"], "WAFER_API_KEY_FILE": str(tmp_path / "none")}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "docker/image/entrypoint"), "--model", "/m", *args], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 1 and message in proc.stderr and "doctor" not in proc.stdout + proc.stderr
+
+
 @pytest.mark.network
 @pytest.mark.slow
 @needs_buildah

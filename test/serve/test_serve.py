@@ -232,3 +232,17 @@ def test_a_model_the_checkpoint_rules_do_not_cover_is_served_with_a_note(capsys,
     assert rc == 0, err
     assert "# note: LlamaForCausalLM: the checkpoint check covers only GlmMoeDsaForCausalLM" in out
     assert argv[argv.index("--device") + 1] == "cpu" and "--sleep-on-idle" in argv
+
+
+@pytest.mark.parametrize("key", ["--api-key=", "--api-key= ", "--admin-api-key=\t"])
+def test_an_empty_api_key_is_refused_not_served_open(capsys, key):
+    """sglang adds its auth middleware only for a truthy key: `--api-key="$KEY"` with KEY unset
+    would serve the API open while the printed command shows '--api-key=***'."""
+    rc, out, err = run_cli(capsys, "serve", "--recipe", "cpu-smoke", "--model", "org/m", "--dry-run", key)
+    assert rc == 2 and "is empty: the server would run without authentication" in err and "sglang.launch" not in out
+
+
+def test_a_whitespace_key_in_the_environment_is_refused(capsys, monkeypatch):
+    monkeypatch.setenv("WAFER_API_KEY", "  \n")
+    rc, out, err = run_cli(capsys, "serve", "--recipe", "cpu-smoke", "--model", "org/m", "--dry-run")
+    assert rc == 2 and "WAFER_API_KEY is only whitespace" in err and not out

@@ -29,7 +29,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--list", action="store_true", help="the recipes, one line each")
     p.epilog = (
         "WAFER_API_KEY (environment) becomes sglang's --api-key unless one is given; it is never printed "
-        "(the command shows ***)."
+        "(the command shows ***). An empty or blank key is refused: sglang would serve without authentication."
     )
     p.set_defaults(func=cmd_serve, accepts_extra=True)
 
@@ -48,6 +48,9 @@ def cmd_serve(args) -> int:
     base = args.base or default_base()
     if recipes.looks_like_a_path(args.model) and not Path(args.model).expanduser().is_dir():
         raise WaferError(f"--model {args.model}: no such folder (a hub id looks like org/name); check the path")
+    env_key = os.environ.get("WAFER_API_KEY")
+    if env_key and not env_key.strip():
+        raise WaferError("WAFER_API_KEY is only whitespace: no client could authenticate; set a real key or unset it")
     recipe = recipes.select(args.recipe)
     expansion = recipes.expand(
         recipe, args.model, base, args.extra, router=not args.no_router, api_key=os.environ.get("WAFER_API_KEY") or None

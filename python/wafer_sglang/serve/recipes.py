@@ -153,6 +153,10 @@ def expand(
     user = parse_flags(extra, flags, base)
     for flag in kept + user:
         flags.check_choices(flag, base)
+    for flag in user:
+        if flags.dest(flag.option) in ("api_key", "admin_api_key") and not "".join(flag.values).strip():
+            # sglang adds its auth middleware only for a truthy key: an empty one serves the API open
+            raise WaferError(f"{flag.option} is empty: the server would run without authentication; pass a key")
     overridden = {flags.dest(f.option) for f in user}
     merged = [f for f in kept if flags.dest(f.option) not in overridden] + user
     if any(flags.dest(f.option) == "model_path" for f in merged):
