@@ -216,3 +216,12 @@ def test_the_real_router_survives_a_dead_worker_and_takes_it_back(tmp_path):
         assert set(step["per_server"]) == {w.url for w in fleet.workers}
     finally:
         fleet.stop()
+
+
+def test_a_plan_with_an_empty_api_key_flag_is_refused(capsys, tmp_path):
+    """Extra sglang flags reach every worker through the recipe expansion, which refuses a blank key."""
+    rc, out, err = run_cli(
+        capsys, "cluster", "plan", "--topology", "dp", "--model", "/m", "--base", "0.5.14",
+        "--nodes", "10.0.0.1,10.0.0.2", "--out", str(tmp_path / "plan"), "--api-key=",
+    )  # fmt: skip
+    assert rc == 2 and "--api-key is empty" in err and not (tmp_path / "plan").exists()
