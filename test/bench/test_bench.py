@@ -20,6 +20,7 @@ import pytest
 from conftest import LTS, ROOT, run_cli
 from support import served_engine
 from support.tiny_llm import LlamaServer, make_model
+from wafer_sglang.bench.prompts import NONCE_TOKENS
 
 pytestmark = pytest.mark.slow
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -321,8 +322,9 @@ def test_single_stream_uses_unique_prompts(capsys, server, model, tmp_path):
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert rc == 0 and len(summary["runs"]) == 3 and summary["median_output_speed_tok_s"] > 0
     records = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
-    # the nonce opens every prompt: nothing cached (sglang reports no prompt_tokens_details then)
-    assert all(r["prompt_tokens"] == 200 and not r["cached_tokens"] for r in records)
+    # the nonce opens every prompt, so the radix cache cannot reach past it. It may still match its
+    # first token or two: this tiny tokenizer has few word tokens and the server is shared.
+    assert all(r["prompt_tokens"] == 200 and (r["cached_tokens"] or 0) < NONCE_TOKENS for r in records)
     assert "| 200 / 32 | 3 |" in (tmp_path / "table.md").read_text()
 
 

@@ -97,7 +97,8 @@ def test_the_radix_cache_serves_a_repeated_prompt_and_every_counter_says_so(serv
     ).json()["meta_info"]
     after = metrics(server)
     assert first["prompt_tokens"] == second["prompt_tokens"] == native["prompt_tokens"] == 1690
-    assert not (first.get("prompt_tokens_details") or {}).get("cached_tokens")
+    # the nonce keeps the first send a miss, but for a shared leading token or two (400-token vocab)
+    assert ((first.get("prompt_tokens_details") or {}).get("cached_tokens") or 0) < 8
     # every token but the last is reused: the last one is always computed to get the next token's logits
     assert second["prompt_tokens_details"]["cached_tokens"] == 1689
     assert native["cached_tokens"] == 1689
