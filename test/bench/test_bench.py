@@ -20,6 +20,7 @@ import pytest
 from conftest import LTS, ROOT, run_cli
 from support import served_engine
 from support.tiny_llm import LlamaServer, make_model
+
 from wafer_sglang.bench.prompts import NONCE_TOKENS
 
 pytestmark = pytest.mark.slow

@@ -206,6 +206,7 @@ ENGINE_BUILDS = [
     ("0.5.14", 0, 1, {"exclude_eh_proj": True}),
     ("0.5.14", 0, 7, {"exclude_eh_proj": True, "mtp_experts_excluded": True}),
     ("0.5.23", 1, 0, {}),
+    ("0.5.23", 1, 5, {"mtp_experts_excluded": True}),  # the whole MTP MoE bf16: the draft fuses
 ]
 
 

@@ -17,6 +17,7 @@ from support.engine_harness import run_probe, variants
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 BASE = "0.5.23"
 UNQUANT, MXFP4, MXFP4_MOE = "UnquantizedLinearMethod", "QuarkLinearMethod", "QuarkFusedMoEMethod"
+UNQUANT_MOE = "UnquantizedFusedMoEMethod"
 OTHER_LAYERS = 27  # a DeepSeek-V3-architecture model that is not DeepSeek's 61 layers
 SCENARIOS = [
     {"kind": "build", "role": "draft", "arch": "glm", "layers": 78},
@@ -39,6 +40,8 @@ SCENARIOS = [
         ],
     },
     {"kind": "mapper", "arch": "glm", "layers": 78, "names": ["model.layers.78.eh_proj", "model.layers.61.eh_proj"]},
+    # GLM-5.2-MXFP4's real layout: the whole MTP MoE (256 routed experts and the shared one) bf16
+    {"kind": "build", "role": "draft", "arch": "glm", "layers": 78, "options": {"mtp_experts_excluded": True}},
 ]
 
 
@@ -62,6 +65,19 @@ def test_glm5_mtp_draft_keeps_its_bf16_shared_expert_unfused(variant):
     draft = probe(variant)[0]
     assert draft["architecture"] == "GlmMoeDsaForCausalLMNextN"
     assert_unfused_with_bf16_shared_expert(draft)
+
+
+def test_glm5_mtp_draft_with_a_whole_bf16_moe_keeps_its_fusion():
+    """Every expert of the MTP MoE is bf16: the shared expert joins a bf16 fused MoE (one kernel,
+    one dtype) instead of running beside it. Upstream fuses here and the patch must not take
+    that away (its first version did: a draft-speed cost with nothing to protect)."""
+    for variant in ("pristine", "patched"):
+        draft = probe(variant)[5]
+        assert draft["architecture"] == "GlmMoeDsaForCausalLMNextN"
+        assert draft["modules"]["model.decoder.mlp.experts"] == UNQUANT_MOE, "bf16 routed experts built as MXFP4"
+        assert draft["num_fused_shared_experts"] == 1, variant
+        assert draft["experts"]["model.decoder.mlp.experts"] == 257
+        assert "model.decoder.mlp.shared_experts.gate_up_proj" not in draft["modules"]
 
 
 def test_glm5_target_keeps_its_fusion():

@@ -145,6 +145,11 @@ def test_fusion_follows_each_bases_rules_for_the_checkpoints_excludes():
     assert fused_choices(every_shared, "0.5.23") == {False}
     assert fused_choices({**GLM5, "n_routed_experts": 160}, "0.5.14") == {False}
     assert fused_choices(GLM5, "0.5.14", "both") == {True, False}
+    # the whole MTP MoE bf16 (GLM-5.2-MXFP4): one dtype, so the fork's draft fuses too
+    projections = ("gate_proj", "up_proj", "down_proj")
+    whole_mtp_moe = [f"model.layers.78.mlp.{m}.{p}" for m in ("shared_experts", "experts.0") for p in projections]
+    whole = {**GLM5, "quantization_config": {"exclude": whole_mtp_moe}}
+    assert fused_choices(whole, "0.5.14") == fused_choices(whole, "0.5.23") == {True}
 
 
 def test_shapes_writes_aiters_untuned_csv(capsys, glm5, tmp_path):

@@ -204,12 +204,12 @@ class _Decider:
         """Whether this layer's shared expert ends up inside the fused routed-experts MoE."""
         if not self.fusion_possible:
             return False
-        respects = (
-            self.rules.fusion_respects_draft_excludes
-            if module.role == "draft"
-            else self.rules.fusion_respects_target_excludes
-        )
-        return not (respects and self.excluded(module))
+        if not (self.fix_respected(module) and self.excluded(module)):
+            return True
+        # a draft whose routed experts are bf16 too fuses its bf16 shared expert into them
+        # (one dtype): the fork's draft gate on both bases (test/engine, whole-bf16 MTP MoE)
+        experts = module.engine_module.rsplit(".shared_experts.", 1)[0] + ".experts"
+        return module.role == "draft" and self.excluded(module, experts)
 
     def scheme(self, engine_module: str) -> str:
         spec = self.quant.get("global_quant_config") or {}

@@ -33,8 +33,9 @@ def fused_choices(config: dict, base: str | None, fusion: Fusion = "auto") -> se
     target_bf16 = rules.matches(f"model.layers.{target_layer}.mlp.shared_experts.gate_proj", excludes)
     draft = rules.draft_excludes(excludes, rules.nextn_layer(config), engine)
     draft_bf16 = rules.matches("model.decoder.mlp.shared_experts.gate_proj", draft)
+    draft_moe_bf16 = rules.matches("model.decoder.mlp.experts", draft)  # one dtype: fused again
     target_fused = not (target_bf16 and engine.fusion_respects_target_excludes)
-    draft_fused = not (draft_bf16 and engine.fusion_respects_draft_excludes)
+    draft_fused = not (draft_bf16 and engine.fusion_respects_draft_excludes and not draft_moe_bf16)
     return {target_fused, draft_fused}
 
 

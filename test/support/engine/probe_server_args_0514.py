@@ -6,9 +6,12 @@ argv: a JSON list of cases
   {"platform": "gfx950"|"gfx942"|"cuda", "arch": str, "checkpoint": "mxfp4"|"fp8"|"bf16",
    "args": {...}, "env": {...}}
 Each result: the settled kv_cache_dtype, AR fusion flags and SGLANG_USE_AITER, the MI355X log
-lines, how often the gfx95 query ran, and, per forward mode, whether the real
-apply_aiter_all_reduce_fusion / should_fuse_mlp_allreduce_with_next_layer fuse (aiter enabled,
-TP 8, as on the node). A constructor that rejects an argument reports {"error": ...}.
+lines (every log line about AllReduce Fusion, upstream's included), how often the gfx95 query ran,
+and, per forward mode, what the real communicator does with a layer's MLP all-reduce
+(should_fuse_mlp_allreduce_with_next_layer, then the next layer's prepare_attn): skipped or not,
+and over how many ranks it is paid back. The collectives themselves cannot run without ranks:
+recorders stand in for the MoE-TP all-reduce and the norm's fused all-reduce, and say which
+group each reduces over. A constructor that rejects an argument reports {"error": ...}.
 """
 
 from __future__ import annotations
@@ -65,30 +68,77 @@ def fake_platform(server_args, platform: str) -> list:
     return queries
 
 
-def fusion_decisions(args) -> dict:
-    """The communicator's per-batch decisions under ``args`` (aiter on, TP 8, no DP attention)."""
+BOUNDARY_TOKENS = (16, 6144)  # 6,144 x 6,144 bf16 = 72 MiB: past the fused kernel's 64 MiB bound
+
+
+class _Norm:
+    """The next layer's input norm; records which reduction reached it."""
+
+    def __init__(self, owed: list):
+        self.owed = owed
+        self.weight = None
+
+    def forward_with_allreduce_fusion(self, hidden, residual, use_attn_tp_group=True):
+        # layernorm.py _forward_with_allreduce_fusion: aiter's fused op or its fallback, both over
+        # the whole TP group (get_tp_group / tensor_model_parallel_all_reduce)
+        self.owed.append("tp")
+        return hidden, residual
+
+    def __call__(self, hidden, residual=None, post_residual_addition=None):
+        return hidden, residual
+
+
+def boundary(args, layer, communicator, mode, tokens: int, crosses_stage: bool) -> dict:
+    """One layer's MLP output reaching the next layer's input, through the real communicator:
+    did the layer skip its all-reduce, and over how many ranks did anything pay it back?"""
     import torch
-    from sglang.srt.layers import communicator
     from sglang.srt.model_executor.forward_batch_info import ForwardMode
+
+    batch = SimpleNamespace(forward_mode=getattr(ForwardMode, mode), input_ids=torch.zeros(tokens))
+    skipped = bool(layer.should_fuse_mlp_allreduce_with_next_layer(batch))
+    if not skipped:
+        return {"skipped": False, "reduced_over": None}
+    hidden = torch.zeros(tokens, 6144, dtype=torch.bfloat16)
+    hidden._sglang_needs_allreduce_fusion = True  # as deepseek_v2.py's decoder layer marks it
+    if crosses_stage:  # PPProxyTensors: the next stage receives a new tensor, without the mark
+        hidden = hidden.clone()
+    owed: list[str] = []
+    communicator.moe_tensor_model_parallel_all_reduce = lambda x: owed.append("moe_tp") or x
+    layer.input_layernorm = _Norm(owed)
+    layer.prepare_attn(hidden, torch.zeros_like(hidden), batch)
+    moe_tp = args.tp_size // args.ep_size // args.moe_dp_size  # parallel_state.py: the MoE-TP group
+    sizes = {"tp": args.tp_size, "moe_tp": moe_tp}
+    return {"skipped": True, "reduced_over": sum(sizes[g] for g in owed) or None}
+
+
+def fusion_decisions(args) -> dict:
+    """The communicator's decisions under ``args`` (aiter on, no DP attention) per forward mode:
+    whether a 16-token batch fuses, and what happens to a skipped MLP all-reduce at 16 and 6,144
+    tokens, and (PP > 1) at a stage's last layer."""
+    from sglang.srt.layers import communicator
     from sglang.srt.server_args import set_global_server_args_for_scheduler
 
     set_global_server_args_for_scheduler(args)
     communicator._use_aiter = True
-    communicator.get_parallel = lambda: SimpleNamespace(tp_size=8)
+    communicator.get_parallel = lambda: SimpleNamespace(tp_size=args.tp_size)
     layer = object.__new__(communicator.LayerCommunicator)
     layer._speculative_algo = None
-    layer.is_last_layer = False
-    layer._context = SimpleNamespace(tp_size=8)
+    layer.is_last_layer = False  # deepseek_v2.py: only the model's last layer, whatever the stage
+    layer._context = SimpleNamespace(tp_size=args.tp_size)
     layer.layer_scatter_modes = SimpleNamespace(mlp_mode=communicator.ScatterMode.FULL)
-    hidden = torch.zeros(16, 6144, dtype=torch.bfloat16)
+    # after the norm: attention's input layout (identity without DP attention) and the DSA
+    # latent hand-off, neither part of the reduction under test
+    layer._communicate_simple_fn = lambda hidden_states, **_: hidden_states
+    layer.qkv_latent_func = None
     decisions = {}
-    for name in FUSION_MODES:
-        batch = SimpleNamespace(forward_mode=getattr(ForwardMode, name), input_ids=torch.zeros(16))
-        try:
-            attn = communicator.apply_aiter_all_reduce_fusion(hidden, batch)
-        except TypeError:  # before the per-phase switches the function took no batch
-            attn = communicator.apply_aiter_all_reduce_fusion(hidden)
-        decisions[name] = {"attn": bool(attn), "mlp": bool(layer.should_fuse_mlp_allreduce_with_next_layer(batch))}
+    for mode in FUSION_MODES:
+        crossings = [(tokens, False) for tokens in BOUNDARY_TOKENS]
+        if args.pp_size > 1:
+            crossings.append((BOUNDARY_TOKENS[0], True))
+        decisions[mode] = [
+            {"tokens": tokens, "stage_end": stage_end, **boundary(args, layer, communicator, mode, tokens, stage_end)}
+            for tokens, stage_end in crossings
+        ]
     return decisions
 
 
@@ -114,11 +164,12 @@ def run_case(case: dict, root: Path) -> dict:
         logger.removeHandler(collect)
     return {
         "kv_cache_dtype": args.kv_cache_dtype,
+        "tp_size": args.tp_size,
         "enable_aiter_allreduce_fusion": bool(args.enable_aiter_allreduce_fusion),
         "disable_aiter_allreduce_fusion_in_prefill": getattr(args, "disable_aiter_allreduce_fusion_in_prefill", None),
         "SGLANG_USE_AITER": os.environ.get("SGLANG_USE_AITER"),
         "gfx95_queries": len(queries),
-        "logs": [m for m in collect.messages if "gfx950" in m or "MI355X" in m],
+        "logs": [m for m in collect.messages if "gfx950" in m or "AllReduce Fusion" in m],
         "fusion": fusion_decisions(args),
     }
 
