@@ -3,7 +3,7 @@
 0002 quark: GLM-5's MTP excludes vs the draft's module names, and the unfused draft — through
      the loader's own model build (probe_build.py).
 0003 backport: the EAGLE greedy verify broadcast — two real gloo ranks (probe_eagle_0514.py).
-0004 backport + 0005 defaults: what the real ServerArgs settles on for GLM-5 on gfx950, and what
+0004 + 0005 backports, 0006 defaults: what the real ServerArgs settles on for GLM-5 on gfx950, and what
      the real communicator then fuses per batch (probe_server_args_0514.py).
 (0001, the ROCm include guard, is in test_jit_rocm.py.)
 """
@@ -133,7 +133,7 @@ def test_eagle_greedy_verify_agrees_across_tp_ranks(variant):
     assert results[1] == (ranks[0]["predict"], ranks[0]["accept_index"], ranks[0]["accept_length"])
 
 
-# -- 0004 + 0005: MI355X defaults and what the communicator fuses --------------------------------
+# -- 0004 + 0005 + 0006: MI355X defaults and what the communicator fuses ------------------------
 
 GLM, DEEPSEEK = "GlmMoeDsaForCausalLM", "DeepseekV3ForCausalLM"
 DECODE_SIDE = ["DECODE", "IDLE", "TARGET_VERIFY"]
@@ -256,6 +256,23 @@ def test_each_default_is_logged_once_with_its_reason(variant):
         assert len(fusion_lines) == 1 and f"not enabling Aiter AllReduce Fusion: {blocker}" in fusion_lines[0], index
     explicit = [m for m in results[4]["logs"] if "AllReduce Fusion" in m]
     assert len(explicit) == 1 and "decode batches only" in explicit[0] and "0.5.21" in explicit[0]
+
+
+# PR 27835 (0004): with the fusion flag given, the MLP side must not skip its all-reduce under DP
+# attention or an all-to-all MoE backend (nothing to fuse there; upstream saw CUDA-graph capture crash)
+NOTHING_TO_FUSE = [
+    {**GLM8, "args": {**EXPLICIT, "enable_dp_attention": True, "dp_size": 2}},
+    {**GLM8, "args": {**EXPLICIT, "moe_a2a_backend": "deepep"}},
+]
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_the_mlp_side_never_skips_its_all_reduce_where_there_is_nothing_to_fuse(variant):
+    results = run_probe(BASE, variant, "probe_server_args_0514.py", NOTHING_TO_FUSE)
+    for case, result in zip(NOTHING_TO_FUSE, results):
+        assert result["enable_aiter_allreduce_fusion"] is True, case
+        skipped = {mode for mode, crossings in result["fusion"].items() if any(c["skipped"] for c in crossings)}
+        assert skipped == set(), (case["args"], skipped)
 
 
 @functools.cache

@@ -16,7 +16,7 @@ from wafer_sglang.textfmt import table
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     patches = sub.add_parser(
-        "patches", help="the patch queue: fetch, apply, export, lint, check-upstream, rebase, pin, status"
+        "patches", help="the patch queue: fetch, apply, export, lint, check-upstream, rebase, backport, pin, status"
     )
     psub = patches.add_subparsers(dest="patches_cmd", required=True, metavar="COMMAND")
 
@@ -66,6 +66,34 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work-dir", required=True, type=Path, help="the git work tree (made by `patches apply`)")
     p.add_argument("--force", action="store_true", help="replace an existing work dir made by this tool")
     p.set_defaults(func=cmd_rebase)
+
+    p = psub.add_parser(
+        "backport",
+        help="an upstream PR, patch file or commit as a new patch of a base's queue (strict, with trailers)",
+        description=(
+            "Apply an upstream change to a base's work tree strictly (no fuzz, no 3-way; every rejected "
+            "hunk named, nothing written), commit it with Upstream-Status/Origin/Applied-Upstream/"
+            "Last-Update filled in (Applied-Upstream: the first pinned release after the base that "
+            "contains it) and export the queue. Only python/sglang/ is in the wheel: other paths are "
+            "left out and named. A change the base already has is said and nothing is added."
+        ),
+    )
+    _base(p)
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--pr", metavar="N|URL", help="an sglang PR: downloads its .patch from GitHub")
+    source.add_argument(
+        "--patch", type=Path, metavar="FILE", help="a .patch (format-patch, one or more commits) or .diff"
+    )
+    source.add_argument("--commit", metavar="REV", help="a commit of the sglang clone given with --repo")
+    p.add_argument("--repo", type=Path, help="a local sglang clone (with --commit)")
+    p.add_argument(
+        "--url", help="the PR or commit URL for the trailers (default: the PR, the commit, or '(#N)' in its title)"
+    )
+    p.add_argument("--work-dir", required=True, type=Path, help="the base's work tree (made by `patches apply`)")
+    p.add_argument("--after", metavar="PATCH", help="the patch file it goes after (default: the queue's last)")
+    p.add_argument("--subject", help="the patch's subject (default: 'backport: ' and upstream's title)")
+    p.add_argument("--no-export", action="store_true", help="commit in the work tree only; export later")
+    p.set_defaults(func=cmd_backport)
 
     p = psub.add_parser("pin", help="record a release's wheel names and sha256 from PyPI in patches/bases.toml")
     p.add_argument("version", help="the sglang release to pin, e.g. 0.5.24")
@@ -205,6 +233,38 @@ def cmd_rebase(args) -> int:
         print("port by hand (commit each in the work dir), then export:\n  " + "\n  ".join(conflicts))
     print(f"next: wafer-sglang patches export --base {args.to} --work-dir {args.work_dir}")
     return 1 if conflicts else 0
+
+
+def cmd_backport(args) -> int:
+    from wafer_sglang.errors import WaferError
+    from wafer_sglang.queue import backport as bp
+    from wafer_sglang.queue.export import plan_export, write_export
+
+    if args.commit and not args.repo:
+        raise WaferError("--commit needs --repo, the sglang clone it is in")
+    if args.pr:
+        change = bp.from_pr(args.pr)
+    elif args.patch:
+        change = bp.from_file(args.patch, args.url)
+    else:
+        change = bp.from_commit(args.repo, args.commit, args.url)
+    queue = _queue(args)
+    outcome = bp.backport(queue, args.work_dir, change, after=args.after, subject=args.subject)
+    if outcome.left_out:
+        print("left out (not in the wheel): " + ", ".join(outcome.left_out))
+    if outcome.status == "already-in-base":
+        print(f"{change.url} is already in sglang {queue.base.version} plus its queue: nothing added")
+        return 0
+    landed = f"Applied-Upstream {outcome.applied_upstream}" if outcome.applied_upstream else "in no pinned release yet"
+    print(f"committed {outcome.commit[:12]} {outcome.subject} ({landed})")
+    if args.no_export:
+        print(f"next: wafer-sglang patches export --base {queue.base.version} --work-dir {args.work_dir}")
+        return 0
+    plan = plan_export(queue, args.work_dir)
+    added = sorted(name for name in plan.files if not (queue.patch_dir / name).exists())
+    write_export(queue, plan)
+    print(f"patches/{queue.base.version}: added {', '.join(added)}; series updated")
+    return 0
 
 
 def cmd_pin(args) -> int:

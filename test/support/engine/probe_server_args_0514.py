@@ -115,10 +115,14 @@ def fusion_decisions(args) -> dict:
     """The communicator's decisions under ``args`` (aiter on, no DP attention) per forward mode:
     whether a 16-token batch fuses, and what happens to a skipped MLP all-reduce at 16 and 6,144
     tokens, and (PP > 1) at a stage's last layer."""
-    from sglang.srt.layers import communicator
+    from sglang.srt.layers import communicator, dp_attention
+    from sglang.srt.layers.moe.utils import initialize_moe_config
     from sglang.srt.server_args import set_global_server_args_for_scheduler
 
     set_global_server_args_for_scheduler(args)
+    # the process state the scheduler sets up from these args (scheduler.py, dp_attention.py)
+    initialize_moe_config(args)
+    dp_attention._ENABLE_DP_ATTENTION_FLAG = args.enable_dp_attention
     communicator._use_aiter = True
     communicator.get_parallel = lambda: SimpleNamespace(tp_size=args.tp_size)
     layer = object.__new__(communicator.LayerCommunicator)
