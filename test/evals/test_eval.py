@@ -411,6 +411,28 @@ def test_credentials_reach_the_model_check_lm_eval_and_metrics_and_no_output(cap
         server.stop()
 
 
+@pytest.mark.parametrize("status", [401, 500])
+def test_the_key_reaches_no_file_and_no_message_when_the_server_answers_an_error(
+    capsys, data_dir, tmp_path, monkeypatch, status
+):
+    """lm-eval logs aiohttp's exception repr on an HTTP error, request headers and all: the log is
+    written redacted, and every file under --out is checked after the run."""
+    from support.fault_server import Faults, FaultServer
+
+    secret = "sk-wafer-eval-9f3e"
+    server = FaultServer(Faults(key=secret, status=status))
+    try:
+        monkeypatch.setenv("OPENAI_API_KEY", secret)
+        rc, out, err = evaluate(capsys, tmp_path, server.url, server.url, data_dir, "--tasks", "gsm8k", "--limit", "1")
+        assert rc == 2 and "lm-eval failed" in err and str(status) in err
+        assert secret not in out + err
+        files = [p for p in tmp_path.rglob("*") if p.is_file()]
+        assert any(p.name == "lm_eval.log" for p in files)
+        assert [p for p in files if secret.encode() in p.read_bytes()] == []
+    finally:
+        server.stop()
+
+
 @pytest.mark.slow
 def test_sigterm_stops_the_lm_eval_children(data_dir, tmp_path):
     """A candidate that never answers keeps lm-eval waiting; SIGTERM to eval must not leave it running."""

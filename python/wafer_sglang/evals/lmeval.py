@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from wafer_sglang.errors import WaferError
+from wafer_sglang.evals import redact
 from wafer_sglang.evals.tasks import Task
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -158,29 +159,18 @@ def run(
 ) -> RunOutput:
     """Run lm-eval into a fresh ``out``; its log is kept there; a failure quotes the log's end.
     Setting ``stop`` (the other endpoint failed, Ctrl-C, SIGTERM) terminates it. ``env`` adds to
-    its environment (credentials: never on the command line, which is recorded); ``report``
-    hears its progress."""
+    its environment (credentials: never on the command line, which is recorded, and masked in
+    everything the run writes); ``report`` hears its progress."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     (out / "command.json").write_text(json.dumps(cmd, indent=1) + "\n")
     log = out / "lm_eval.log"
-    shown = None
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE, **(env or {})})
-        while proc.poll() is None:
-            if stop.wait(0.5):
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-                raise Stopped(f"lm-eval stopped before it finished; its log is {log}")
-            now = progress(log)
-            if report and now and now != shown:
-                shown = now
-                report(now)
-    if proc.returncode != 0:
+    secrets = list((env or {}).values())
+    try:
+        returncode = _supervise(cmd, log, stop, env, secrets, report)
+    finally:
+        redact.scrub_tree(out, secrets)
+    if returncode != 0:
         lines = log.read_text(errors="replace").splitlines()
         answer = next(
             (line.split("API request failed! ", 1)[1] for line in reversed(lines) if "API request failed! " in line),
@@ -188,8 +178,39 @@ def run(
         )
         said = f"\nthe server's last answer: {answer[:300]}" if answer else ""
         tail = "\n".join(lines[-25:])
-        raise WaferError(f"lm-eval failed (exit {proc.returncode}); its log is {log}{said}\nlast lines:\n{tail}")
+        raise WaferError(f"lm-eval failed (exit {returncode}); its log is {log}{said}\nlast lines:\n{tail}")
     return read_output(out)
+
+
+def _supervise(cmd, log: Path, stop: threading.Event, env, secrets: list[str], report) -> int:
+    """lm-eval's output goes to ``log`` through a redacting pump; its exit code."""
+    shown = None
+    with log.open("wb") as fh:
+        proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, **OFFLINE, **(env or {})}
+        )
+        pump = threading.Thread(
+            target=redact.pump, args=(proc.stdout.fileno(), redact.RedactingSink(fh, secrets)), daemon=True
+        )
+        pump.start()
+        try:
+            while proc.poll() is None:
+                if stop.wait(0.5):
+                    proc.terminate()
+                    try:
+                        proc.wait(timeout=10)
+                    except subprocess.TimeoutExpired:
+                        proc.kill()
+                        proc.wait()
+                    raise Stopped(f"lm-eval stopped before it finished; its log is {log}")
+                now = progress(log)
+                if report and now and now != shown:
+                    shown = now
+                    report(now)
+        finally:
+            pump.join(timeout=30)  # the pipe closes with lm-eval (and any child holding it)
+            proc.stdout.close()
+    return proc.returncode
 
 
 def read_output(out: Path) -> RunOutput:
