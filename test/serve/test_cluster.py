@@ -5,6 +5,7 @@ real router in front of real llama.cpp workers: failover and rejoin."""
 from __future__ import annotations
 
 import json
+import re
 import threading
 import time
 
@@ -225,3 +226,48 @@ def test_a_plan_with_an_empty_api_key_flag_is_refused(capsys, tmp_path):
         "--nodes", "10.0.0.1,10.0.0.2", "--out", str(tmp_path / "plan"), "--api-key=",
     )  # fmt: skip
     assert rc == 2 and "--api-key is empty" in err and not (tmp_path / "plan").exists()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--nodes", "../../escaped,10.0.0.2"], "is not an address"),
+        (["--nodes", "node_1"], "is not a host name or an IPv4 address"),
+        (["--nodes", "http://10.0.0.1"], "no scheme"),
+        (["--nodes", "0.0.0.0"], "unspecified address"),
+        (["--nodes", "fd00::1"], "IPv6 addresses are not supported"),
+        (["--nodes", "[fd00::1]"], "IPv6 addresses are not supported"),
+        (["--nodes", "10.0.0.1,10.0.0.1"], "listed twice: 10.0.0.1"),
+        (["--nodes", "10.0.0.1", "--router-node", "../../router"], "is not an address"),
+    ],
+)
+def test_node_addresses_that_cannot_work_or_would_escape_out_are_refused(capsys, tmp_path, flags, message):
+    out = tmp_path / "plan"
+    rc, _, err = run_cli(
+        capsys, "cluster", "plan", "--topology", "dp", "--model", "/m", "--base", "0.5.14", "--out", str(out), *flags
+    )
+    assert rc == 2 and message in err, err
+    assert [p.name for p in tmp_path.iterdir()] == [] and "Traceback" not in err
+
+
+def test_host_names_are_nodes_and_every_script_lands_in_out(capsys, tmp_path):
+    out = tmp_path / "plan"
+    rc, _, err = run_cli(
+        capsys, "cluster", "plan", "--topology", "dp", "--model", "/m", "--base", "0.5.14",
+        "--nodes", "gpu-1.cluster.local,gpu-2.cluster.local", "--out", str(out),
+    )  # fmt: skip
+    assert rc == 0, err
+    written = sorted(p.name for p in out.iterdir())
+    assert written and all(re.fullmatch(r"\d\d-(worker|router)-gpu-[12]\.cluster\.local\.sh", n) for n in written)
+    assert [p.name for p in tmp_path.iterdir()] == ["plan"]
+
+
+@pytest.mark.parametrize("name", ["../../escaped", "Glm5", "glm_5", "-glm5", "x" * 41, ""])
+def test_k8s_names_follow_kubernetes_rules_and_never_leave_out(capsys, tmp_path, name):
+    image = "wafer/sglang:mi355x@sha256:" + "0" * 64
+    rc, _, err = run_cli(
+        capsys, "cluster", "k8s", "--topology", "dp", "--model", "/m", "--image", image,
+        f"--name={name}", "--out", str(tmp_path / "k8s"),
+    )  # fmt: skip
+    assert rc == 2 and "Kubernetes object name" in err, err
+    assert [p.name for p in tmp_path.iterdir()] == []

@@ -16,10 +16,7 @@ Workers bind their node's address (use private ones); the router is the only pub
 
 
 def _nodes(text: str) -> list[str]:
-    nodes = [n.strip() for n in text.split(",") if n.strip()]
-    if not nodes:
-        raise argparse.ArgumentTypeError("expected comma-separated node addresses")
-    return nodes
+    return [n.strip() for n in text.split(",") if n.strip()]  # checked by the plan (serve/names.py)
 
 
 def _pinned_image(text: str) -> str:
@@ -57,7 +54,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--json", action="store_true", help="the plan as JSON")
             p.set_defaults(func=cmd_plan, accepts_extra=True)
         else:
-            p.add_argument("--name", default="glm5", help="resource name prefix (default %(default)s)")
+            p.add_argument(
+                "--name",
+                default="glm5",
+                help="resource name prefix (Kubernetes name rules; default %(default)s)",
+            )
             p.add_argument(
                 "--image",
                 required=True,
@@ -87,6 +88,7 @@ def cmd_topologies(args) -> int:
 def cmd_plan(args) -> int:
     from wafer_sglang.fsutil import atomic_write_text
     from wafer_sglang.serve.cluster import load_topology, plan
+    from wafer_sglang.serve.names import inside
 
     result = plan(
         load_topology(args.topology),
@@ -119,9 +121,8 @@ def cmd_plan(args) -> int:
         print(f"\n# on {process.node}: {process.role}" + (f" -> {process.url}" if process.url else ""))
         print(process.shell())
         if args.out:
-            name = f"{index:02d}-{process.role}-{process.node.replace(':', '_')}.sh"
             atomic_write_text(
-                args.out / name,
+                inside(args.out, f"{index:02d}-{process.role}-{process.node}.sh"),
                 f"#!/usr/bin/env bash\n# {process.role} on {process.node}\n"
                 f'set -euo pipefail\n: "${{WAFER_API_KEY:?set WAFER_API_KEY}}"\nexec {process.shell()}\n',
                 mode=0o755,
@@ -138,6 +139,7 @@ def cmd_k8s(args) -> int:
     from wafer_sglang.fsutil import atomic_write_text
     from wafer_sglang.serve import k8s
     from wafer_sglang.serve.cluster import load_topology
+    from wafer_sglang.serve.names import inside
     from wafer_sglang.serve.router import check_router_argv
 
     topology = load_topology(args.topology)
@@ -160,11 +162,9 @@ def cmd_k8s(args) -> int:
         )
     text = yaml.safe_dump_all(docs, sort_keys=False)
     if args.out:
-        atomic_write_text(args.out / f"{args.name}-{topology.name}.yaml", text)
-        print(
-            f"wrote {args.out / f'{args.name}-{topology.name}.yaml'} ({len(docs)} objects, valid for Kubernetes "
-            f"{k8s.KUBERNETES})"
-        )
+        path = inside(args.out, f"{args.name}-{topology.name}.yaml")
+        atomic_write_text(path, text)
+        print(f"wrote {path} ({len(docs)} objects, valid for Kubernetes {k8s.KUBERNETES})")
     else:
         print(text, end="")
     return 0

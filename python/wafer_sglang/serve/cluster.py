@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from wafer_sglang import resources
 from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
-from wafer_sglang.serve import recipes
+from wafer_sglang.serve import names, recipes
 from wafer_sglang.serve.router import listen_args
 
 KEY_REF = "${WAFER_API_KEY}"  # the plan refers to the key; its value is never in a plan or a file
@@ -89,6 +89,8 @@ def plan(
     extra: list[str] = (),
 ) -> ClusterPlan:
     """``extra``: sglang flags for every worker (e.g. --disaggregation-ib-device), which win."""
+    nodes, prefill_nodes, decode_nodes = (names.node_list(n) if n else [] for n in (nodes, prefill_nodes, decode_nodes))
+    router_node = names.node_address(router_node) if router_node else None
     ports = config()["ports"]
     recipe = dataclasses.replace(recipes.select(topology.recipe), launcher="sglang")
     notes = [n for n in recipe.notes if "--no-router" not in n]  # a cluster always routes

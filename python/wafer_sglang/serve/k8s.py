@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from wafer_sglang.serve import recipes
+from wafer_sglang.serve import names, recipes
 from wafer_sglang.serve.cluster import Topology, config
 from wafer_sglang.serve.router import listen_args
 
@@ -41,6 +41,7 @@ def manifests(
     namespace: str,
     cache_claim: str = "wafer-compile-cache",
 ) -> list[dict]:
+    name = names.resource_name(name)
     ports = config()["ports"]
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "wafer-sglang"}
     docs = [*_rbac(name, namespace, labels), _router_service(name, namespace, labels, ports)]
