@@ -155,6 +155,21 @@ def test_other_layer_counts_single_file_and_extra_mtp_layers(capsys, tmp_path):
 
 
 @pytest.mark.parametrize(
+    "base, says",
+    [
+        ("0.5.14", "issue 28685, fixed in 0.5.15 by PR 29275, which this base does not carry"),
+        ("0.5.23", "PR 29275 is in since 0.5.15"),
+    ],
+)
+def test_a_block_fp8_glm5_is_told_what_its_base_does_with_aiter(capsys, tmp_path, base, says):
+    path = sc.glm5(tmp_path / "glm5", layers=3)
+    config = path / "config.json"
+    config.write_text(config.read_text().replace('"quant_method": "quark"', '"quant_method": "fp8"'))
+    rc, _, err = run_cli(capsys, "checkpoint", "check", str(path), "--base", base)
+    assert rc == 2 and "not 'quark'" in err and says in err, err
+
+
+@pytest.mark.parametrize(
     "breakage, message",
     [
         ("no_config", "config.json is missing"),

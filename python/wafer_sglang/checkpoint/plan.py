@@ -6,6 +6,8 @@ import fnmatch
 import re
 from dataclasses import dataclass, field
 
+from packaging.version import Version
+
 from wafer_sglang.checkpoint import rules as R
 from wafer_sglang.checkpoint.store import Checkpoint, Tensor, UnusableCheckpoint, validate
 
@@ -88,6 +90,23 @@ def _describe(module: _Module) -> str:
     return f"{module.weight.dtype} [{shape}]{scale}"
 
 
+FP8_BPRESHUFFLE_FIXED = "0.5.15"  # PR 29275, upstream issue 28685
+
+
+def _fp8_note(architecture: str, quant: dict, base: str) -> str:
+    """What a block-FP8 GLM-5 user on the LTS must know (the fork does not carry PR 29275)."""
+    if quant.get("quant_method") != "fp8" or architecture != "GlmMoeDsaForCausalLM":
+        return ""
+    if Version(base) >= Version(FP8_BPRESHUFFLE_FIXED):
+        return f". sglang {base} serves block-FP8 GLM-5 on gfx950 with aiter (PR 29275 is in since 0.5.15)"
+    return (
+        f". Block-FP8 GLM-5 on sglang {base}: with SGLANG_USE_AITER=1 on gfx950 and ROCm >= 7.2 the CK "
+        "bpreshuffle FP8 GEMM reads its scales in the wrong layout (upstream issue 28685, fixed in "
+        "0.5.15 by PR 29275, which this base does not carry): serve it with SGLANG_USE_AITER unset "
+        "(the fork's MI355X defaults leave it unset for FP8 checkpoints) or on the 0.5.23 base"
+    )
+
+
 def check(ckpt: Checkpoint, options: Options) -> Report:
     config = ckpt.config
     validate(config)
@@ -100,7 +119,7 @@ def check(ckpt: Checkpoint, options: Options) -> Report:
     if quant.get("quant_method") != "quark":
         raise UnusableCheckpoint(
             f"quantization_config.quant_method is {quant.get('quant_method')!r}, not 'quark': "
-            "this check knows Quark's exclude rules only"
+            "this check knows Quark's exclude rules only" + _fp8_note(architecture, quant, options.base)
         )
     excludes = quant.get("exclude") or []
     if not isinstance(excludes, list) or not all(isinstance(e, str) for e in excludes):
