@@ -248,6 +248,20 @@ def test_kernel_names_come_from_the_trees_own_naming_code(tmp_path, monkeypatch)
     assert sys.modules["aiter"] is real
 
 
+def test_kernel_names_need_no_torch_and_call_none_of_it(tmp_path, monkeypatch):
+    """aiter's naming module reads torch names at import (9127c94a1: ``(torch.uint8, ...)``); on a
+    host without torch (build/venv-dev, the image build) every name resolves and none is called."""
+    from wafer_sglang.moe.kernel_names import AbsentTorch
+
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` raises ImportError
+    monkeypatch.setattr(AbsentTorch, "CALLS", [])
+    names = kernel_names(AiterTree.installed(standin.write_tree(tmp_path / "disk")))
+    assert names.unresolved(*standin.KNOWN, "flydsl_moe1_s1_kw2_fp4") == [] and AbsentTorch.CALLS == []
+    with pytest.raises(RuntimeError, match="needs torch"):
+        AbsentTorch("torch.empty")(0)
+    assert AbsentTorch.CALLS == ["torch.empty"]
+
+
 # -- the fork's rows ----------------------------------------------------------------------------
 
 

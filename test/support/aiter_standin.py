@@ -17,10 +17,17 @@ FLYDSL = """
 import re
 from typing import Dict, Optional
 
-import torch  # noqa: F401  (aiter's module imports it; naming does not use it)
+import torch  # aiter's module reads torch names at import; naming calls nothing of it
 from aiter.ops.flydsl.utils import is_flydsl_available  # noqa: F401  (a kernel builder import)
 
 _KERNEL_PARAMS = {"flydsl_moe1_s1": {"stage": 1}, "flydsl_moe2_s2": {"stage": 2}}
+_DLPACK_SAFE = (torch.uint8, torch.float16, torch.bfloat16)  # read at import, as aiter 9127c94a1 does
+
+
+def _view_safe(t: torch.Tensor) -> torch.Tensor:  # annotations evaluated at import
+    return t.view(torch.uint8)
+
+
 _SUFFIX_RE = re.compile(r"(_kw(?P<kw>\\d+))?(?P<fp4>_fp4)?$")
 
 

@@ -156,13 +156,38 @@ def _stand_in_aiter():
         sys.modules.update(hidden)
 
 
+class AbsentTorch:
+    """A torch name on a host without torch. aiter's naming module only reads torch names at
+    import (``_DLPACK_SAFE = (torch.uint8, ...)``, annotations); any use of one is a call, which
+    raises and is recorded in ``CALLS`` (tests assert it stays empty)."""
+
+    CALLS: list[str] = []
+
+    def __init__(self, path: str):
+        self._path = path
+
+    def __getattr__(self, name: str) -> AbsentTorch:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return AbsentTorch(f"{self._path}.{name}")
+
+    def __call__(self, *args, **kwargs):
+        AbsentTorch.CALLS.append(self._path)
+        raise RuntimeError(f"{self._path}() needs torch, which is not installed (kernel names need none)")
+
+    def __repr__(self) -> str:
+        return f"<absent {self._path}>"
+
+
 def _torch_stub() -> dict:
     try:
         import torch  # noqa: F401  (the real one, when installed)
 
         return {}
     except ImportError:
-        return {"torch": types.ModuleType("torch")}
+        module = types.ModuleType("torch")
+        module.__getattr__ = lambda name: AbsentTorch(f"torch.{name}")  # PEP 562: every name resolves
+        return {"torch": module}
 
 
 @contextmanager
