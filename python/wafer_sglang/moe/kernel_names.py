@@ -22,6 +22,7 @@ import types
 from collections.abc import Callable
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import ClassVar
 
 from wafer_sglang.moe.aiter_tree import AiterTree
 
@@ -161,7 +162,7 @@ class AbsentTorch:
     import (``_DLPACK_SAFE = (torch.uint8, ...)``, annotations); any use of one is a call, which
     raises and is recorded in ``CALLS`` (tests assert it stays empty)."""
 
-    CALLS: list[str] = []
+    CALLS: ClassVar[list[str]] = []
 
     def __init__(self, path: str):
         self._path = path
