@@ -275,3 +275,20 @@ def test_seed_reference_is_dated_and_sourced(capsys):
     assert "as of 2026-07" in out
     rc, _, err = run_cli(capsys, "bench", "compare", "--reference", "nope")
     assert rc == 2 and "known: seed-mi355x" in err
+
+
+@pytest.mark.parametrize("command", ["single", "sweep"])
+def test_a_missing_bench_extra_is_named_not_an_internal_error(tmp_path, command):
+    """bench.run imports aiohttp at module level: the extras check must come first."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['aiohttp'] = None\n"  # `import aiohttp` now fails, as without the extra
+        "from wafer_sglang.cli.main import main\n"
+        f"sys.exit(main(['bench', '{command}', '--url', 'http://127.0.0.1:9', '--tokenizer', 'x', "
+        f"'--out', r'{tmp_path / 'out'}']))"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "the [bench] extra" in proc.stderr and "aiohttp" in proc.stderr, proc.stderr
+    assert "internal error" not in proc.stderr and not (tmp_path / "out").exists()

@@ -73,6 +73,36 @@ def test_version_of_an_installed_fork(monkeypatch):
     assert conventions.version_text().startswith("wafer-sglang-rocm 0.5.14.post1 (sglang 0.5.14 + 5 patches; tooling ")
 
 
+@pytest.mark.parametrize(
+    "text, says",
+    [("{not json", "not JSON"), ('{"version": "1"}', "missing distribution"), ("[]", "not an object")],
+)
+def test_a_damaged_manifest_is_an_error_for_version_and_info_not_a_traceback(capsys, monkeypatch, text, says):
+    from importlib import resources
+
+    from wafer_sglang.build import manifest
+
+    real = resources.files
+
+    class Files:  # the installed package's files, with a damaged manifest among them
+        def __init__(self, package):
+            self.root = real(package)
+
+        def joinpath(self, name):
+            if name != manifest.MANIFEST_NAME:
+                return self.root.joinpath(name)
+            return type("Damaged", (), {"read_text": lambda self: text})()
+
+    monkeypatch.setattr(resources, "files", Files)
+    with pytest.raises(SystemExit) as exit_:
+        run_cli(capsys, "--version")
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "manifest" in err and says in err and "reinstall" in err
+    assert "Traceback" not in err
+    rc, _, err = run_cli(capsys, "info")
+    assert rc == 2 and says in err and "internal error" not in err
+
+
 @pytest.mark.parametrize("shell", ["bash", "zsh"])
 def test_completion_covers_every_command(capsys, shell):
     rc, out, _ = run_cli(capsys, "completion", shell)

@@ -7,11 +7,13 @@ import importlib.util
 import json
 import tempfile
 from pathlib import Path
-
-import aiohttp
+from typing import TYPE_CHECKING
 
 from wafer_sglang.bench.endpoint import Endpoint
 from wafer_sglang.errors import WaferError
+
+if TYPE_CHECKING:  # imported when used: check_extras must be able to say it is missing
+    import aiohttp
 
 EXTRA_MODULES = {
     "numpy": "numpy",
@@ -41,6 +43,8 @@ def check_out(out: Path) -> None:
 
 
 async def served_models(client: aiohttp.ClientSession, endpoint: Endpoint) -> list[str]:
+    import aiohttp
+
     url = endpoint.url + "/v1/models"
     try:
         async with client.get(url, headers=dict(endpoint.headers), timeout=aiohttp.ClientTimeout(total=30)) as response:

@@ -10,6 +10,8 @@ import json
 from dataclasses import dataclass
 from importlib import resources
 
+from wafer_sglang.errors import WaferError
+
 MANIFEST_NAME = "fork_manifest.json"
 
 
@@ -32,7 +34,37 @@ def installed_manifest() -> dict | None:
         text = resources.files("wafer_sglang").joinpath(MANIFEST_NAME).read_text()
     except (FileNotFoundError, ModuleNotFoundError):
         return None
-    return json.loads(text)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _unreadable(exc) from None
+    try:
+        manifest = json.loads(text)
+    except ValueError as exc:
+        raise _unreadable(f"not JSON: {exc}") from None
+    missing = _missing(manifest)
+    if missing:
+        raise _unreadable("missing " + ", ".join(missing))
+    return manifest
+
+
+def _missing(manifest) -> list[str]:
+    """The fields ``info`` and ``--version`` read that ``manifest`` lacks."""
+    if not isinstance(manifest, dict):
+        return ["everything (not an object)"]
+    missing = [k for k in ("distribution", "version", "python_tag", "base", "patches", "overlay") if k not in manifest]
+    base, patches = manifest.get("base"), manifest.get("patches")
+    if isinstance(base, dict):
+        missing += [f"base.{k}" for k in ("version", "wheel", "sha256") if k not in base]
+    if not isinstance(patches, list) or not all(
+        isinstance(p, dict) and {"file", "subject", "upstream_status"} <= p.keys() for p in patches
+    ):
+        missing.append("patches[].file/subject/upstream_status")
+    return missing
+
+
+def _unreadable(why: object) -> WaferError:
+    return WaferError(
+        f"the installed fork's manifest (wafer_sglang/{MANIFEST_NAME}) is damaged ({why}); reinstall wafer-sglang-rocm"
+    )
 
 
 def format_info(manifest: dict | None) -> str:

@@ -213,9 +213,17 @@ def _ready(args) -> None:
     preflight.check_out(args.out)
 
 
+def _extras() -> None:
+    """Before anything imports the [bench] extra's modules: say which are missing, not a traceback."""
+    from wafer_sglang.bench import preflight
+
+    preflight.check_extras()
+
+
 def cmd_sweep(args) -> int:
     import asyncio
 
+    _extras()
     from wafer_sglang.bench.costs import price
     from wafer_sglang.bench.knee import Slo
     from wafer_sglang.bench.run import SweepOptions, knee_line, sweep
@@ -283,6 +291,7 @@ def _base(url: str) -> str:
 def cmd_single(args) -> int:
     import asyncio
 
+    _extras()
     from wafer_sglang.bench.run import SingleOptions, single
 
     options = SingleOptions(

@@ -85,7 +85,13 @@ class VersionAction(argparse.Action):
         super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
 
     def __call__(self, parser, namespace, values, option_string=None):
-        print(version_text())
+        from wafer_sglang.errors import WaferError
+
+        try:  # argparse runs this before main()'s error handling
+            text = version_text()
+        except WaferError as exc:
+            parser.exit(2, f"wafer-sglang: error: {exc}\n")
+        print(text)
         parser.exit()
 
 
