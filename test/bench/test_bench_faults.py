@@ -260,7 +260,8 @@ def test_a_metrics_endpoint_that_is_not_prometheus_does_not_crash_the_sweep(
     assert rc == 0 and step["cache_hit_server"] is None and "no server cache counters" in " ".join(step["checks"])
 
 
-def test_ctrl_c_cancels_in_flight_requests_and_writes_at_once(fault, tokenizer, tmp_path):
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ctrl_c_cancels_in_flight_requests_and_writes_at_once(fault, tokenizer, tmp_path, sig, code):
     server = fault(stream_seconds=120, events=good_events())
     env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
     proc = subprocess.Popen(
@@ -297,11 +298,13 @@ def test_ctrl_c_cancels_in_flight_requests_and_writes_at_once(fault, tokenizer, 
     )
     time.sleep(6)
     sent = time.monotonic()
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.wait(timeout=60)
     took = time.monotonic() - sent
     records = [json.loads(line) for line in (tmp_path / "requests.jsonl").read_text().splitlines()]
-    assert proc.returncode == 130 and took < 5, took  # not the 600 s request timeout
+    # the defect waited out the streams (120 s here, 600 s by default): a wide bound, not a timing claim
+    assert proc.returncode == code and took < 30, took
+    assert json.loads((tmp_path / "summary.json").read_text())["interrupted_by"] == sig.name
     measured = [r for r in records if r["phase"] == "measure"]
     assert measured and all(r["error"] == "cancelled" for r in measured)
 

@@ -173,10 +173,16 @@ async def _unless_stopped(request, stop: asyncio.Event):
 def _install_stop() -> asyncio.Event:
     """Ctrl-C and SIGTERM end the run at once: in-flight requests are cancelled and recorded."""
     stop = asyncio.Event()
+    stop.signal = None  # which one: the exit code says it (130 SIGINT, 143 SIGTERM)
     loop = asyncio.get_running_loop()
+
+    def stopped(sig: signal.Signals) -> None:
+        stop.signal = stop.signal or sig.name
+        stop.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         try:
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, stopped, sig)
         except (NotImplementedError, RuntimeError, ValueError):
             pass
     return stop
@@ -187,6 +193,7 @@ class _Sweep:
 
     def __init__(self, options: SweepOptions, command: str):
         self.options, self.command = options, command
+        self.interrupted_by: str | None = None  # SIGINT / SIGTERM
         self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
         self.records: list[Record] = []
         self.steps: list[dict] = []
@@ -229,6 +236,7 @@ class _Sweep:
             },
             "steps": self.steps,
             "knee": knee(self.steps, o.slo),
+            "interrupted_by": self.interrupted_by,
         }
         if o.price:
             out["cost"] = {"usd_per_gpu_hour": o.price[0], "source": o.price[1], "gpus_per_node": o.gpus}
@@ -278,6 +286,7 @@ async def sweep(options: SweepOptions, command: str) -> dict:
                     break
                 stats = await _step(client, endpoint, options, prompts, state, number, load, metrics_urls, stop, live)
                 stats["interrupted"] = stop.is_set()
+                state.interrupted_by = stop.signal
                 state.steps.append(stats)
                 state.write(endpoint, server, tokenizer)
                 live.say(_step_line(number, options, stats))
@@ -415,7 +424,7 @@ async def single(options: SingleOptions, command: str) -> dict:
                 file=sys.stderr,
                 flush=True,
             )
-    summary = _single_summary(options, endpoint, server, tokenizer, started, command, records, stop.is_set())
+    summary = _single_summary(options, endpoint, server, tokenizer, started, command, records, stop.signal)
     _write_single(options, summary, records)
     return summary
 
@@ -447,7 +456,8 @@ def _single_summary(options, endpoint, server, tokenizer, started, command, reco
         "median_output_speed_tok_s": statistics.median(speeds) if speeds else None,
         "median_ttft_s": statistics.median([r.ttft_s for r in ok]) if ok else None,
         "success_rate": len(ok) / len(records) if records else None,
-        "interrupted": interrupted,
+        "interrupted": interrupted is not None,
+        "interrupted_by": interrupted,
     }
 
 

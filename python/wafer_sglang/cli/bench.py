@@ -15,7 +15,7 @@ knee: the highest load at which that step and every lower one were sustained by 
 outputs (--out): summary.json, requests.jsonl, table.md, bench_serving.jsonl (sglang bench_serving
   fields), throughput.png, ttft.png, pareto.png.
 exit: 0 done; 1 a step had 0% success, or no knee with --fail-on-no-knee; 2 unusable input or
-  unreachable server (checked before measuring); 130 interrupted (what was measured is written).
+  unreachable server (checked before measuring); 130 Ctrl-C / 143 SIGTERM (what was measured is written).
 credentials: --api-key, else OPENAI_API_KEY; --header NAME=VALUE; sent on every call, never written.
 """
 
@@ -273,7 +273,7 @@ def cmd_sweep(args) -> int:
         "pareto.png"
     )
     if any(s.get("interrupted") for s in summary["steps"]):
-        return 130
+        return _interrupted_exit(summary)
     dead = [s for s in summary["steps"] if s["requests"] and not s["succeeded"]]
     if dead:
         print(f"error: {len(dead)} step(s) had no successful request", file=sys.stderr)
@@ -306,7 +306,11 @@ def cmd_single(args) -> int:
     _ready(args)
     summary = asyncio.run(single(options, _command()))
     print((args.out / "table.md").read_text())
-    return 130 if summary["interrupted"] else (0 if summary["success_rate"] == 1 else 1)
+    return _interrupted_exit(summary) if summary["interrupted"] else (0 if summary["success_rate"] == 1 else 1)
+
+
+def _interrupted_exit(summary: dict) -> int:
+    return 143 if summary.get("interrupted_by") == "SIGTERM" else 130
 
 
 def cmd_compare(args) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
@@ -97,7 +96,6 @@ def cmd_eval(args) -> int:
 
     tasks = parse_tasks(args.tasks)
     lmeval.version()  # the install hint before anything else
-    signal.signal(signal.SIGTERM, _interrupt)  # SIGTERM stops the lm-eval children as Ctrl-C does
     api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
     with requests.Session() as session:
         endpoints = {
@@ -131,10 +129,6 @@ def cmd_eval(args) -> int:
         print("wafer-sglang: quality gate FAILED", file=sys.stderr)
         return 1
     return 0
-
-
-def _interrupt(signum, frame) -> None:
-    raise KeyboardInterrupt
 
 
 def cmd_prepare(args) -> int:
