@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
 
@@ -74,7 +76,7 @@ def test_plans_bind_private_addresses_and_never_hold_the_key(capsys, tmp_path, b
         "--topology",
         topology,
         "--model",
-        "/m",
+        "/models/GLM-5.2",
         "--base",
         base,
         *nodes,
@@ -84,6 +86,32 @@ def test_plans_bind_private_addresses_and_never_hold_the_key(capsys, tmp_path, b
     scripts = sorted(tmp_path.glob("*.sh"))
     assert rc == 0 and len(scripts) == len(plan["processes"]) and all(p.stat().st_mode & 0o111 for p in scripts)
     assert not [p for p in scripts if SECRET in p.read_text()]
+    for script, process in zip(scripts, plan["processes"]):
+        argv, env = run_recorded(script, tmp_path / "bin")
+        want = [SECRET if a == "${WAFER_API_KEY}" else a for a in process["argv"][1:]]
+        assert argv == want, script.name
+        assert {k: env.get(k) for k in process["env"]} == process["env"], script.name
+
+
+RECORDER = """#!/usr/bin/env python3
+import json, os, sys
+with open(os.environ["RECORD"], "w") as fh:
+    json.dump({"argv": sys.argv[1:], "env": dict(os.environ)}, fh)
+"""
+
+
+def run_recorded(script, bin_dir):
+    """Run a generated script as a node would, with a python3 that records what it was given."""
+    bin_dir.mkdir(exist_ok=True)
+    python3 = bin_dir / "python3"
+    python3.write_text(RECORDER.replace("/usr/bin/env python3", sys.executable))
+    python3.chmod(0o755)
+    record = bin_dir / "record.json"
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "WAFER_API_KEY": SECRET, "RECORD": str(record)}
+    proc = subprocess.run(["bash", str(script)], env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, (script.name, proc.returncode, proc.stderr)
+    recorded = json.loads(record.read_text())
+    return recorded["argv"], recorded["env"]
 
 
 def test_worker_flags_are_checked_against_the_bases_serverargs(capsys):

@@ -124,7 +124,7 @@ def cmd_plan(args) -> int:
             atomic_write_text(
                 inside(args.out, f"{index:02d}-{process.role}-{process.node}.sh"),
                 f"#!/usr/bin/env bash\n# {process.role} on {process.node}\n"
-                f'set -euo pipefail\n: "${{WAFER_API_KEY:?set WAFER_API_KEY}}"\nexec {process.shell()}\n',
+                f'set -euo pipefail\n: "${{WAFER_API_KEY:?set WAFER_API_KEY}}"\n{process.exec_line()}\n',
                 mode=0o755,
             )
     if args.out:

@@ -47,9 +47,19 @@ class Process:
 
     def shell(self) -> str:
         """One shell line; the key stays a reference to the environment."""
-        env = " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
-        command = " ".join(f'"{KEY_REF}"' if a == KEY_REF else shlex.quote(a) for a in self.argv)
-        return f"{env} {command}".strip()
+        return f"{self._env()} {self._command()}".strip()
+
+    def exec_line(self) -> str:
+        """The script's last line. ``exec VAR=x cmd`` would exec a file named ``VAR=x`` (exit 127):
+        the variables go through env(1)."""
+        env = self._env()
+        return f"exec env {env} {self._command()}" if env else f"exec {self._command()}"
+
+    def _env(self) -> str:
+        return " ".join(f"{k}={shlex.quote(v)}" for k, v in self.env.items())
+
+    def _command(self) -> str:
+        return " ".join(f'"{KEY_REF}"' if a == KEY_REF else shlex.quote(a) for a in self.argv)
 
 
 @dataclass
