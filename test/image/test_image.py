@@ -337,6 +337,44 @@ def test_the_entrypoint_refuses_a_blank_or_missing_key_before_anything_starts(tm
     assert proc.returncode == 1 and message in proc.stderr and "doctor" not in proc.stdout + proc.stderr
 
 
+FAKE_WAFER_SGLANG = """#!/usr/bin/env bash
+[[ $1 == doctor ]] && exit 0
+printf '%s' "$WAFER_API_KEY" > "$RECORD"
+"""
+
+
+@pytest.mark.parametrize(
+    "content, env, key, message",
+    [
+        (" sk-mounted-1 \n", {}, "sk-mounted-1", None),  # surrounding whitespace is no part of a key
+        ("sk-mounted-2\r\n\n", {}, "sk-mounted-2", None),
+        ("sk-a\nsk-b\n", {}, None, "holds 2 lines: one key, on one line"),  # once concatenated into one
+        ("k" * 400_000, {}, None, "holds 400000 bytes: not an API key"),  # once "Argument list too long"
+        (" \n\n", {}, None, "is empty"),
+        (None, {}, None, "exists but cannot be read"),  # a directory: unreadable as a file, even for root
+        (None, {"WAFER_ALLOW_NO_API_KEY": "1"}, None, "exists but cannot be read"),  # never served open
+    ],
+)
+def test_the_entrypoint_reads_a_mounted_key_file_as_one_trimmed_line(tmp_path, content, env, key, message):
+    key_file, bin_dir, record = tmp_path / "key", tmp_path / "bin", tmp_path / "record"
+    if content is None:
+        key_file.mkdir()
+    else:
+        key_file.write_text(content)
+    bin_dir.mkdir()
+    (bin_dir / "wafer-sglang").write_text(FAKE_WAFER_SGLANG)
+    (bin_dir / "wafer-sglang").chmod(0o755)
+    env = {"PATH": f"{bin_dir}:{os.environ['PATH']}", "WAFER_API_KEY_FILE": str(key_file), "RECORD": str(record), **env}
+    proc = subprocess.run(
+        ["bash", str(ROOT / "docker/image/entrypoint"), "--model", "/m"], env=env, capture_output=True, text=True
+    )
+    if message is None:
+        assert proc.returncode == 0 and record.read_text() == key, proc.stderr
+    else:
+        assert proc.returncode == 1 and message in proc.stderr and not record.exists(), proc.stderr
+    assert "sk-" not in proc.stdout + proc.stderr
+
+
 @pytest.mark.network
 @pytest.mark.slow
 @needs_buildah
