@@ -53,6 +53,20 @@ def test_fix_on_stock_0514_then_the_flag_makes_it_clean(capsys, tmp_path):
 
 
 @pytest.mark.slow  # a full-size (78 + 1 layer, ~120k tensor) synthetic checkpoint
+def test_glm50_with_bf16_target_shared_experts_is_served_with_the_forks_defaults(capsys, tmp_path):
+    """Every target shared expert bf16 (GLM-5.0 MXFP4): stock 0.5.14 fuses them into the MXFP4
+    routed experts; the fork carries PRs 35200 + 36124 (0.5.14/0006) and runs them unfused."""
+    path = sc.glm5(tmp_path / "glm5", target_shared_excluded=True)
+    rc, report, _ = check(capsys, path, "--base", "0.5.14", "--upstream")
+    assert rc == 1 and {f["role"] for f in report["findings"]} == {"target", "draft"}
+    assert all(f["needs_flag"] == "--disable-shared-experts-fusion" for f in report["findings"])
+    assert len([f for f in report["findings"] if f["role"] == "target"]) == 77 * 3  # MoE layers 1-77
+    for base in BASES:
+        rc, report, _ = check(capsys, path, "--base", base)
+        assert (rc, report["findings"]) == (0, []), base
+
+
+@pytest.mark.slow  # a full-size (78 + 1 layer, ~120k tensor) synthetic checkpoint
 def test_bf16_eh_proj_missing_from_exclude_is_found_and_fixed_idempotently(capsys, tmp_path):
     """amd GLM-5.2 exports that keep eh_proj bf16 (PR 30379: [6144,6144] uint8 vs [6144,12288] bf16)."""
     path = sc.glm5(tmp_path / "glm5", stored_bf16={f"model.layers.{MTP}.eh_proj"})
@@ -220,6 +234,7 @@ ENGINE_METHOD = {
 ENGINE_BUILDS = [
     ("0.5.14", 0, 1, {"exclude_eh_proj": True}),
     ("0.5.14", 0, 7, {"exclude_eh_proj": True, "mtp_experts_excluded": True}),
+    ("0.5.14", 8, 10, {"target_shared_excluded": True}),  # GLM-5.0: every target shared expert bf16
     ("0.5.23", 1, 0, {}),
     ("0.5.23", 1, 5, {"mtp_experts_excluded": True}),  # the whole MTP MoE bf16: the draft fuses
 ]

@@ -2,8 +2,10 @@
 
 0002 quark: GLM-5's MTP excludes vs the draft's module names, and the unfused draft — through
      the loader's own model build (probe_build.py).
+0006 backport (PRs 35200 + 36124): a target whose shared experts are all bf16 (GLM-5.0 MXFP4)
+     runs them unfused, while GLM-5.2's MTP excludes still leave the target fused (same probe).
 0003 backport: the EAGLE greedy verify broadcast — two real gloo ranks (probe_eagle_0514.py).
-0004 + 0005 backports, 0006 defaults: what the real ServerArgs settles on for GLM-5 on gfx950, and what
+0004 + 0005 backports, 0007 defaults: what the real ServerArgs settles on for GLM-5 on gfx950, and what
      the real communicator then fuses per batch (probe_server_args_0514.py).
 (0001, the ROCm include guard, is in test_jit_rocm.py.)
 """
@@ -48,7 +50,18 @@ SCENARIOS = [
         "layers": 78,
         "options": {"exclude_eh_proj": True, "mtp_experts_excluded": True},
     },
+    # GLM-5.0 MXFP4: every target shared expert bf16 (0006, PRs 35200 + 36124)
+    {"kind": "build", "role": "target", "layers": 78, "options": {"target_shared_excluded": True}},
+    {
+        "kind": "build",
+        "role": "target",
+        "layers": 78,
+        "options": {"target_shared_excluded": True},
+        "enforce_fusion": True,
+    },
+    {"kind": "build", "role": "draft", "layers": 78, "options": {"target_shared_excluded": True}},
 ]
+GLM50_TARGET, GLM50_TARGET_ENFORCED, GLM50_DRAFT = 8, 9, 10
 
 
 @functools.cache
@@ -109,6 +122,26 @@ def test_target_decisions_are_unchanged_and_keep_fusion():
     assert modules["model.layers.77.self_attn.o_proj"] == UNQUANT  # excluded in the export
 
 
+@pytest.mark.parametrize("variant", variants())
+@pytest.mark.parametrize("index", [GLM50_TARGET, GLM50_TARGET_ENFORCED], ids=["default", "enforced"])
+def test_a_target_whose_shared_experts_are_all_bf16_runs_them_unfused(variant, index):
+    """GLM-5.0 MXFP4 (0006, backport of PRs 35200 + 36124): fused, the bf16 shared expert would
+    be built as a slot of the MXFP4 routed experts; --enforce-shared-experts-fusion cannot
+    force it (upstream 0.5.18's rule)."""
+    target = probe(variant)[index]
+    assert target["num_fused_shared_experts"] == 0, "bf16 shared expert fused into the MXFP4 routed experts"
+    assert target["modules"]["model.layers.5.mlp.shared_experts.gate_up_proj"] == UNQUANT
+    assert target["modules"]["model.layers.5.mlp.experts"] == MXFP4_MOE
+    assert target["experts"]["model.layers.5.mlp.experts"] == 256
+
+
+def test_a_glm50_draft_follows_its_target_unfused():
+    draft = probe("patched")[GLM50_DRAFT]
+    assert draft["num_fused_shared_experts"] == 0
+    assert draft["modules"]["model.decoder.mlp.shared_experts.gate_up_proj"] == UNQUANT
+    assert draft["modules"]["model.decoder.mlp.experts"] == MXFP4_MOE
+
+
 def test_deepseek_61_layer_mapping_is_exactly_upstreams():
     pristine, patched = probe("pristine")[5], probe("patched")[5]
     assert patched == pristine
@@ -133,7 +166,7 @@ def test_eagle_greedy_verify_agrees_across_tp_ranks(variant):
     assert results[1] == (ranks[0]["predict"], ranks[0]["accept_index"], ranks[0]["accept_length"])
 
 
-# -- 0004 + 0005 + 0006: MI355X defaults and what the communicator fuses ------------------------
+# -- 0004 + 0005 + 0007: MI355X defaults and what the communicator fuses ------------------------
 
 GLM, DEEPSEEK = "GlmMoeDsaForCausalLM", "DeepseekV3ForCausalLM"
 DECODE_SIDE = ["DECODE", "IDLE", "TARGET_VERIFY"]

@@ -140,9 +140,9 @@ def test_fusion_follows_each_bases_rules_for_the_checkpoints_excludes():
             ]
         },
     }
-    # 0.5.14's target gate ignores its excludes; 0.5.23's respects them (checkpoint/rules.py)
-    assert fused_choices(every_shared, "0.5.14") == {True, False}
-    assert fused_choices(every_shared, "0.5.23") == {False}
+    # every target shared expert bf16 (GLM-5.0): both bases' targets respect their excludes
+    # (0.5.14 through its backport of PRs 35200 + 36124; checkpoint/rules.py), so nothing fuses
+    assert fused_choices(every_shared, "0.5.14") == fused_choices(every_shared, "0.5.23") == {False}
     assert fused_choices({**GLM5, "n_routed_experts": 160}, "0.5.14") == {False}
     assert fused_choices(GLM5, "0.5.14", "both") == {True, False}
     # the whole MTP MoE bf16 (GLM-5.2-MXFP4): one dtype, so the fork's draft fuses too

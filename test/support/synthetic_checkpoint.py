@@ -123,7 +123,13 @@ def glm5(
     exclude_eh_proj: bool = False,
     shards: int = 4,
     mtp_experts_excluded: bool = False,
+    target_shared_excluded: bool = False,
     **overrides,
 ) -> Path:
-    config = glm5_config(layers, exclude_eh_proj=exclude_eh_proj, mtp_experts_excluded=mtp_experts_excluded)
+    config = glm5_config(
+        layers,
+        exclude_eh_proj=exclude_eh_proj,
+        mtp_experts_excluded=mtp_experts_excluded,
+        target_shared_excluded=target_shared_excluded,
+    )
     return write(path, config, shards=shards, **overrides)

@@ -18,8 +18,9 @@ Mirrors the engine code (read from the wheels; test/engine/ checks each decision
   expert becomes a slot of the routed experts' fused MoE and follows *their* quantization.
   Upstream 0.5.14 fuses whatever the exclude list says. Upstream 0.5.23's gate reads the
   draft's excludes in checkpoint spelling, which it takes for draft-stack entries, so the MTP
-  draft still fuses an excluded shared expert; its target respects its own excludes. The
-  fork's drafts (both bases) run an excluded shared expert unfused.
+  draft still fuses an excluded shared expert; its target respects its own excludes, as the
+  fork's 0.5.14 target does (PRs 35200 + 36124, backported). The fork's drafts (both bases) run
+  an excluded shared expert unfused.
 """
 
 from __future__ import annotations

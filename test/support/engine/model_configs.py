@@ -23,9 +23,11 @@ def glm5_config(
     exclude_eh_proj: bool = False,
     layer_quant: bool = False,
     mtp_experts_excluded: bool = False,
+    target_shared_excluded: bool = False,
 ) -> dict:
     """The scaled export. ``mtp_experts_excluded`` adds the per-expert entries of an export
-    that keeps the whole MTP MoE in bf16 (model.layers.<N>.mlp.experts.<e>.<proj>)."""
+    that keeps the whole MTP MoE in bf16 (model.layers.<N>.mlp.experts.<e>.<proj>);
+    ``target_shared_excluded`` keeps every MoE layer's shared expert bf16 (GLM-5.0 MXFP4)."""
     fixture = json.loads(FIXTURE.read_text())
     config = copy.deepcopy(fixture)
     config.update(
@@ -42,6 +44,10 @@ def glm5_config(
         quant["exclude"].append(f"{mtp}.eh_proj")
     if mtp_experts_excluded:
         quant["exclude"] += [f"{mtp}.mlp.experts.{e}.{p}" for e in range(ROUTED_EXPERTS) for p in EXPERT_PROJECTIONS]
+    if target_shared_excluded:
+        quant["exclude"] += [
+            f"model.layers.{k}.mlp.shared_experts.{p}" for k in range(1, layers) for p in EXPERT_PROJECTIONS
+        ]
     if layer_quant:
         scheme = copy.deepcopy(quant["global_quant_config"])
         quant["layer_quant_config"] = {f"{mtp}.self_attn.*": scheme, f"{mtp}.eh_proj": scheme, "*.o_proj": scheme}

@@ -9,7 +9,8 @@ and the model's construction, including the MTP draft's quant-config resolution.
 faked for the fusion decision (capability (9, 5) = MI355X, from cpu_sglang).
 
 argv: a JSON list of scenarios
-  build        {"role": "target"|"draft", "arch": "glm"|"deepseek", "layers": N, "options": {...}}
+  build        {"role": "target"|"draft", "arch": "glm"|"deepseek", "layers": N, "options": {...},
+                "enforce_fusion": bool}  (--enforce-shared-experts-fusion)
                -> architecture, num_fused_shared_experts, per-module quant method, expert counts
   mapper       {"arch": ..., "layers": N, "names": [...]}  -> the exclude names after the draft's mapper
   layer_quant  {"layers": N}                   -> mapped layer_quant_config keys, and whether the
@@ -111,12 +112,15 @@ class Harness:
 
         return _get_quantization_config(model_config, LoadConfig(load_format="dummy"))
 
-    def build(self, path: Path, draft: bool) -> dict:
+    def build(self, path: Path, draft: bool, enforce_fusion: bool = False) -> dict:
         from sglang.srt.configs.load_config import LoadConfig
         from sglang.srt.model_loader.loader import _initialize_model
 
         if self.is_0514:
+            self.server_args.enforce_shared_experts_fusion = enforce_fusion
             self.server_args.disable_shared_experts_fusion = False
+        elif enforce_fusion:
+            raise SystemExit("enforce_fusion is a 0.5.14 scenario (0.5.2x reads it from the runtime context)")
         model_config = self.model_config(path, draft)
         load_config = LoadConfig(load_format="dummy")
         model = _initialize_model(model_config, load_config, self.quant_config(model_config))
@@ -140,7 +144,9 @@ def run(harness: Harness, scenario: dict) -> dict:
     if kind == "build":
         config = CONFIGS[scenario.get("arch", "glm")](layers, **scenario.get("options", {}))
         path = harness.write_model(f"build-{len(list(harness.root.iterdir()))}", config)
-        return harness.build(path, draft=scenario["role"] == "draft")
+        return harness.build(
+            path, draft=scenario["role"] == "draft", enforce_fusion=scenario.get("enforce_fusion", False)
+        )
     if kind == "mapper":
         config = CONFIGS[scenario.get("arch", "glm")](layers)
         config["quantization_config"]["exclude"] = scenario["names"]
