@@ -32,6 +32,7 @@ PROMPT_TOKENS = (
     "llamacpp:prompt_tokens_total",
     "llamacpp:prompt_tokens_cached_total",
 )
+REQUESTS = ("sglang:num_requests_total", "vllm:request_success_total")  # finished requests
 GENERATED_TOKENS = ("sglang:generation_tokens_total", "vllm:generation_tokens_total", "llamacpp:tokens_predicted_total")
 
 Totals = dict[str, float]

@@ -195,6 +195,16 @@ def test_manifests_validate_and_keep_the_key_in_a_secret(capsys, tmp_path, topol
     } in container["env"]
     assert container["startupProbe"]["failureThreshold"] * container["startupProbe"]["periodSeconds"] == 1800
     assert {e["name"] for e in container["env"]} >= {"AITER_JIT_DIR", "TRITON_CACHE_DIR"}
+    assert "&id" not in text and "*id" not in text  # no YAML anchors/aliases
+    # every Service referenced is generated; each server compiles into a cache of its own
+    services = {d["metadata"]["name"] for d in docs if d["kind"] == "Service"}
+    assert all(w["spec"].get("serviceName", next(iter(services))) in services for w in workers)
+    cache_mount = next(m for m in container["volumeMounts"] if m["name"] == "cache")
+    if workers[0]["kind"] == "StatefulSet":
+        assert [t["metadata"]["name"] for t in workers[0]["spec"]["volumeClaimTemplates"]] == ["cache"]
+        assert "cache" not in {v["name"] for v in pod["spec"]["volumes"]}
+    else:  # LeaderWorkerSet: a shared ReadWriteMany claim, one folder per pod
+        assert cache_mount["subPathExpr"] == "$(POD_NAME)"
     # the validator is not a rubber stamp: a misspelt field fails
     container["resource"] = container.pop("resources")
     assert k8s.validate(docs) and "resource" in " ".join(k8s.validate(docs))
@@ -245,6 +255,41 @@ def test_the_real_router_survives_a_dead_worker_and_takes_it_back(tmp_path):
         assert set(step["per_server"]) == {w.url for w in fleet.workers}
     finally:
         fleet.stop()
+
+
+@pytest.mark.slow
+def test_primers_reach_the_real_router_together_and_spread_over_the_workers(tmp_path):
+    """sglang-router 0.3.2 sends a cache miss to the least-loaded worker, first minimum winning:
+    primers sent one after another each find nothing in flight and all land on worker 0
+    (../shared/notes/router.md). Sent together, they spread; the step says where they went."""
+    from support.fleet import Fleet
+    from support.tiny_llm import make_model
+
+    model = make_model(tmp_path / "model")
+    fleet = Fleet(model, 3, 2, ["--policy", "cache_aware"], tmp_path / "router.log")
+    try:
+        summary = fleet.sweep(
+            tmp_path / "run",
+            *("--input-len", "300", "--output-len", "4", "--cache-hit", "0.6", "--prefix-groups", "6"),
+            *("--rates", "2", "--step-seconds", "4", "--warmup-seconds", "0", "--drain-seconds", "20"),
+        )
+    finally:
+        fleet.stop()
+    primers = summary["steps"][0]["primers_per_server"]
+    assert set(primers) == {w.url for w in fleet.workers}
+    assert sum(primers.values()) == 6, primers
+    assert max(primers.values()) < 6 and sum(1 for n in primers.values() if n) >= 2, primers
+
+
+def test_k8s_without_its_extra_says_what_to_install(capsys, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "kubernetes_validate", None)  # not installed
+    argv = ["cluster", "k8s", "--topology", "dp", "--model", "/m", "--image", IMAGE, "--out", str(tmp_path / "k8s")]
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 2 and "pip install 'wafer-sglang-rocm[k8s]'" in err and "Traceback" not in err
+    assert not (tmp_path / "k8s").exists() or not any((tmp_path / "k8s").iterdir())
+    rc, out, err = run_cli(capsys, *argv, "--no-validate")
+    assert rc == 0 and "not validated" in out and "not checked" in err
+    assert yaml.safe_load_all((tmp_path / "k8s" / "glm5-dp.yaml").read_text())
 
 
 def test_a_plan_with_an_empty_api_key_flag_is_refused(capsys, tmp_path):

@@ -44,6 +44,24 @@ def window(before: dict[str, metrics.Totals | None], after: dict[str, metrics.To
     return result
 
 
+def primers_per_server(
+    before: dict[str, metrics.Totals | None], after: dict[str, metrics.Totals | None], primer_tokens: list[int | None]
+) -> dict[str, int | None]:
+    """How many of the primers each server took: its request counter, or (llama.cpp has none)
+    its prompt tokens over a primer's mean length; None where neither can be read."""
+    sizes = [t for t in primer_tokens if t]
+    mean = sum(sizes) / len(sizes) if sizes else None
+    counts: dict[str, int | None] = {}
+    for url in after:
+        requests = metrics.delta(before.get(url), after[url], metrics.REQUESTS)
+        tokens = metrics.delta(before.get(url), after[url], metrics.PROMPT_TOKENS)
+        if requests is not None:
+            counts[url] = round(requests)
+        else:
+            counts[url] = round(tokens / mean) if tokens is not None and mean else None
+    return counts
+
+
 def _share(before: metrics.Totals | None, after: metrics.Totals | None) -> dict:
     hit = metrics.hit_rate(before, after)
     return {

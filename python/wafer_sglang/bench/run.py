@@ -139,12 +139,21 @@ class _Live:
         (self.live.console.print if self.live else lambda t: print(t, file=sys.stderr, flush=True))(text)
 
 
-async def _prime(client, endpoint: Endpoint, prompts, load: float, stop: asyncio.Event) -> list[Record]:
-    """One request per prefix group, sequentially, so the measured requests find them cached."""
+async def _prime(
+    client, endpoint: Endpoint, prompts, load: float, stop: asyncio.Event, metrics_urls: list[str]
+) -> tuple[list[Record], dict | None]:
+    """One request per prefix group, all at once, so the measured requests find them cached.
+
+    At once, as traffic arrives: sent one after another, every primer would reach a router with
+    nothing in flight, and a router that sends a cache miss to the least-loaded worker (first
+    minimum wins: sglang-router 0.3.2) would put every group on one worker. With several
+    metrics URLs (workers behind a router), the second value says where the primers went."""
+    groups = range(len(prompts.prefixes) if prompts.cache_hit and not stop.is_set() else 0)
+    if not groups:
+        return [], None
+    before = await prom.scrape(client, metrics_urls, endpoint.headers) if len(metrics_urls) > 1 else None
     primed = []
-    for group in range(len(prompts.prefixes) if prompts.cache_hit else 0):
-        if stop.is_set():
-            break
+    for group in groups:
         prompt = prompts.primer(group)
         record = Record(
             index=-1 - group,
@@ -155,9 +164,13 @@ async def _prime(client, endpoint: Endpoint, prompts, load: float, stop: asyncio
             requested_output=1,
             group=group,
         )
-        await _unless_stopped(stream(client, endpoint, record, prompt.text, time.perf_counter()), stop)
-        primed.append(record)
-    return primed
+        primed.append((record, stream(client, endpoint, record, prompt.text, time.perf_counter())))
+    await asyncio.gather(*(_unless_stopped(request, stop) for _, request in primed))
+    records = [record for record, _ in primed]
+    if before is None:
+        return records, None
+    after = await prom.scrape(client, metrics_urls, endpoint.headers)
+    return records, prom.primers_per_server(before, after, [r.expected_prompt_tokens for r in records])
 
 
 async def _unless_stopped(request, stop: asyncio.Event):
@@ -305,7 +318,12 @@ async def _step(
     stop: asyncio.Event,
     live: _Live,
 ) -> dict:
-    state.records += await _prime(client, endpoint, prompts, load, stop)
+    primed, primer_servers = await _prime(client, endpoint, prompts, load, stop, metrics_urls)
+    state.records += primed
+    if primer_servers:
+        live.say(
+            "primers per worker: " + ", ".join(f"{url} {'?' if n is None else n}" for url, n in primer_servers.items())
+        )
     base_index, window = len(state.records), {}
 
     def make_request(index: int, phase: str, offset: float):
@@ -343,6 +361,8 @@ async def _step(
         run, step, prompts.cache_hit, counters.get("cache_hit_server"), None if options.dataset else options.output_len
     )
     stats.update({k: v for k, v in counters.items() if k != "cache_hit_server"})
+    if primer_servers:
+        stats["primers_per_server"] = primer_servers
     stats["inferencex"] = export.inferencex(stats, options.gpus)
     if options.price:
         add_costs(stats, options.price[0], options.gpus)

@@ -60,6 +60,8 @@ TOOLING_EXTRAS = {
     "eval": ["lm-eval[api]>=0.4.13,<0.5", "numpy", "prometheus-client>=0.20", "requests>=2.31"],
     # the release cluster plans are checked with (data/topologies.toml [router-version]); the image installs it
     "router": ["sglang-router==0.3.2"],
+    # `cluster k8s`: YAML out, and the manifests checked against the Kubernetes schemas
+    "k8s": ["kubernetes-validate==1.37.0", "PyYAML>=6"],
 }
 
 # pypa/wheel's way: parse with compat32 (header values kept verbatim, continuation lines

@@ -107,7 +107,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--prefix-groups",
         type=_count,
         default=8,
-        help="distinct shared prefixes, primed before each step; "
+        help="distinct shared prefixes, primed before each step (one request per group, all sent at "
+        "once as traffic arrives: one after another, a least-loaded router would put every group on one "
+        "worker; with several --metrics-url the step reports which worker took how many); "
         "each request's group drawn at random (default %(default)s)",
     )
     load = p.add_mutually_exclusive_group()

@@ -68,6 +68,23 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
             p.add_argument("--replicas", type=positive_int, default=2, help="worker replicas (default %(default)s)")
             p.add_argument("--namespace", default="default", help="Kubernetes namespace of every object")
             p.add_argument("--model-claim", default="models", help="PVC holding the model (default %(default)s)")
+            p.add_argument(
+                "--cache-size",
+                default="100Gi",
+                help="each worker's own compile-cache volume (StatefulSet claim template; default %(default)s)",
+            )
+            p.add_argument(
+                "--cache-claim",
+                default="wafer-compile-cache",
+                help="multi-node TP only: a ReadWriteMany claim the LeaderWorkerSet's pods share, "
+                "a folder per pod (default %(default)s)",
+            )
+            p.add_argument(
+                "--no-validate",
+                action="store_true",
+                help="write the manifests without checking them against the Kubernetes schemas "
+                "(the check needs the [k8s] extra)",
+            )
             p.set_defaults(func=cmd_k8s)
 
 
@@ -133,8 +150,6 @@ def cmd_plan(args) -> int:
 
 
 def cmd_k8s(args) -> int:
-    import yaml
-
     from wafer_sglang.errors import WaferError
     from wafer_sglang.fsutil import atomic_write_text
     from wafer_sglang.serve import k8s
@@ -153,18 +168,23 @@ def cmd_k8s(args) -> int:
         model_path=args.model,
         replicas=args.replicas,
         namespace=args.namespace,
+        cache_claim=args.cache_claim,
+        cache_size=args.cache_size,
     )
     check_router_argv(k8s.router_args_of(docs[-1]), base)
-    errors = k8s.validate(docs)
+    errors = [] if args.no_validate else k8s.validate(docs)
     if errors:
         raise WaferError(
             "the manifests do not validate against Kubernetes " + k8s.KUBERNETES + ":\n  " + "\n  ".join(errors)
         )
-    text = yaml.safe_dump_all(docs, sort_keys=False)
+    text = k8s.dump(docs)
+    checked = "not validated (--no-validate)" if args.no_validate else f"valid for Kubernetes {k8s.KUBERNETES}"
+    if args.no_validate:
+        print("warning: the manifests were not checked against the Kubernetes schemas", file=sys.stderr)
     if args.out:
         path = inside(args.out, f"{args.name}-{topology.name}.yaml")
         atomic_write_text(path, text)
-        print(f"wrote {path} ({len(docs)} objects, valid for Kubernetes {k8s.KUBERNETES})")
+        print(f"wrote {path} ({len(docs)} objects, {checked})")
     else:
         print(text, end="")
     return 0

@@ -1,8 +1,14 @@
 """Kubernetes manifests from the same topology: router Deployment + Service (sglang-router's
 Kubernetes service discovery, RBAC to watch pods), workers as a StatefulSet (a LeaderWorkerSet
 for multi-node TP), with /health probes that give a GLM-5 load 30 minutes, the model volume, a
-persistent compile cache, GPUs, shared memory. Checked offline against the Kubernetes schemas
-(kubernetes-validate, pinned), the LeaderWorkerSet's pod templates against core's.
+compile cache, GPUs, shared memory. Checked offline against the Kubernetes schemas
+(kubernetes-validate, pinned: the [k8s] extra), the LeaderWorkerSet's pod templates against core's.
+
+Compile caches: aiter's JIT and Triton write into them while a server starts, so two servers must
+not share one. A StatefulSet replica gets its own volume (volumeClaimTemplates, ReadWriteOnce);
+a LeaderWorkerSet's pods, which may sit on different nodes, share the named claim, which must be
+ReadWriteMany (LeaderWorkerSet has no per-pod claim templates); each pod writes under its own
+sub-directory of it (subPathExpr: the pod's name).
 
 Security by default: workers are reachable only inside the cluster (no Service of their own), the
 router Service is the one endpoint (ClusterIP: expose it with your Ingress/LoadBalancer), the
@@ -13,6 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import names, recipes
 from wafer_sglang.serve.cluster import Topology, config
 from wafer_sglang.serve.router import listen_args
@@ -27,6 +34,7 @@ CACHE_ENV = {  # every compile cache on the persistent volume: a restart does no
     "XDG_CACHE_HOME": f"{CACHE}/xdg",
 }
 SECRET, SECRET_KEY = "wafer-api-key", "key"
+CACHE_SIZE = "100Gi"  # aiter JIT modules + Triton/Inductor caches of one server, with room
 
 
 def manifests(
@@ -40,6 +48,7 @@ def manifests(
     replicas: int,
     namespace: str,
     cache_claim: str = "wafer-compile-cache",
+    cache_size: str = CACHE_SIZE,
 ) -> list[dict]:
     name = names.resource_name(name)
     ports = config()["ports"]
@@ -59,7 +68,7 @@ def manifests(
         docs.append(
             _lws(name, namespace, selector, pod, replicas, topology.nodes_per_worker)
             if topology.nodes_per_worker > 1
-            else _statefulset(f"{name}-{role}", namespace, selector, pod, replicas)
+            else _statefulset(f"{name}-{role}", namespace, selector, pod, replicas, cache_size)
         )
     docs.append(_router(name, namespace, labels, topology, selectors, image, ports))
     return docs
@@ -147,30 +156,38 @@ def _worker_pod(
             {"name": "shm", "mountPath": "/dev/shm"},
         ],
     }
+    volumes = [{"name": "model", "persistentVolumeClaim": {"claimName": model_claim, "readOnly": True}}]
+    if topology.nodes_per_worker > 1:  # LeaderWorkerSet: the shared ReadWriteMany claim, a folder per pod
+        volumes.append({"name": "cache", "persistentVolumeClaim": {"claimName": cache_claim}})
+        container["volumeMounts"][1]["subPathExpr"] = "$(POD_NAME)"
+        container["env"].append({"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}})
+    volumes.append({"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}})
     return {
         "metadata": {"labels": labels},
         "spec": {
             "containers": [container],
-            "volumes": [
-                {"name": "model", "persistentVolumeClaim": {"claimName": model_claim, "readOnly": True}},
-                {"name": "cache", "persistentVolumeClaim": {"claimName": cache_claim}},
-                {"name": "shm", "emptyDir": {"medium": "Memory", "sizeLimit": "64Gi"}},
-            ],
+            "volumes": volumes,
         },
     }
 
 
-def _statefulset(name: str, namespace: str, labels: dict, pod: dict, replicas: int) -> dict:
+def _statefulset(name: str, namespace: str, labels: dict, pod: dict, replicas: int, cache_size: str) -> dict:
+    """No serviceName: the router finds the pods by label, and workers get no Service (not even a
+    headless one) of their own."""
+    cache = {
+        "metadata": {"name": "cache"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": cache_size}}},
+    }
     return {
         "apiVersion": "apps/v1",
         "kind": "StatefulSet",
         "metadata": _meta(name, namespace, labels),
         "spec": {
-            "serviceName": name,
             "replicas": replicas,
             "podManagementPolicy": "Parallel",
             "selector": {"matchLabels": labels},
             "template": pod,
+            "volumeClaimTemplates": [cache],
         },
     }
 
@@ -274,10 +291,28 @@ def router_args_of(doc: dict) -> list[str]:
     return doc["spec"]["template"]["spec"]["containers"][0]["args"]
 
 
+def dump(docs: list[dict]) -> str:
+    """YAML without anchors: a manifest reads the same in every object (``&id001``/``*id001``
+    appear where two objects share a dict, and some tools reject them)."""
+    import yaml
+
+    class Plain(yaml.SafeDumper):
+        def ignore_aliases(self, data) -> bool:
+            return True
+
+    return yaml.dump_all(docs, Dumper=Plain, sort_keys=False)
+
+
 def validate(docs: list[dict]) -> list[str]:
     """Errors from the Kubernetes schemas (kubernetes-validate, strict) for every document; a
     LeaderWorkerSet's pod templates are checked as core PodTemplateSpecs."""
-    import kubernetes_validate
+    try:
+        import kubernetes_validate
+    except ImportError:
+        raise WaferError(
+            "checking manifests needs the k8s extra: pip install 'wafer-sglang-rocm[k8s]' "
+            "(or --no-validate to write them unchecked)"
+        ) from None
 
     errors = []
     for doc in docs:
