@@ -1,13 +1,17 @@
 """The real sglang-router in front of real llama.cpp workers on 127.0.0.1, run here without a GPU:
 
-1. routing: the seed workload's shape (60 % shared prefix, prefix groups drawn at random, more
-   groups than one worker's cache holds, fewer than all workers' caches hold) through the router
-   with the cluster plan's cache_aware settings, then round_robin; summed server-side hit rate
-   and each worker's requests and hit rate;
+1. routing: the seed workload's shape (60 % shared prefix, prefix groups drawn at random) on a
+   fleet that can show affinity (support/fleet.py AFFINITY_FLEET: each worker holds ~2 prefixes,
+   6 groups: more than one worker holds, fewer than the fleet holds), primers sent together;
+   cache_aware with the cluster plan's settings vs round_robin on each seed: summed server hit
+   rate, each worker's requests and hit; then the control, primers sent one after another;
 2. failover: one worker killed mid-step: success rate and failures;
 3. rejoin: the worker restarted on its address: whether the router sends it requests again.
 
-    build/venv-test/bin/python benchmark/router_fleet.py [--workers 3] [--slots 2] [--groups 5] [--seconds 40]
+A run whose median TTFT is above 1 s is marked inconclusive: a loaded machine makes load
+differences, and so rebalancing, that the workload does not have.
+
+    build/venv-test/bin/python benchmark/router_fleet.py [--seeds 0,1,2] [--no-failover]
 """
 
 from __future__ import annotations
@@ -25,87 +29,75 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=int, default=3)
-    parser.add_argument("--slots", type=int, default=2, help="llama.cpp slots per worker (prefixes it can hold)")
-    parser.add_argument("--groups", type=int, default=5, help="prefix groups (> slots, < workers x slots)")
-    parser.add_argument("--rate", type=float, default=2.0)
-    parser.add_argument("--output-len", type=int, default=100)
-    parser.add_argument("--seconds", type=float, default=40)
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--no-failover", action="store_true")
     args = parser.parse_args()
-    from support.fleet import Fleet, per_worker
+    from support.fleet import AFFINITY_FLEET, AFFINITY_WORKLOAD, affinity_run
     from support.tiny_llm import make_model
 
     from wafer_sglang.serve.cluster import load_topology
 
-    recipe_args = load_topology("dp").router_args
-    workload = [
-        "--input-len",
-        "1500",
-        "--output-len",
-        str(args.output_len),
-        "--cache-hit",
-        "0.6",
-        "--prefix-groups",
-        str(args.groups),
-        "--rates",
-        str(args.rate),
-        "--step-seconds",
-        str(args.seconds),
-        "--warmup-seconds",
-        str(args.seconds / 4),
-        "--drain-seconds",
-        "60",
-    ]
+    policies = {"cache_aware": load_topology("dp").router_args, "round_robin": ["--policy", "round_robin"]}
+    w, f = AFFINITY_WORKLOAD, AFFINITY_FLEET
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         model = make_model(tmp / "model")
         print(
-            f"{args.workers} llama.cpp workers x {args.slots} slots (no host prompt cache), {args.groups} prefix "
-            "groups, "
-            f"{args.rate:g} rps, 1500 in / {args.output_len} out, 60 % shared prefix"
+            f"{f['workers']} llama.cpp workers x {f['slots']} slots, host prompt cache {f['cache_ram_mib']} MiB; "
+            f"{w['groups']} prefix groups, {w['rate']:g} rps for {w['seconds']} s, {w['input_len']} in / "
+            f"{w['output_len']} out, 60 % shared prefix, primers sent together"
         )
-        for label, router_args in (
-            ("cache_aware (cluster plan dp)", recipe_args),
-            ("round_robin", ["--policy", "round_robin"]),
-        ):
-            fleet = Fleet(model, args.workers, args.slots, router_args, tmp / "router.log")
-            try:
-                step = fleet.sweep(tmp / label.split()[0], *workload)["steps"][0]
-            finally:
-                fleet.stop()
-            print(f"\n{label}: {shlex.join(router_args)}")
-            print(
-                f"  summed server hit rate {step['cache_hit_server']:.3f} (target 0.60, "
-                f"{step['cache_hit_server'] / 0.6:.2f} of it); "
-                f"success {step['success_rate']:.0%}; TTFT p50 {step['ttft_p50_s'] * 1000:.0f} ms"
-            )
-            for row in per_worker(step, fleet, args.output_len):
-                hit = f"{row['cache_hit']:.2f}" if row["cache_hit"] is not None else "-"
-                print(f"  {row['worker']}: {row['requests']} requests, hit {hit}")
-        failover(model, tmp, ["--policy", "round_robin", "--health-check-interval-secs", "5"], workload, args)
+        for name, router_args in policies.items():
+            print(f"\n{name}: {shlex.join(router_args)}")
+            for seed in (int(s) for s in args.seeds.split(",")):
+                print("  " + line(f"seed {seed}", affinity_run(model, tmp, router_args, seed)))
+        control = affinity_run(model, tmp, policies["cache_aware"], 0, primers="sequential")
+        print("\ncontrol, cache_aware, primers one after another:\n  " + line("seed 0", control))
+        if not args.no_failover:
+            failover(model, tmp)
     return 0
 
 
-def failover(model, tmp, router_args, workload, args) -> None:
+def line(label: str, run: dict) -> str:
+    per_worker = " / ".join(
+        f"{r['requests']} ({r['cache_hit']:.2f})" if r["cache_hit"] is not None else f"{r['requests']} (-)"
+        for r in run["workers"]
+    )
+    primers = "/".join(str(n) for n in (run["primers"] or {}).values())
+    verdict = " INCONCLUSIVE (machine loaded)" if run["inconclusive"] else ""
+    return (
+        f"{label}: hit {run['hit']:.3f}, {run['requests']} requests; per worker requests (hit) {per_worker}; "
+        f"primers {primers}; TTFT p50 {run['ttft_p50_s'] * 1000:.0f} ms{verdict}"
+    )
+
+
+def failover(model, tmp) -> None:
+    """On the earlier fleet (2-slot workers without a host cache), round_robin so every worker is in use."""
     from support.fleet import Fleet, per_worker
 
-    fleet = Fleet(model, args.workers, args.slots, router_args, tmp / "router-failover.log")
+    router_args = ["--policy", "round_robin", "--health-check-interval-secs", "5"]
+    seconds, output_len = 40.0, 100
+    workload = [
+        *("--input-len", "1500", "--output-len", str(output_len), "--cache-hit", "0.6", "--prefix-groups", "5"),
+        *("--rates", "2", "--step-seconds", str(seconds), "--warmup-seconds", "10", "--drain-seconds", "60"),
+    ]
+    fleet = Fleet(model, 3, 2, router_args, tmp / "router-failover.log")
     try:
         victim = fleet.workers[1]
-        killed = threading.Timer(args.seconds / 2, victim.kill)
+        killed = threading.Timer(seconds / 2, victim.kill)
         started = time.monotonic()
         killed.start()
         step = fleet.sweep(tmp / "failover", *workload)["steps"][0]
         print(
-            f"\nfailover (round_robin, so every worker is in use): {victim.url} killed {args.seconds / 2:g} s into a "
-            f"{args.seconds:g} s step: success "
+            f"\nfailover (round_robin, so every worker is in use): {victim.url} killed {seconds / 2:g} s into a "
+            f"{seconds:g} s step: success "
             f"{step['success_rate']:.1%} of {step['requests']} ({step['failures'] or 'no failures'}), "
             f"step took {time.monotonic() - started:.0f} s"
         )
         fleet.workers[1] = victim.restart()
         time.sleep(12)  # two health checks
         step = fleet.sweep(tmp / "rejoin", *workload)["steps"][0]
-        rows = per_worker(step, fleet, args.output_len)
+        rows = per_worker(step, fleet, output_len)
         print(
             f"rejoin: {victim.url} restarted; next step: {rows[1]['requests']} of its requests reached it "
             f"({', '.join(str(r['requests']) for r in rows)} per worker), success {step['success_rate']:.0%}"

@@ -223,6 +223,7 @@ def test_the_real_router_survives_a_dead_worker_and_takes_it_back(tmp_path):
         2,
         ["--policy", "round_robin", "--health-check-interval-secs", "2", "--cb-timeout-duration-secs", "5"],
         tmp_path / "router.log",
+        cache_ram_mib=2,  # the affinity test's workers
     )
     workload = [
         "--input-len",
@@ -260,25 +261,54 @@ def test_the_real_router_survives_a_dead_worker_and_takes_it_back(tmp_path):
 @pytest.mark.slow
 def test_primers_reach_the_real_router_together_and_spread_over_the_workers(tmp_path):
     """sglang-router 0.3.2 sends a cache miss to the least-loaded worker, first minimum winning:
-    primers sent one after another each find nothing in flight and all land on worker 0
-    (../shared/notes/router.md). Sent together, they spread; the step says where they went."""
+    primers sent one after another each find nothing in flight and all land on one worker
+    (../shared/notes/router.md). Sent together (the default), they spread; the step says where
+    they went."""
     from support.fleet import Fleet
     from support.tiny_llm import make_model
 
     model = make_model(tmp_path / "model")
-    fleet = Fleet(model, 3, 2, ["--policy", "cache_aware"], tmp_path / "router.log")
-    try:
-        summary = fleet.sweep(
-            tmp_path / "run",
-            *("--input-len", "300", "--output-len", "4", "--cache-hit", "0.6", "--prefix-groups", "6"),
-            *("--rates", "2", "--step-seconds", "4", "--warmup-seconds", "0", "--drain-seconds", "20"),
-        )
-    finally:
-        fleet.stop()
-    primers = summary["steps"][0]["primers_per_server"]
-    assert set(primers) == {w.url for w in fleet.workers}
-    assert sum(primers.values()) == 6, primers
-    assert max(primers.values()) < 6 and sum(1 for n in primers.values() if n) >= 2, primers
+    placed = {}
+    for primers in ("together", "sequential"):
+        fleet = Fleet(model, 3, 2, ["--policy", "cache_aware"], tmp_path / f"router-{primers}.log")
+        try:
+            summary = fleet.sweep(
+                tmp_path / primers,
+                *("--input-len", "300", "--output-len", "4", "--cache-hit", "0.6", "--prefix-groups", "6"),
+                *("--rates", "2", "--step-seconds", "4", "--warmup-seconds", "0", "--drain-seconds", "20"),
+                *("--primers", primers),
+            )
+        finally:
+            fleet.stop()
+        placed[primers] = summary["steps"][0]["primers_per_server"]
+        assert set(placed[primers]) == {w.url for w in fleet.workers}
+        assert sum(placed[primers].values()) == 6, placed
+    assert sorted(placed["sequential"].values()) == [0, 0, 6], placed  # the control: one worker
+    assert max(placed["together"].values()) < 6 and sum(1 for n in placed["together"].values() if n) >= 2, placed
+
+
+@pytest.mark.slow
+def test_cache_aware_shows_affinity_where_the_fleet_can(tmp_path):
+    """Workers that hold ~2 prefixes each, 6 groups (support/fleet.py AFFINITY_*), three seeds:
+    the real router's cache_aware keeps each group on its worker (summed hit near the workload's
+    0.6) and still uses every worker; round_robin spreads each group over all three caches."""
+    from support.fleet import affinity_run
+    from support.tiny_llm import make_model
+
+    model = make_model(tmp_path / "model")
+    cache_aware = cluster.load_topology("dp").router_args
+    rows = []
+    for seed in (0, 1, 2):
+        # 12 s steps (~24 requests) keep the suite short; benchmark/router_fleet.py runs 24 s
+        aware = affinity_run(model, tmp_path, cache_aware, seed, seconds=12)
+        spread = affinity_run(model, tmp_path, ["--policy", "round_robin"], seed, seconds=12)
+        if aware["inconclusive"] or spread["inconclusive"]:
+            pytest.skip(f"inconclusive: the machine is too loaded to judge routing (TTFT p50 > 1 s): {aware} {spread}")
+        rows.append((seed, aware, spread))
+    for seed, aware, spread in rows:
+        table = f"seed {seed}: cache_aware {aware}, round_robin {spread}"
+        assert aware["hit"] >= 0.55 and spread["hit"] <= 0.40 and aware["hit"] - spread["hit"] >= 0.15, table
+        assert all(w["requests"] >= 0.10 * aware["requests"] for w in aware["workers"]), table
 
 
 def test_k8s_without_its_extra_says_what_to_install(capsys, tmp_path, monkeypatch):

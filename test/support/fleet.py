@@ -1,6 +1,7 @@
-"""A fleet on 127.0.0.1: real llama.cpp workers (xllamacpp, no host prompt cache: a prefix stays
-cached only while a slot holds it) behind the real sglang-router, started with the router flags
-the cluster plan gives (or others). Used by test_cluster.py and benchmark/router_fleet.py."""
+"""A fleet on 127.0.0.1: real llama.cpp workers (xllamacpp; a host prompt cache of a chosen size,
+none by default: a prefix then stays cached only while a slot holds it) behind the real
+sglang-router, started with the router flags the cluster plan gives (or others). Used by
+test_cluster.py and benchmark/router_fleet.py."""
 
 from __future__ import annotations
 
@@ -15,9 +16,13 @@ from support.tiny_llm import LlamaServer, free_port
 
 
 class Fleet:
-    def __init__(self, model: Path, workers: int, slots: int, router_args: list[str], log: Path):
+    def __init__(
+        self, model: Path, workers: int, slots: int, router_args: list[str], log: Path, cache_ram_mib: int = 0
+    ):
+        """``cache_ram_mib``: each worker's host prompt cache (0: none, a prefix stays cached only
+        while a slot holds it; 2 holds about two 1,500-token prompts of the tiny model)."""
         self.model = model
-        self.workers = [LlamaServer(model, slots=slots, host_cache=False) for _ in range(workers)]
+        self.workers = [LlamaServer(model, slots=slots, cache_ram_mib=cache_ram_mib) for _ in range(workers)]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.router = subprocess.Popen(
@@ -100,3 +105,46 @@ def per_worker(step: dict, fleet: Fleet, output_len: int) -> list[dict]:
             }
         )
     return rows
+
+
+# A fleet that can show prefix affinity (../shared/notes/router.md): each worker holds about two
+# prefixes (2 slots, a 2 MiB host prompt cache), there are more groups than one worker holds and
+# fewer than the fleet holds.
+AFFINITY_FLEET = {"workers": 3, "slots": 2, "cache_ram_mib": 2}
+AFFINITY_WORKLOAD = {"groups": 6, "rate": 2.0, "input_len": 1500, "output_len": 100, "seconds": 24}
+LOADED_TTFT_S = 1.0  # median TTFT above this: the machine, not the workload, makes the load differences
+
+
+def affinity_run(
+    model: Path, tmp: Path, router_args: list[str], seed: int, primers: str = "together", seconds: float | None = None
+) -> dict:
+    """One step of the shared-prefix workload through the real router: the summed server hit
+    rate, each worker's requests and hit, and whether the machine was too loaded to judge."""
+    w = {**AFFINITY_WORKLOAD, **({"seconds": seconds} if seconds else {})}
+    fleet = Fleet(
+        model,
+        AFFINITY_FLEET["workers"],
+        AFFINITY_FLEET["slots"],
+        router_args,
+        tmp / f"router-{seed}.log",
+        cache_ram_mib=AFFINITY_FLEET["cache_ram_mib"],
+    )
+    try:
+        step = fleet.sweep(
+            tmp / f"run-{'-'.join(router_args[:2])}-{seed}-{primers}".replace("--", ""),
+            *("--input-len", str(w["input_len"]), "--output-len", str(w["output_len"]), "--cache-hit", "0.6"),
+            *("--prefix-groups", str(w["groups"]), "--rates", str(w["rate"]), "--seed", str(seed)),
+            *("--step-seconds", str(w["seconds"]), "--warmup-seconds", "0", "--drain-seconds", "60"),
+            *("--primers", primers),
+        )["steps"][0]
+    finally:
+        fleet.stop()
+    rows = per_worker(step, fleet, w["output_len"])
+    return {
+        "hit": step["cache_hit_server"],
+        "requests": step["requests"],
+        "workers": rows,
+        "primers": step.get("primers_per_server"),
+        "ttft_p50_s": step["ttft_p50_s"],
+        "inconclusive": step["ttft_p50_s"] is None or step["ttft_p50_s"] > LOADED_TTFT_S,
+    }

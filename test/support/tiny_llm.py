@@ -259,8 +259,9 @@ p = xllamacpp.CommonParams()
 p.model.path, p.port, p.hostnames = sys.argv[1], int(sys.argv[2]), ["127.0.0.1"]
 p.n_ctx, p.n_parallel, p.endpoint_metrics = 8192 * int(sys.argv[3]), int(sys.argv[3]), True
 p.cpuparams.n_threads = 1
-if sys.argv[4] == "0":
-    p.cache_ram_mib = 0  # no host prompt cache: a prefix is cached only while a slot holds it
+if sys.argv[4] != "default":
+    # the host prompt cache's size: 0 = none, a prefix is cached only while a slot holds it
+    p.cache_ram_mib = int(sys.argv[4])
 server = xllamacpp.Server(p)
 print("ready", flush=True)
 while True:
@@ -297,10 +298,20 @@ def wait_ok(url: str, seconds: float, exited, interval: float = 1.0, request_tim
 class LlamaServer:
     """llama.cpp on loopback in a child process; ``kill()`` takes it down mid-test."""
 
-    def __init__(self, model: Path, slots: int = 1, host_cache: bool = True, port: int | None = None):
+    def __init__(
+        self,
+        model: Path,
+        slots: int = 1,
+        host_cache: bool = True,
+        port: int | None = None,
+        cache_ram_mib: int | None = None,
+    ):
+        """``cache_ram_mib`` sizes llama.cpp's host prompt cache (None: its default; 0 when
+        ``host_cache`` is False)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.model, self.slots, self.host_cache = model, slots, host_cache
+        self.cache_ram_mib = 0 if not host_cache else cache_ram_mib
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -309,7 +320,7 @@ class LlamaServer:
                 str(model / "tiny.gguf"),
                 str(self.port),
                 str(slots),
-                "1" if host_cache else "0",
+                "default" if self.cache_ram_mib is None else str(self.cache_ram_mib),
             ],
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
@@ -329,4 +340,4 @@ class LlamaServer:
     def restart(self) -> LlamaServer:
         """The same server again, on the same port (a worker coming back)."""
         self.kill()
-        return LlamaServer(self.model, self.slots, self.host_cache, port=self.port)
+        return LlamaServer(self.model, self.slots, self.host_cache, port=self.port, cache_ram_mib=self.cache_ram_mib)

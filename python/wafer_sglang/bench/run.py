@@ -42,6 +42,7 @@ class SweepOptions:
     output_len: int = 1000
     cache_hit: float = 0.6
     prefix_groups: int = 8
+    primers: str = "together"  # "sequential": one after another (a control for router tests)
     loads: list[float] = field(default_factory=lambda: [0.5, 1, 1.5, 2, 2.25, 2.4])
     closed: bool = False  # loads are concurrent users (--max-concurrency), not rates
     step_seconds: float = 300.0
@@ -140,7 +141,7 @@ class _Live:
 
 
 async def _prime(
-    client, endpoint: Endpoint, prompts, load: float, stop: asyncio.Event, metrics_urls: list[str]
+    client, endpoint: Endpoint, prompts, load: float, stop: asyncio.Event, metrics_urls: list[str], together: bool
 ) -> tuple[list[Record], dict | None]:
     """One request per prefix group, all at once, so the measured requests find them cached.
 
@@ -165,7 +166,11 @@ async def _prime(
             group=group,
         )
         primed.append((record, stream(client, endpoint, record, prompt.text, time.perf_counter())))
-    await asyncio.gather(*(_unless_stopped(request, stop) for _, request in primed))
+    if together:
+        await asyncio.gather(*(_unless_stopped(request, stop) for _, request in primed))
+    else:
+        for _, request in primed:
+            await _unless_stopped(request, stop)
     records = [record for record, _ in primed]
     if before is None:
         return records, None
@@ -223,6 +228,7 @@ class _Sweep:
                 "cache_hit_target": o.cache_hit,
                 "prefix_groups": o.prefix_groups,
                 "prefix_groups_drawn": "at random per request (seeded)",
+                "primers": o.primers,
             }
         )
         return {
@@ -318,7 +324,8 @@ async def _step(
     stop: asyncio.Event,
     live: _Live,
 ) -> dict:
-    primed, primer_servers = await _prime(client, endpoint, prompts, load, stop, metrics_urls)
+    together = options.primers == "together"
+    primed, primer_servers = await _prime(client, endpoint, prompts, load, stop, metrics_urls, together)
     state.records += primed
     if primer_servers:
         live.say(

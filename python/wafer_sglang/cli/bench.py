@@ -112,6 +112,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "worker; with several --metrics-url the step reports which worker took how many); "
         "each request's group drawn at random (default %(default)s)",
     )
+    p.add_argument(
+        "--primers",
+        choices=("together", "sequential"),
+        default="together",
+        help="how each step's primers are sent: together, as traffic arrives (default), or one after "
+        "another (a control: behind a least-loaded router they all reach one worker)",
+    )
     load = p.add_mutually_exclusive_group()
     load.add_argument(
         "--rates",
@@ -251,6 +258,7 @@ def cmd_sweep(args) -> int:
         output_len=args.output_len,
         cache_hit=args.cache_hit,
         prefix_groups=args.prefix_groups,
+        primers=args.primers,
         loads=args.max_concurrency if closed else (args.rates or [0.5, 1, 1.5, 2, 2.25, 2.4]),
         closed=closed,
         step_seconds=args.step_seconds,
