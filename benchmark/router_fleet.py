@@ -3,8 +3,9 @@
 1. routing: the seed workload's shape (60 % shared prefix, prefix groups drawn at random) on a
    fleet that can show affinity (support/fleet.py AFFINITY_FLEET: each worker holds ~2 prefixes,
    6 groups: more than one worker holds, fewer than the fleet holds), primers sent together;
-   cache_aware with the cluster plan's settings vs round_robin on each seed: summed server hit
-   rate, each worker's requests and hit; then the control, primers sent one after another;
+   cache_aware with the cluster plan's settings vs round_robin on each seed, behind sglang-router
+   0.3.2 (0.5.14's) and smg (0.5.23's): summed server hit rate, each worker's requests and hit;
+   then the control, primers sent one after another;
 2. failover: one worker killed mid-step: success rate and failures;
 3. rejoin: the worker restarted on its address: whether the router sends it requests again.
 
@@ -47,12 +48,14 @@ def main() -> int:
             f"{w['groups']} prefix groups, {w['rate']:g} rps for {w['seconds']} s, {w['input_len']} in / "
             f"{w['output_len']} out, 60 % shared prefix, primers sent together"
         )
-        for name, router_args in policies.items():
-            print(f"\n{name}: {shlex.join(router_args)}")
-            for seed in (int(s) for s in args.seeds.split(",")):
-                print("  " + line(f"seed {seed}", affinity_run(model, tmp, router_args, seed)))
-        control = affinity_run(model, tmp, policies["cache_aware"], 0, primers="sequential")
-        print("\ncontrol, cache_aware, primers one after another:\n  " + line("seed 0", control))
+        for router in ("sglang_router", "smg"):
+            for name, router_args in policies.items():
+                print(f"\n{router} {name}: {shlex.join(router_args)}")
+                for seed in (int(s) for s in args.seeds.split(",")):
+                    print("  " + line(f"seed {seed}", affinity_run(model, tmp, router_args, seed, router=router)))
+        for router in ("sglang_router", "smg"):
+            control = affinity_run(model, tmp, policies["cache_aware"], 0, primers="sequential", router=router)
+            print(f"\ncontrol, {router} cache_aware, primers one after another:\n  " + line("seed 0", control))
         if not args.no_failover:
             failover(model, tmp)
     return 0

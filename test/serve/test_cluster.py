@@ -17,6 +17,7 @@ from conftest import BASES, run_cli
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import cluster, k8s
+from wafer_sglang.serve.router import check_router_argv
 
 SECRET = "sk-cluster-test-5b9"
 IMAGE = "wafer/sglang:mi355x-0.5.14.post1@sha256:" + "a" * 64
@@ -152,6 +153,26 @@ def test_router_flags_are_checked_by_the_installed_router(monkeypatch):
         WaferError, match="sglang-router 0.9.0 is installed; base 0.5.14's plans are checked with 0.3.2"
     ):
         cluster.plan(topology, "/m", "0.5.14", ["a"])
+
+
+@pytest.mark.parametrize("name", ["dp", "pd", "tp"])
+def test_the_current_base_routes_with_smg_checked_by_smgs_own_parser(name):
+    """0.5.23's plans launch smg (sglang-router's successor), parsed by smg 1.13.0 itself."""
+    topology = cluster.load_topology(name)
+    nodes = {"nodes": [], "prefill_nodes": ["a"], "decode_nodes": ["b"]} if name == "pd" else {"nodes": ["a", "b"]}
+    plan = cluster.plan(topology, "/m", "0.5.23", **nodes)
+    [router] = [p for p in plan.processes if p.role == "router"]
+    assert router.argv[:3] == ["python3", "-m", "smg.launch_router"]
+    assert cluster.plan(topology, "/m", "0.5.14", **nodes).processes[-1].argv[2] == "sglang_router.launch_router"
+    broken = cluster.Topology(**{**topology.__dict__, "router_args": [*topology.router_args, "--cache-treshold", "1"]})
+    with pytest.raises(WaferError, match="smg 1.13.0 rejects the router command"):
+        cluster.plan(broken, "/m", "0.5.23", **nodes)
+    docs = k8s.manifests(
+        topology, name="glm5", image=IMAGE, base="0.5.23", model_claim="m", model_path="/models/x",
+        replicas=1, namespace="default",
+    )  # fmt: skip
+    assert docs[-1]["spec"]["template"]["spec"]["containers"][0]["command"] == ["python3", "-m", "smg.launch_router"]
+    check_router_argv(k8s.router_args_of(docs[-1]), "0.5.23")  # service discovery flags: smg accepts them
 
 
 @pytest.mark.parametrize("topology", ["dp", "pd", "tp"])

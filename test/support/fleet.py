@@ -17,10 +17,18 @@ from support.tiny_llm import LlamaServer, free_port
 
 class Fleet:
     def __init__(
-        self, model: Path, workers: int, slots: int, router_args: list[str], log: Path, cache_ram_mib: int = 0
+        self,
+        model: Path,
+        workers: int,
+        slots: int,
+        router_args: list[str],
+        log: Path,
+        cache_ram_mib: int = 0,
+        router: str = "sglang_router",
     ):
         """``cache_ram_mib``: each worker's host prompt cache (0: none, a prefix stays cached only
-        while a slot holds it; 2 holds about two 1,500-token prompts of the tiny model)."""
+        while a slot holds it; 2 holds about two 1,500-token prompts of the tiny model).
+        ``router``: the router's module, sglang_router (0.3.2) or smg."""
         self.model = model
         self.workers = [LlamaServer(model, slots=slots, cache_ram_mib=cache_ram_mib) for _ in range(workers)]
         self.port = free_port()
@@ -29,7 +37,7 @@ class Fleet:
             [
                 sys.executable,
                 "-m",
-                "sglang_router.launch_router",
+                f"{router}.launch_router",
                 "--host",
                 "127.0.0.1",
                 "--port",
@@ -116,7 +124,13 @@ LOADED_TTFT_S = 1.0  # median TTFT above this: the machine, not the workload, ma
 
 
 def affinity_run(
-    model: Path, tmp: Path, router_args: list[str], seed: int, primers: str = "together", seconds: float | None = None
+    model: Path,
+    tmp: Path,
+    router_args: list[str],
+    seed: int,
+    primers: str = "together",
+    seconds: float | None = None,
+    router: str = "sglang_router",
 ) -> dict:
     """One step of the shared-prefix workload through the real router: the summed server hit
     rate, each worker's requests and hit, and whether the machine was too loaded to judge."""
@@ -128,10 +142,11 @@ def affinity_run(
         router_args,
         tmp / f"router-{seed}.log",
         cache_ram_mib=AFFINITY_FLEET["cache_ram_mib"],
+        router=router,
     )
     try:
         step = fleet.sweep(
-            tmp / f"run-{'-'.join(router_args[:2])}-{seed}-{primers}".replace("--", ""),
+            tmp / f"run-{router}-{'-'.join(router_args[:2])}-{seed}-{primers}".replace("--", ""),
             *("--input-len", str(w["input_len"]), "--output-len", str(w["output_len"]), "--cache-hit", "0.6"),
             *("--prefix-groups", str(w["groups"]), "--rates", str(w["rate"]), "--seed", str(seed)),
             *("--step-seconds", str(w["seconds"]), "--warmup-seconds", "0", "--drain-seconds", "60"),

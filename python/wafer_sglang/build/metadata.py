@@ -58,8 +58,8 @@ TOOLING_EXTRAS = {
     "bench": ["aiohttp>=3.9", "numpy", "matplotlib>=3.8", "tokenizers>=0.20", "prometheus-client>=0.20"],
     # lm-eval's `run` subcommand and task layout (gsm8k, gpqa cot_zeroshot) as of 0.4.13
     "eval": ["lm-eval[api]>=0.4.13,<0.5", "numpy", "prometheus-client>=0.20", "requests>=2.31"],
-    # the release cluster plans are checked with (data/topologies.toml [router-version]); the image installs it
-    "router": ["sglang-router==0.3.2"],
+    # per base: router_requirements() (data/topologies.toml [router]); the image installs it
+    "router": [],
     # `cluster k8s`: YAML out, and the manifests checked against the Kubernetes schemas
     "k8s": ["kubernetes-validate==1.37.0", "PyYAML>=6"],
 }
@@ -94,9 +94,23 @@ def fork_requirements(raw: bytes) -> tuple[list[str], dict[str, str]]:
         else:
             kept.append(rewritten)
     kept += TOOLING_REQUIREMENTS
-    for extra, requirements in TOOLING_EXTRAS.items():
+    for extra, requirements in tooling_extras(parse(raw)["Version"]).items():
         kept += [f'{r}; extra == "{extra}"' for r in requirements]
     return kept, dropped
+
+
+def tooling_extras(base: str) -> dict[str, list[str]]:
+    """Our extras as a base's wheel declares them (the router is per base)."""
+    return {**TOOLING_EXTRAS, "router": router_requirements(base)}
+
+
+def router_requirements(base: str) -> list[str]:
+    """The [router] extra of a base's wheel: the router its cluster plans are checked with, and
+    sglang-router 0.3.2's launch_server, which `serve` co-launches on one node on every base
+    (smg's own co-launcher, `smg serve`, runs sglang behind its gRPC servicer: not validated here)."""
+    from wafer_sglang.serve.router import release
+
+    return list(dict.fromkeys([release(base).pin, "sglang-router==0.3.2"]))
 
 
 def split_extras(requirements: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -143,7 +157,7 @@ def rewrite_metadata(raw: bytes, *, version: str, summary: str, preamble: str) -
             fork[key] = value
     for requirement in TOOLING_REQUIREMENTS:
         fork["Requires-Dist"] = requirement
-    for extra, requirements in TOOLING_EXTRAS.items():
+    for extra, requirements in tooling_extras(upstream["Version"]).items():
         if extra not in extras:
             fork["Provides-Extra"] = extra
         for requirement in requirements:

@@ -18,7 +18,7 @@ from wafer_sglang import resources
 from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import names, recipes
-from wafer_sglang.serve.router import listen_args
+from wafer_sglang.serve.router import listen_args, release
 
 KEY_REF = "${WAFER_API_KEY}"  # the plan refers to the key; its value is never in a plan or a file
 
@@ -121,7 +121,7 @@ def plan(
     if not workers:
         raise WaferError("no nodes given (--nodes IP,IP,...)")
     router_node = router_node or workers[0].node
-    router = Process(router_node, "router", {}, _router_argv(topology, workers, ports, api_key))
+    router = Process(router_node, "router", {}, _router_argv(topology, workers, ports, api_key, base))
     from wafer_sglang.serve.router import check_router_argv
 
     check_router_argv(router.argv[3:], base)
@@ -205,8 +205,8 @@ def _tp_workers(topology, recipe, model, base, nodes, ports, api_key) -> list[Pr
     return out
 
 
-def _router_argv(topology: Topology, workers: list[Process], ports: dict, api_key: bool) -> list[str]:
-    argv = ["python3", "-m", "sglang_router.launch_router", *listen_args(ports)]
+def _router_argv(topology: Topology, workers: list[Process], ports: dict, api_key: bool, base: str) -> list[str]:
+    argv = [*release(base).launch_argv(), *listen_args(ports)]
     if topology.name == "pd":
         for w in workers:
             if w.role == "prefill":

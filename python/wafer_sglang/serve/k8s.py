@@ -22,7 +22,7 @@ import dataclasses
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import names, recipes
 from wafer_sglang.serve.cluster import Topology, config
-from wafer_sglang.serve.router import listen_args
+from wafer_sglang.serve.router import listen_args, release
 
 KUBERNETES = "1.37.0"  # the schema version manifests are checked against (kubernetes-validate's)
 STARTUP_SECONDS = 1800  # a cold GLM-5 load plus aiter JIT builds
@@ -70,7 +70,7 @@ def manifests(
             if topology.nodes_per_worker > 1
             else _statefulset(f"{name}-{role}", namespace, selector, pod, replicas, cache_size)
         )
-    docs.append(_router(name, namespace, labels, topology, selectors, image, ports))
+    docs.append(_router(name, namespace, labels, topology, selectors, image, ports, base))
     return docs
 
 
@@ -232,7 +232,7 @@ def _lws(name: str, namespace: str, labels: dict, pod: dict, replicas: int, size
 
 
 def _router(
-    name: str, namespace: str, labels: dict, topology: Topology, selectors: dict, image: str, ports: dict
+    name: str, namespace: str, labels: dict, topology: Topology, selectors: dict, image: str, ports: dict, base: str
 ) -> dict:
     router_labels = {**labels, "app.kubernetes.io/component": "router"}
     args = [
@@ -261,7 +261,7 @@ def _router(
     container = {
         "name": "router",
         "image": image,
-        "command": ["python3", "-m", "sglang_router.launch_router"],
+        "command": release(base).launch_argv(),
         "args": args,
         "env": [_key_env()],
         "ports": [{"name": "http", "containerPort": ports["router"]}],

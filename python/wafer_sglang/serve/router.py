@@ -1,11 +1,14 @@
-"""sglang-router commands checked by the router itself: the installed release must be the one
-pinned for the base (data/topologies.toml), and its own argument parser must accept the flags."""
+"""Router commands checked by the router itself: the installed release must be the one pinned
+for the base (data/topologies.toml [router]: sglang-router 0.3.2 for 0.5.14, smg for 0.5.23), and
+its own argument parser must accept the flags."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import importlib.metadata
 import io
+from dataclasses import dataclass
 
 from wafer_sglang.errors import WaferError
 
@@ -24,31 +27,50 @@ def listen_args(ports: dict) -> list[str]:
     ]
 
 
-def pinned_version(base: str) -> str:
+@dataclass(frozen=True)
+class RouterRelease:
+    package: str  # on PyPI
+    version: str
+    module: str  # python3 -m <module>.launch_router
+
+    @property
+    def pin(self) -> str:
+        return f"{self.package}=={self.version}"
+
+    def launch_argv(self) -> list[str]:
+        return ["python3", "-m", f"{self.module}.launch_router"]
+
+
+def release(base: str) -> RouterRelease:
     from wafer_sglang.serve.cluster import config
 
-    versions = config()["router-version"]
-    if base not in versions:
-        raise WaferError(f"no sglang-router pinned for base {base}: add it to data/topologies.toml [router-version]")
-    return versions[base]
+    routers = config()["router"]
+    if base not in routers:
+        raise WaferError(f"no router pinned for base {base}: add it to data/topologies.toml [router]")
+    entry = routers[base]
+    return RouterRelease(entry["package"], entry["version"], entry["module"])
+
+
+def pinned_version(base: str) -> str:
+    return release(base).version
 
 
 def check_router_argv(argv: list[str], base: str) -> None:
     """Parse ``argv`` (the router's arguments) with the installed router's real parser."""
-    pinned = pinned_version(base)
+    router = release(base)
     try:
-        installed = importlib.metadata.version("sglang-router")
+        installed = importlib.metadata.version(router.package)
     except importlib.metadata.PackageNotFoundError:
         raise WaferError(
-            f"sglang-router is not installed: pip install sglang-router=={pinned} (the release the "
-            f"fork's {base} plans are checked with)"
+            f"{router.package} is not installed: pip install {router.pin} (the release the fork's {base} "
+            "plans are checked with)"
         ) from None
-    if installed != pinned:
+    if installed != router.version:
         raise WaferError(
-            f"sglang-router {installed} is installed; base {base}'s plans are checked with {pinned}: "
-            f"pip install sglang-router=={pinned}"
+            f"{router.package} {installed} is installed; base {base}'s plans are checked with "
+            f"{router.version}: pip install {router.pin}"
         )
-    from sglang_router.launch_router import parse_router_args
+    parse_router_args = importlib.import_module(f"{router.module}.launch_router").parse_router_args
 
     errors = io.StringIO()
     try:
@@ -57,5 +79,5 @@ def check_router_argv(argv: list[str], base: str) -> None:
     except SystemExit:
         message = errors.getvalue().strip().splitlines()
         raise WaferError(
-            f"sglang-router {installed} rejects the router command: {message[-1] if message else argv}"
+            f"{router.package} {installed} rejects the router command: {message[-1] if message else argv}"
         ) from None
