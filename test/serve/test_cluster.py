@@ -5,6 +5,7 @@ real router in front of real llama.cpp workers: failover and rejoin."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -153,6 +154,24 @@ def test_router_flags_are_checked_by_the_installed_router(monkeypatch):
         WaferError, match="sglang-router 0.9.0 is installed; base 0.5.14's plans are checked with 0.3.2"
     ):
         cluster.plan(topology, "/m", "0.5.14", ["a"])
+
+
+def test_checking_the_router_flags_does_not_import_sglang(tmp_path):
+    """sglang-router 0.3.2's launch_router imports its mini load balancer, which tries sglang's
+    tracing: next to an installed sglang that imports torch (35-53 s, or a crash on a broken
+    torchvision) just to parse flags. An sglang that fails on import stands in for that here."""
+    poisoned = tmp_path / "site" / "sglang"
+    poisoned.mkdir(parents=True)
+    (poisoned / "__init__.py").write_text("raise RuntimeError('sglang imported while checking router flags')\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "wafer_sglang", "cluster", "plan", "--topology", "dp", "--model", "/m"]
+        + ["--nodes", "a,b", "--base", "0.5.14"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "site"), "WAFER_API_KEY": "x"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "sglang_router.launch_router" in proc.stdout
 
 
 @pytest.mark.parametrize("name", ["dp", "pd", "tp"])

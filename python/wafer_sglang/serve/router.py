@@ -8,6 +8,7 @@ import contextlib
 import importlib
 import importlib.metadata
 import io
+import sys
 from dataclasses import dataclass
 
 from wafer_sglang.errors import WaferError
@@ -51,6 +52,22 @@ def release(base: str) -> RouterRelease:
     return RouterRelease(entry["package"], entry["version"], entry["module"])
 
 
+@contextlib.contextmanager
+def _without_sglang():
+    """sglang-router 0.3.2's launch_router imports its mini load balancer, which tries sglang's
+    tracing (an optional import, skipped on ImportError): next to an installed sglang that imports
+    torch, 35-53 s only to parse flags. sglang is made unimportable for that import (unless this
+    process already has it)."""
+    if "sglang" in sys.modules:
+        yield
+        return
+    sys.modules["sglang"] = None  # import sglang... -> ImportError
+    try:
+        yield
+    finally:
+        del sys.modules["sglang"]
+
+
 def pinned_version(base: str) -> str:
     return release(base).version
 
@@ -70,7 +87,8 @@ def check_router_argv(argv: list[str], base: str) -> None:
             f"{router.package} {installed} is installed; base {base}'s plans are checked with "
             f"{router.version}: pip install {router.pin}"
         )
-    parse_router_args = importlib.import_module(f"{router.module}.launch_router").parse_router_args
+    with _without_sglang():
+        parse_router_args = importlib.import_module(f"{router.module}.launch_router").parse_router_args
 
     errors = io.StringIO()
     try:
