@@ -70,3 +70,37 @@ def test_image_entrypoint_and_healthcheck_on_the_real_server():
 
 def _key_env() -> dict:
     return {"WAFER_API_KEY": served_engine.run_key()}
+
+
+def test_cluster_commands_run_from_the_installed_wheel_and_its_extras(tmp_path):
+    """The wheel alone names the extra to install; with the [router] and [k8s] extras it declares
+    (installed by pip from PyPI) plan and k8s run, without importing sglang: in the engine
+    environment torchvision is broken (support/engine/standins.py is not loaded here), so an
+    import of sglang would fail the command."""
+    python = served_engine.engine_env.ensure(LTS)
+    image = "wafer/sglang:t@sha256:" + "a" * 64
+    k8s = [str(python), "-m", "wafer_sglang", "cluster", "k8s", "--topology", "dp", "--model", "/models/m"]
+    k8s += ["--image", image, "--out", str(tmp_path / "k8s")]
+    plan = [str(python), "-m", "wafer_sglang", "cluster", "plan", "--topology", "dp", "--model", "/m", "--nodes", "a,b"]
+    env = {k: v for k, v in {**os.environ, **_key_env()}.items() if k != "PYTHONPATH"}
+    bare = subprocess.run(k8s, capture_output=True, text=True, env=env)
+    assert bare.returncode == 2 and "pip install sglang-router==0.3.2" in bare.stderr, bare.stderr
+    declared = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print('\\n'.join(m.requires('wafer-sglang-rocm')))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.splitlines()
+    extras = [r.split(";")[0].strip() for r in declared if 'extra == "router"' in r or 'extra == "k8s"' in r]
+    assert extras, declared
+    target = tmp_path / "extras"
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(target), *extras],
+        check=True,
+        capture_output=True,
+    )
+    env["PYTHONPATH"] = str(target)
+    for argv in (plan, k8s):
+        proc = subprocess.run(argv, capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "k8s" / "glm5-dp.yaml").is_file()
