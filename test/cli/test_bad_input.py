@@ -287,6 +287,13 @@ ROWS = [
         2,
         "finite number",
     ),
+    (
+        "bench sweep: a FIFO as the dataset (blocked forever, deaf to Ctrl-C)",
+        ["bench", "sweep", "--url", "{dead}", "--out", "{tmp}/o", "--dataset", "sharegpt", "{tmp}/fifo"],
+        lambda tmp, root: os.mkfifo(tmp / "fifo"),
+        2,
+        "not a regular file",
+    ),
     ("bench single: bad url", ["bench", "single", "--url", "ftp://x", "--out", "{tmp}/o"], None, 2, "expected http(s)"),
     ("bench compare: not a run", ["bench", "compare", "{tmp}"], None, 2, "not a bench sweep output"),
     (

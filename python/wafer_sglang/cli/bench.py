@@ -249,6 +249,8 @@ def cmd_sweep(args) -> int:
         if kind != "sharegpt":
             raise WaferError(f"--dataset {kind}: only sharegpt is supported")
         dataset = Path(file)
+        if not dataset.is_file():  # a FIFO or device would block the read, deaf to Ctrl-C
+            raise WaferError(f"--dataset sharegpt {file}: not a regular file (a ShareGPT JSON file)")
     closed = args.max_concurrency is not None
     options = SweepOptions(
         endpoint=_endpoint(args),
