@@ -139,6 +139,17 @@ def test_worker_flags_are_checked_against_the_bases_serverargs(capsys):
     assert rc == 2 and "--not-a-flag is not a flag of sglang 0.5.14" in err
 
 
+@pytest.mark.parametrize(
+    "flags",
+    [["--tp-size", "8"], ["--tp", "8"], ["--tensor-parallel-size=8"], ["--dp-size", "2"], ["--nnodes", "2"]]
+    + [["--port", "9"], ["--host=0.0.0.0"]],
+)
+def test_flags_the_topology_sets_are_refused_not_silently_mis_split(flags):
+    """An extra --tp-size 8 on dp (TP4 x 2 per node) would ask 8 GPUs of a 4-GPU split."""
+    with pytest.raises(WaferError, match="is set by the"):
+        cluster.plan(cluster.load_topology("dp"), "/m", "0.5.14", ["a"], extra=flags)
+
+
 def test_router_flags_are_checked_by_the_installed_router(monkeypatch):
     topology = cluster.load_topology("dp")
     broken = cluster.Topology(

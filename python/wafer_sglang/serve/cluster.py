@@ -98,7 +98,9 @@ def plan(
     api_key: bool = True,
     extra: list[str] = (),
 ) -> ClusterPlan:
-    """``extra``: sglang flags for every worker (e.g. --disaggregation-ib-device), which win."""
+    """``extra``: sglang flags for every worker (e.g. --disaggregation-ib-device), which win,
+    except those the topology itself sets (parallelism, rendezvous, addresses)."""
+    _refuse_topology_flags(extra, topology, base)
     nodes, prefill_nodes, decode_nodes = (names.node_list(n) if n else [] for n in (nodes, prefill_nodes, decode_nodes))
     router_node = names.node_address(router_node) if router_node else None
     ports = config()["ports"]
@@ -126,6 +128,31 @@ def plan(
 
     check_router_argv(router.argv[3:], base)
     return ClusterPlan(topology, base, workers + [router], notes)
+
+
+# What a topology decides for each worker: a change here would not move the GPU split
+# (HIP_VISIBLE_DEVICES), the ranks or the router's worker addresses with it.
+TOPOLOGY_DESTS = ("tp_size", "dp_size", "pp_size", "nnodes", "node_rank", "dist_init_addr", "base_gpu_id")
+ADDRESS_DESTS = ("host", "port")
+
+
+def _refuse_topology_flags(extra, topology: Topology, base: str) -> None:
+    flags = recipes.ServerFlags(base)
+    for token in extra:
+        if not token.startswith("--"):
+            continue
+        option = flags.resolve(token.split("=", 1)[0])
+        dest = flags.dest(option) if option else None
+        if dest in TOPOLOGY_DESTS:
+            raise WaferError(
+                f"{token.split('=', 1)[0]} is set by the {topology.name} topology ({topology.gpus_per_worker} GPUs "
+                "per worker, split across the node by the plan): choose another topology, or change it in "
+                "data/topologies.toml"
+            )
+        if dest in ADDRESS_DESTS:
+            raise WaferError(
+                f"{token.split('=', 1)[0]} is set by the plan (--nodes, and the ports in data/topologies.toml)"
+            )
 
 
 def _worker(
