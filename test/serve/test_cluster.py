@@ -362,9 +362,28 @@ def test_cache_aware_shows_affinity_where_the_fleet_can(tmp_path):
         assert all(w["requests"] >= 0.10 * aware["requests"] for w in aware["workers"]), table
 
 
+@pytest.mark.parametrize("model", ["models/GLM", "/GLM", "/models/../etc"])
+def test_k8s_refuses_a_model_path_that_would_mount_the_volume_badly(capsys, tmp_path, model):
+    argv = ["cluster", "k8s", "--topology", "dp", "--model", model, "--image", IMAGE, "--out", str(tmp_path / "k8s")]
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 2 and "--model" in err and "Traceback" not in err
+    assert not (tmp_path / "k8s").exists() or not any((tmp_path / "k8s").iterdir())
+
+
 def test_k8s_without_its_extra_says_what_to_install(capsys, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "kubernetes_validate", None)  # not installed
-    argv = ["cluster", "k8s", "--topology", "dp", "--model", "/m", "--image", IMAGE, "--out", str(tmp_path / "k8s")]
+    argv = [
+        "cluster",
+        "k8s",
+        "--topology",
+        "dp",
+        "--model",
+        "/models/m",
+        "--image",
+        IMAGE,
+        "--out",
+        str(tmp_path / "k8s"),
+    ]
     rc, _, err = run_cli(capsys, *argv)
     assert rc == 2 and "pip install 'wafer-sglang-rocm[k8s]'" in err and "Traceback" not in err
     assert not (tmp_path / "k8s").exists() or not any((tmp_path / "k8s").iterdir())
@@ -420,7 +439,7 @@ def test_host_names_are_nodes_and_every_script_lands_in_out(capsys, tmp_path):
 def test_k8s_names_follow_kubernetes_rules_and_never_leave_out(capsys, tmp_path, name):
     image = "wafer/sglang:mi355x@sha256:" + "0" * 64
     rc, _, err = run_cli(
-        capsys, "cluster", "k8s", "--topology", "dp", "--model", "/m", "--image", image,
+        capsys, "cluster", "k8s", "--topology", "dp", "--model", "/models/m", "--image", image,
         f"--name={name}", "--out", str(tmp_path / "k8s"),
     )  # fmt: skip
     assert rc == 2 and "Kubernetes object name" in err, err

@@ -51,6 +51,7 @@ def manifests(
     cache_size: str = CACHE_SIZE,
 ) -> list[dict]:
     name = names.resource_name(name)
+    _check_model_path(model_path)
     ports = config()["ports"]
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "wafer-sglang"}
     docs = [*_rbac(name, namespace, labels), _router_service(name, namespace, labels, ports)]
@@ -72,6 +73,19 @@ def manifests(
         )
     docs.append(_router(name, namespace, labels, topology, selectors, image, ports, base))
     return docs
+
+
+def _check_model_path(model_path: str) -> None:
+    """The model volume is mounted at the model's parent folder: an absolute path, not /."""
+    if not model_path.startswith("/") or ".." in model_path.split("/"):
+        raise WaferError(
+            f"--model {model_path!r}: give the absolute path inside the model volume, e.g. /models/GLM-5.2"
+        )
+    if model_path.rstrip("/").rsplit("/", 1)[0] == "":
+        raise WaferError(
+            f"--model {model_path!r}: the model volume would be mounted at / (over the image); "
+            "put the model in a folder of the volume, e.g. /models/GLM-5.2"
+        )
 
 
 def _meta(name: str, namespace: str, labels: dict) -> dict:
@@ -151,7 +165,7 @@ def _worker_pod(
         "readinessProbe": _probe("/health", "http", 3),
         "livenessProbe": _probe("/health", "http", 6, 30),
         "volumeMounts": [
-            {"name": "model", "mountPath": model_path.rsplit("/", 1)[0] or "/", "readOnly": True},
+            {"name": "model", "mountPath": model_path.rstrip("/").rsplit("/", 1)[0], "readOnly": True},
             {"name": "cache", "mountPath": CACHE},
             {"name": "shm", "mountPath": "/dev/shm"},
         ],
