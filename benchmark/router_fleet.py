@@ -12,7 +12,11 @@
 A run whose median TTFT is above 1 s is marked inconclusive: a loaded machine makes load
 differences, and so rebalancing, that the workload does not have.
 
-    build/venv-test/bin/python benchmark/router_fleet.py [--seeds 0,1,2] [--no-failover]
+With --engine sglang the workers are the fork's own sglang servers (0.5.14, CPU, the suite's
+engine environment and tiny model) with a KV pool of 1,536 tokens (about two groups' prefixes
+next to the requests in flight), and a workload they serve quickly (600 in / 16 out).
+
+    build/venv-test/bin/python benchmark/router_fleet.py [--seeds 0,1,2] [--no-failover] [--engine sglang]
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
@@ -32,7 +37,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--no-failover", action="store_true")
+    parser.add_argument("--engine", choices=("llama.cpp", "sglang"), default="llama.cpp")
     args = parser.parse_args()
+    if args.engine == "sglang":
+        return sglang_fleet([int(s) for s in args.seeds.split(",")])
     from support.fleet import AFFINITY_FLEET, AFFINITY_WORKLOAD, affinity_run
     from support.tiny_llm import make_model
 
@@ -58,6 +66,58 @@ def main() -> int:
             print(f"\ncontrol, {router} cache_aware, primers one after another:\n  " + line("seed 0", control))
         if not args.no_failover:
             failover(model, tmp)
+    return 0
+
+
+SGLANG_KV_TOKENS = "1536"
+SGLANG_WORKLOAD = {"input_len": 600, "output_len": 16, "rate": 2.0}
+
+
+def sglang_fleet(seeds: list[int]) -> int:
+    from support import served_engine
+    from support.fleet import affinity_run
+
+    from wafer_sglang.serve.cluster import load_topology
+
+    def launch(python, server):
+        argv = [str(python), "-m", "sglang.launch_server", "--model-path", server.model, "--port", str(server.port)]
+        flags = list(served_engine.FLAGS)
+        flags[flags.index("--max-total-tokens") + 1] = SGLANG_KV_TOKENS
+        return [*argv, *flags]  # no key: the router in front is the fleet's only client here
+
+    policies = {"cache_aware": load_topology("dp").router_args, "round_robin": ["--policy", "round_robin"]}
+    workers = []
+    try:
+        for i in range(3):
+            workers.append(
+                served_engine.Server.start(f"fleet-{i}", "0.5.14", served_engine.shared_model(), launch=launch)
+            )
+        print(
+            f"3 fork sglang 0.5.14 workers (CPU, KV pool {SGLANG_KV_TOKENS} tokens), 6 prefix groups, "
+            f"{SGLANG_WORKLOAD['rate']:g} rps for 24 s, {SGLANG_WORKLOAD['input_len']} in / "
+            f"{SGLANG_WORKLOAD['output_len']} out, 60 % shared prefix, primers sent together"
+        )
+        with tempfile.TemporaryDirectory() as tmp:
+            model = served_engine.shared_model()
+            for router in ("sglang_router", "smg"):
+                for name, router_args in policies.items():
+                    print(f"\n{router} {name}: {shlex.join(router_args)}")
+                    for seed in seeds:
+                        for worker in workers:  # every run starts from empty radix caches
+                            urllib.request.urlopen(urllib.request.Request(worker.url + "/flush_cache", method="POST"))
+                        run = affinity_run(
+                            model,
+                            Path(tmp),
+                            router_args,
+                            seed,
+                            router=router,
+                            running=workers,
+                            workload=SGLANG_WORKLOAD,
+                        )
+                        print("  " + line(f"seed {seed}", run), flush=True)
+    finally:
+        for worker in workers:
+            worker.stop()
     return 0
 
 

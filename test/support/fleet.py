@@ -25,12 +25,15 @@ class Fleet:
         log: Path,
         cache_ram_mib: int = 0,
         router: str = "sglang_router",
+        running: list | None = None,
     ):
         """``cache_ram_mib``: each worker's host prompt cache (0: none, a prefix stays cached only
         while a slot holds it; 2 holds about two 1,500-token prompts of the tiny model).
-        ``router``: the router's module, sglang_router (0.3.2) or smg."""
+        ``router``: the router's module, sglang_router (0.3.2) or smg. ``running``: workers
+        already up (sglang servers, with a ``url``) to route to instead; they are not stopped."""
         self.model = model
-        self.workers = [LlamaServer(model, slots=slots, cache_ram_mib=cache_ram_mib) for _ in range(workers)]
+        self.owns_workers = running is None
+        self.workers = running or [LlamaServer(model, slots=slots, cache_ram_mib=cache_ram_mib) for _ in range(workers)]
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.router = subprocess.Popen(
@@ -95,7 +98,7 @@ class Fleet:
     def stop(self) -> None:
         self.router.kill()
         self.router.wait(timeout=10)
-        for worker in self.workers:
+        for worker in self.workers if self.owns_workers else []:
             worker.kill()
 
 
@@ -131,10 +134,12 @@ def affinity_run(
     primers: str = "together",
     seconds: float | None = None,
     router: str = "sglang_router",
+    running: list | None = None,
+    workload: dict | None = None,
 ) -> dict:
     """One step of the shared-prefix workload through the real router: the summed server hit
     rate, each worker's requests and hit, and whether the machine was too loaded to judge."""
-    w = {**AFFINITY_WORKLOAD, **({"seconds": seconds} if seconds else {})}
+    w = {**AFFINITY_WORKLOAD, **(workload or {}), **({"seconds": seconds} if seconds else {})}
     fleet = Fleet(
         model,
         AFFINITY_FLEET["workers"],
@@ -143,6 +148,7 @@ def affinity_run(
         tmp / f"router-{seed}.log",
         cache_ram_mib=AFFINITY_FLEET["cache_ram_mib"],
         router=router,
+        running=running,
     )
     try:
         step = fleet.sweep(
