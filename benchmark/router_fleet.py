@@ -44,9 +44,7 @@ def main() -> int:
     from support.fleet import AFFINITY_FLEET, AFFINITY_WORKLOAD, affinity_run
     from support.tiny_llm import make_model
 
-    from wafer_sglang.serve.cluster import load_topology
-
-    policies = {"cache_aware": load_topology("dp").router_args, "round_robin": ["--policy", "round_robin"]}
+    policies = _policies()
     w, f = AFFINITY_WORKLOAD, AFFINITY_FLEET
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -73,11 +71,15 @@ SGLANG_KV_TOKENS = "1536"
 SGLANG_WORKLOAD = {"input_len": 600, "output_len": 16, "rate": 2.0}
 
 
+def _policies() -> dict[str, list[str]]:
+    from wafer_sglang.serve.cluster import load_topology
+
+    return {"cache_aware": load_topology("dp").router_args, "round_robin": ["--policy", "round_robin"]}
+
+
 def sglang_fleet(seeds: list[int]) -> int:
     from support import served_engine
-    from support.fleet import affinity_run
-
-    from wafer_sglang.serve.cluster import load_topology
+    from support.fleet import AFFINITY_WORKLOAD, affinity_run
 
     def launch(python, server):
         argv = [str(python), "-m", "sglang.launch_server", "--model-path", server.model, "--port", str(server.port)]
@@ -85,7 +87,8 @@ def sglang_fleet(seeds: list[int]) -> int:
         flags[flags.index("--max-total-tokens") + 1] = SGLANG_KV_TOKENS
         return [*argv, *flags]  # no key: the router in front is the fleet's only client here
 
-    policies = {"cache_aware": load_topology("dp").router_args, "round_robin": ["--policy", "round_robin"]}
+    policies = _policies()
+    w = {**AFFINITY_WORKLOAD, **SGLANG_WORKLOAD}
     workers = []
     try:
         for i in range(3):
@@ -93,9 +96,9 @@ def sglang_fleet(seeds: list[int]) -> int:
                 served_engine.Server.start(f"fleet-{i}", "0.5.14", served_engine.shared_model(), launch=launch)
             )
         print(
-            f"3 fork sglang 0.5.14 workers (CPU, KV pool {SGLANG_KV_TOKENS} tokens), 6 prefix groups, "
-            f"{SGLANG_WORKLOAD['rate']:g} rps for 24 s, {SGLANG_WORKLOAD['input_len']} in / "
-            f"{SGLANG_WORKLOAD['output_len']} out, 60 % shared prefix, primers sent together"
+            f"3 fork sglang 0.5.14 workers (CPU, KV pool {SGLANG_KV_TOKENS} tokens), {w['groups']} prefix groups, "
+            f"{w['rate']:g} rps for {w['seconds']} s, {w['input_len']} in / {w['output_len']} out, "
+            "60 % shared prefix, primers sent together"
         )
         with tempfile.TemporaryDirectory() as tmp:
             model = served_engine.shared_model()

@@ -18,7 +18,7 @@ from wafer_sglang import resources
 from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import names, recipes
-from wafer_sglang.serve.router import listen_args, release
+from wafer_sglang.serve.router import check_router_argv, listen_args, release
 
 KEY_REF = "${WAFER_API_KEY}"  # the plan refers to the key; its value is never in a plan or a file
 
@@ -123,10 +123,9 @@ def plan(
     if not workers:
         raise WaferError("no nodes given (--nodes IP,IP,...)")
     router_node = router_node or workers[0].node
-    router = Process(router_node, "router", {}, _router_argv(topology, workers, ports, api_key, base))
-    from wafer_sglang.serve.router import check_router_argv
-
-    check_router_argv(router.argv[3:], base)
+    launcher = release(base).launch_argv()
+    router = Process(router_node, "router", {}, [*launcher, *_router_args(topology, workers, ports, api_key)])
+    check_router_argv(router.argv[len(launcher) :], base)
     return ClusterPlan(topology, base, workers + [router], notes)
 
 
@@ -138,21 +137,16 @@ ADDRESS_DESTS = ("host", "port")
 
 def _refuse_topology_flags(extra, topology: Topology, base: str) -> None:
     flags = recipes.ServerFlags(base)
-    for token in extra:
-        if not token.startswith("--"):
-            continue
-        option = flags.resolve(token.split("=", 1)[0])
+    for name in (token.split("=", 1)[0] for token in extra if token.startswith("--")):
+        option = flags.resolve(name)
         dest = flags.dest(option) if option else None
         if dest in TOPOLOGY_DESTS:
             raise WaferError(
-                f"{token.split('=', 1)[0]} is set by the {topology.name} topology ({topology.gpus_per_worker} GPUs "
-                "per worker, split across the node by the plan): choose another topology, or change it in "
-                "data/topologies.toml"
+                f"{name} is set by the {topology.name} topology ({topology.gpus_per_worker} GPUs per worker, split "
+                "across the node by the plan): choose another topology, or change it in data/topologies.toml"
             )
         if dest in ADDRESS_DESTS:
-            raise WaferError(
-                f"{token.split('=', 1)[0]} is set by the plan (--nodes, and the ports in data/topologies.toml)"
-            )
+            raise WaferError(f"{name} is set by the plan (--nodes, and the ports in data/topologies.toml)")
 
 
 def _worker(
@@ -232,8 +226,8 @@ def _tp_workers(topology, recipe, model, base, nodes, ports, api_key) -> list[Pr
     return out
 
 
-def _router_argv(topology: Topology, workers: list[Process], ports: dict, api_key: bool, base: str) -> list[str]:
-    argv = [*release(base).launch_argv(), *listen_args(ports)]
+def _router_args(topology: Topology, workers: list[Process], ports: dict, api_key: bool) -> list[str]:
+    argv = listen_args(ports)
     if topology.name == "pd":
         for w in workers:
             if w.role == "prefill":

@@ -1,4 +1,4 @@
-"""Kubernetes manifests from the same topology: router Deployment + Service (sglang-router's
+"""Kubernetes manifests from the same topology: router Deployment + Service (the base's router's
 Kubernetes service discovery, RBAC to watch pods), workers as a StatefulSet (a LeaderWorkerSet
 for multi-node TP), with /health probes that give a GLM-5 load 30 minutes, the model volume, a
 compile cache, GPUs, shared memory. Checked offline against the Kubernetes schemas
@@ -51,7 +51,7 @@ def manifests(
     cache_size: str = CACHE_SIZE,
 ) -> list[dict]:
     name = names.resource_name(name)
-    _check_model_path(model_path)
+    _model_mount(model_path)  # refused before anything is built
     ports = config()["ports"]
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "wafer-sglang"}
     docs = [*_rbac(name, namespace, labels), _router_service(name, namespace, labels, ports)]
@@ -75,17 +75,19 @@ def manifests(
     return docs
 
 
-def _check_model_path(model_path: str) -> None:
-    """The model volume is mounted at the model's parent folder: an absolute path, not /."""
+def _model_mount(model_path: str) -> str:
+    """Where the model volume is mounted: the model's parent folder, absolute and not /."""
     if not model_path.startswith("/") or ".." in model_path.split("/"):
         raise WaferError(
             f"--model {model_path!r}: give the absolute path inside the model volume, e.g. /models/GLM-5.2"
         )
-    if model_path.rstrip("/").rsplit("/", 1)[0] == "":
+    mount = model_path.rstrip("/").rsplit("/", 1)[0]
+    if not mount:
         raise WaferError(
             f"--model {model_path!r}: the model volume would be mounted at / (over the image); "
             "put the model in a folder of the volume, e.g. /models/GLM-5.2"
         )
+    return mount
 
 
 def _meta(name: str, namespace: str, labels: dict) -> dict:
@@ -165,7 +167,7 @@ def _worker_pod(
         "readinessProbe": _probe("/health", "http", 3),
         "livenessProbe": _probe("/health", "http", 6, 30),
         "volumeMounts": [
-            {"name": "model", "mountPath": model_path.rstrip("/").rsplit("/", 1)[0], "readOnly": True},
+            {"name": "model", "mountPath": _model_mount(model_path), "readOnly": True},
             {"name": "cache", "mountPath": CACHE},
             {"name": "shm", "mountPath": "/dev/shm"},
         ],

@@ -68,10 +68,6 @@ def _without_sglang():
         del sys.modules["sglang"]
 
 
-def pinned_version(base: str) -> str:
-    return release(base).version
-
-
 def check_router_argv(argv: list[str], base: str) -> None:
     """Parse ``argv`` (the router's arguments) with the installed router's real parser."""
     router = release(base)
