@@ -135,8 +135,9 @@ def test_a_target_whose_shared_experts_are_all_bf16_runs_them_unfused(variant, i
     assert target["experts"]["model.layers.5.mlp.experts"] == 256
 
 
-def test_a_glm50_draft_follows_its_target_unfused():
-    draft = probe("patched")[GLM50_DRAFT]
+@pytest.mark.parametrize("variant", variants())
+def test_a_glm50_draft_follows_its_target_unfused(variant):
+    draft = probe(variant)[GLM50_DRAFT]
     assert draft["num_fused_shared_experts"] == 0
     assert draft["modules"]["model.decoder.mlp.shared_experts.gate_up_proj"] == UNQUANT
     assert draft["modules"]["model.decoder.mlp.experts"] == MXFP4_MOE

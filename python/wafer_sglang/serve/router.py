@@ -56,7 +56,8 @@ def release(base: str) -> RouterRelease:
 def _without_sglang():
     """sglang-router 0.3.2's launch_router imports its mini load balancer, which tries sglang's
     tracing (an optional import, skipped on ImportError): next to an installed sglang that imports
-    torch, 35-53 s only to parse flags. sglang is made unimportable for that import (unless this
+    torch only to parse flags (35-53 s in the issue's measurement; in the suite's 0.5.14 engine
+    environment a 9.9 s crash on its torchvision). sglang is made unimportable for that import (unless this
     process already has it)."""
     if "sglang" in sys.modules:
         yield
