@@ -302,16 +302,14 @@ class LlamaServer:
         self,
         model: Path,
         slots: int = 1,
-        host_cache: bool = True,
         port: int | None = None,
         cache_ram_mib: int | None = None,
     ):
-        """``cache_ram_mib`` sizes llama.cpp's host prompt cache (None: its default; 0 when
-        ``host_cache`` is False)."""
+        """``cache_ram_mib`` sizes llama.cpp's host prompt cache (None: its default; 0: none, a
+        prefix stays cached only while a slot holds it)."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.model, self.slots, self.host_cache = model, slots, host_cache
-        self.cache_ram_mib = 0 if not host_cache else cache_ram_mib
+        self.model, self.slots, self.cache_ram_mib = model, slots, cache_ram_mib
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -340,4 +338,4 @@ class LlamaServer:
     def restart(self) -> LlamaServer:
         """The same server again, on the same port (a worker coming back)."""
         self.kill()
-        return LlamaServer(self.model, self.slots, self.host_cache, port=self.port, cache_ram_mib=self.cache_ram_mib)
+        return LlamaServer(self.model, self.slots, port=self.port, cache_ram_mib=self.cache_ram_mib)
