@@ -4,8 +4,10 @@
      the loader's own model build (probe_build.py).
 0006 backport (PRs 35200 + 36124): a target whose shared experts are all bf16 (GLM-5.0 MXFP4)
      runs them unfused, while GLM-5.2's MTP excludes still leave the target fused (same probe).
+0007 backport (PR 31105): FP8 PTPC attention loads (the model's post_load_weights) and stays off
+     the fused group-quant paths on gfx950; block FP8 keeps them (same probe).
 0003 backport: the EAGLE greedy verify broadcast — two real gloo ranks (probe_eagle_0514.py).
-0004 + 0005 backports, 0007 defaults: what the real ServerArgs settles on for GLM-5 on gfx950, and what
+0004 + 0005 backports, 0008 defaults: what the real ServerArgs settles on for GLM-5 on gfx950, and what
      the real communicator then fuses per batch (probe_server_args_0514.py).
 (0001, the ROCm include guard, is in test_jit_rocm.py.)
 """
@@ -60,8 +62,17 @@ SCENARIOS = [
         "enforce_fusion": True,
     },
     {"kind": "build", "role": "draft", "layers": 78, "options": {"target_shared_excluded": True}},
+    # FP8 PTPC attention (0007, PR 31105); the export as shipped; native block FP8 (build only)
+    {"kind": "load", "role": "target", "layers": 78, "options": {"attn_fp8_per_channel": True}},
+    {"kind": "load", "role": "draft", "layers": 78, "options": {"attn_fp8_per_channel": True}},
+    {"kind": "load", "role": "target", "layers": 78},
+    {"kind": "load", "role": "target", "layers": 3, "options": {"block_fp8": True}, "post_load": False},
 ]
 GLM50_TARGET, GLM50_TARGET_ENFORCED, GLM50_DRAFT = 8, 9, 10
+PTPC_TARGET, PTPC_DRAFT, SHIPPED_TARGET, BLOCK_FP8_TARGET = 11, 12, 13, 14
+# requantizing per-channel FP8 to one per-tensor scale moves a value by at most half an e4m3
+# step of the largest one (2**-4 of it); a scale applied along the wrong axis is off by O(1)
+FP8_REQUANT_BOUND = 2**-4
 
 
 @functools.cache
@@ -143,6 +154,38 @@ def test_a_glm50_draft_follows_its_target_unfused(variant):
     assert draft["modules"]["model.decoder.mlp.experts"] == MXFP4_MOE
 
 
+@pytest.mark.parametrize("variant", variants())
+@pytest.mark.parametrize("index", [PTPC_TARGET, PTPC_DRAFT], ids=["target", "mtp-draft"])
+def test_per_channel_fp8_attention_loads_with_its_absorbed_weights(variant, index):
+    """Quark's per-channel scale is 1-D at post_load_weights: 0.5.14 multiplies it into kv_b_proj's
+    [out, in] weight and fails to broadcast (PR 31105 views it as [out, 1])."""
+    result = probe(variant)[index]
+    assert "error" not in result, f"load failed: {result.get('error')}"
+    assert result["absorbed_error"], "no FP8 kv_b_proj was loaded"
+    for attention, error in result["absorbed_error"].items():
+        assert error <= FP8_REQUANT_BOUND, f"{attention}: w_kc/w_vc off the checkpoint by {error:.3f}"
+
+
+@pytest.mark.parametrize("variant", variants())
+@pytest.mark.parametrize("index", [PTPC_TARGET, PTPC_DRAFT], ids=["target", "mtp-draft"])
+def test_per_channel_fp8_attention_stays_off_the_fused_group_quant_paths(variant, index):
+    """On gfx950 the layer hands this format to the fused input RMSNorm: "fp8" means group-128
+    scales a per-channel GEMM cannot take."""
+    result = probe(variant)[index]
+    assert set(result["gfx95_quant_format_at_init"].values()) == {""}
+    assert set(result["gfx95_quant_format"].values()) == {""}
+
+
+def test_the_export_as_shipped_and_block_fp8_load_as_upstream_does():
+    """The backport changes nothing for bf16 attention (GLM-5.x MXFP4 as exported) and, unlike
+    upstream's one-name detection, keeps native block FP8 (weight_scale_inv) on the fused paths."""
+    pristine, patched = probe("pristine"), probe("patched")
+    assert patched[SHIPPED_TARGET] == pristine[SHIPPED_TARGET]
+    assert set(patched[SHIPPED_TARGET]["absorbed_error"].values()) == {0.0}
+    assert patched[BLOCK_FP8_TARGET] == pristine[BLOCK_FP8_TARGET]
+    assert set(patched[BLOCK_FP8_TARGET]["gfx95_quant_format_at_init"].values()) == {"fp8"}
+
+
 def test_deepseek_61_layer_mapping_is_exactly_upstreams():
     pristine, patched = probe("pristine")[5], probe("patched")[5]
     assert patched == pristine
@@ -167,7 +210,7 @@ def test_eagle_greedy_verify_agrees_across_tp_ranks(variant):
     assert results[1] == (ranks[0]["predict"], ranks[0]["accept_index"], ranks[0]["accept_length"])
 
 
-# -- 0004 + 0005 + 0007: MI355X defaults and what the communicator fuses ------------------------
+# -- 0004 + 0005 + 0008: MI355X defaults and what the communicator fuses ------------------------
 
 GLM, DEEPSEEK = "GlmMoeDsaForCausalLM", "DeepseekV3ForCausalLM"
 DECODE_SIDE = ["DECODE", "IDLE", "TARGET_VERIFY"]

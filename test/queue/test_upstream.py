@@ -55,7 +55,7 @@ def test_rebase_drops_what_upstream_has_and_lists_what_to_port(capsys, scratch_r
     work = tmp_path / "rebased"
     rc, stdout, _ = run_cli(capsys, "patches", "rebase", "--base", "0.5.14", "--to", "0.5.23", "--work-dir", str(work))
     assert rc == 1  # the quark mapping and the server-args defaults conflict: 0.5.2x restructured them
-    assert "0 patch(es) carried to 0.5.23" in stdout and "dropped: 5" in stdout  # guard + four backports
+    assert "0 patch(es) carried to 0.5.23" in stdout and "dropped: 6" in stdout  # guard + five backports
     to_port = stdout.split("port by hand")[1]
-    assert "0002-quark-map-mtp-excludes" in to_port and "0007-defaults-mi355x-defaults-for-glm-5.patch" in to_port
+    assert "0002-quark-map-mtp-excludes" in to_port and "0008-defaults-mi355x-defaults-for-glm-5.patch" in to_port
     assert (work / "sglang/kernels/jit/csrc/elementwise/fused_metadata_copy.cuh").is_file()

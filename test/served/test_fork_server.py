@@ -146,7 +146,7 @@ def test_the_fork_serves_exactly_what_upstream_serves_off_rocm(server, upstream)
 
 @pytest.mark.parametrize("variant", variants())
 def test_the_api_key_never_reaches_the_servers_log(server, upstream, variant):
-    """0.5.14/0008, 0.5.23/0004: sglang logs its server args at startup (docker/kubectl logs)."""
+    """0.5.14/0009, 0.5.23/0004: sglang logs its server args at startup (docker/kubectl logs)."""
     served = upstream if variant == "pristine" else server
     log = served.log.read_text()
     assert "server_args=" in log  # the line that carried the key is there

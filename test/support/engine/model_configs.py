@@ -16,6 +16,15 @@ from pathlib import Path
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "glm_moe_dsa_tiny_mtp_quark_mxfp4.config.json"
 ROUTED_EXPERTS = 256
 EXPERT_PROJECTIONS = ("gate_proj", "up_proj", "down_proj")
+MLA_PROJECTIONS = ("q_a_proj", "q_b_proj", "kv_a_proj_with_mqa", "kv_b_proj", "o_proj")
+_FP8 = {"dtype": "fp8_e4m3", "symmetric": True, "round_method": "half_even", "scale_type": "float"}
+BLOCK_FP8 = {"quant_method": "fp8", "fmt": "e4m3", "activation_scheme": "dynamic", "weight_block_size": [128, 128]}
+PTPC_FP8 = {  # Quark's FP8 PTPC scheme, as its exports write it
+    "weight": {**_FP8, "qscheme": "per_channel", "ch_axis": 0, "is_dynamic": False},
+    "input_tensors": {**_FP8, "qscheme": "per_channel", "ch_axis": 1, "is_dynamic": True},
+    "output_tensors": None,
+    "bias": None,
+}
 
 
 def glm5_config(
@@ -24,10 +33,16 @@ def glm5_config(
     layer_quant: bool = False,
     mtp_experts_excluded: bool = False,
     target_shared_excluded: bool = False,
+    attn_fp8_per_channel: bool = False,
+    block_fp8: bool = False,
 ) -> dict:
     """The scaled export. ``mtp_experts_excluded`` adds the per-expert entries of an export
     that keeps the whole MTP MoE in bf16 (model.layers.<N>.mlp.experts.<e>.<proj>);
-    ``target_shared_excluded`` keeps every MoE layer's shared expert bf16 (GLM-5.0 MXFP4)."""
+    ``target_shared_excluded`` keeps every MoE layer's shared expert bf16 (GLM-5.0 MXFP4);
+    ``attn_fp8_per_channel`` quantizes the MLA projections of every layer (MTP included) to
+    Quark's FP8 PTPC: per-channel static weights, per-token dynamic activations;
+    ``block_fp8`` makes it a native block-FP8 checkpoint instead (DeepSeek-V3 / GLM-5 FP8: 128x128
+    scales), at a hidden size of 256 so the attention's input has more than one scale block."""
     fixture = json.loads(FIXTURE.read_text())
     config = copy.deepcopy(fixture)
     config.update(
@@ -48,6 +63,13 @@ def glm5_config(
         quant["exclude"] += [
             f"model.layers.{k}.mlp.shared_experts.{p}" for k in range(1, layers) for p in EXPERT_PROJECTIONS
         ]
+    if attn_fp8_per_channel:
+        attention = [f".self_attn.{p}" for p in MLA_PROJECTIONS]
+        quant["exclude"] = [name for name in quant["exclude"] if not name.endswith(tuple(attention))]
+        quant["layer_quant_config"] = {f"*{name}": PTPC_FP8 for name in attention}
+    if block_fp8:
+        config.update(hidden_size=256, moe_intermediate_size=128)  # block_n divides the MoE shards
+        config["quantization_config"] = BLOCK_FP8
     if layer_quant:
         scheme = copy.deepcopy(quant["global_quant_config"])
         quant["layer_quant_config"] = {f"{mtp}.self_attn.*": scheme, f"{mtp}.eh_proj": scheme, "*.o_proj": scheme}

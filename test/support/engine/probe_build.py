@@ -15,6 +15,14 @@ argv: a JSON list of scenarios
   mapper       {"arch": ..., "layers": N, "names": [...]}  -> the exclude names after the draft's mapper
   layer_quant  {"layers": N}                   -> mapped layer_quant_config keys, and whether the
                                                   hf_config dict was left untouched
+  load         {"role": ..., "layers": N, "options": {...}}  -> the build (quantization as the
+               checkpoint says), then the loader's
+               post-load steps on checkpoint-like FP8 kv_b_proj values (the model's
+               post_load_weights, the attention's process_weights_after_loading):
+               the error if loading fails; otherwise how far each layer's absorbed w_kc/w_vc
+               (times w_scale) is from the dequantized kv_b_proj, and the gfx95 quant format
+               each decoder layer hands the fused RMSNorm (gfx95 faked for that decision);
+               "post_load": false stops after the build
 """
 
 from __future__ import annotations
@@ -113,17 +121,7 @@ class Harness:
         return _get_quantization_config(model_config, LoadConfig(load_format="dummy"))
 
     def build(self, path: Path, draft: bool, enforce_fusion: bool = False) -> dict:
-        from sglang.srt.configs.load_config import LoadConfig
-        from sglang.srt.model_loader.loader import _initialize_model
-
-        if self.is_0514:
-            self.server_args.enforce_shared_experts_fusion = enforce_fusion
-            self.server_args.disable_shared_experts_fusion = False
-        elif enforce_fusion:
-            raise SystemExit("enforce_fusion is a 0.5.14 scenario (0.5.2x reads it from the runtime context)")
-        model_config = self.model_config(path, draft)
-        load_config = LoadConfig(load_format="dummy")
-        model = _initialize_model(model_config, load_config, self.quant_config(model_config))
+        model_config, model = self.initialize(path, draft, enforce_fusion)
         modules = {
             name: module for name, module in model.named_modules() if getattr(module, "quant_method", None) is not None
         }
@@ -138,6 +136,89 @@ class Harness:
             report["fusion_disabled_after"] = self.server_args.disable_shared_experts_fusion
         return report
 
+    def initialize(self, path: Path, draft: bool, enforce_fusion: bool = False):
+        from sglang.srt.configs.load_config import LoadConfig
+        from sglang.srt.model_loader.loader import _initialize_model
+
+        if self.is_0514:
+            self.server_args.enforce_shared_experts_fusion = enforce_fusion
+            self.server_args.disable_shared_experts_fusion = False
+        elif enforce_fusion:
+            raise SystemExit("enforce_fusion is a 0.5.14 scenario (0.5.2x reads it from the runtime context)")
+        model_config = self.model_config(path, draft)
+        load_config = LoadConfig(load_format="dummy")
+        return model_config, _initialize_model(model_config, load_config, self.quant_config(model_config))
+
+    def load(self, path: Path, draft: bool, post_load: bool = True) -> dict:
+        """What DefaultModelLoader does once model.load_weights has read the checkpoint
+        (``post_load=False``: the build only, e.g. block FP8, whose CPU kernels need AMX)."""
+        from sglang.srt.model_loader.loader import _post_load_weights
+        from sglang.srt.models import deepseek_v2
+
+        deepseek_v2._is_gfx95_supported = True  # only _detect_gfx95_quant_format reads it
+        try:
+            _, model = self.initialize(path, draft)
+        finally:
+            deepseek_v2._is_gfx95_supported = False
+        layers = {name: m for name, m in model.named_modules() if hasattr(m, "_detect_gfx95_quant_format")}
+        report = {"gfx95_quant_format_at_init": {name: layer._gfx95_quant_format for name, layer in layers.items()}}
+        if not post_load:
+            return report
+        checkpoint = _read_kv_b_proj(model)
+        try:
+            _post_load_weights(model)
+            for name, module in model.named_modules():
+                # the MXFP4 MoE's own step shuffles with aiter (no CPU build): attention only
+                if ".self_attn." in name and getattr(module, "quant_method", None) is not None:
+                    module.quant_method.process_weights_after_loading(module)
+        except Exception as error:  # the pristine tree's failure, reported for the test to show
+            return {**report, "error": f"{type(error).__name__}: {error}"}
+        modules = dict(model.named_modules())
+        return {
+            **report,
+            "absorbed_error": {name: _absorbed_error(modules[name], dequantized) for name, dequantized in checkpoint.items()},
+            "gfx95_quant_format": {name: _resolved_quant_format(layer) for name, layer in layers.items()},
+        }
+
+
+def _read_kv_b_proj(model) -> dict:
+    """Stands in for model.load_weights on every kv_b_proj: checkpoint-like FP8 values (or bf16
+    where the export excludes it) with positive per-channel scales; returns the dequantized
+    weights by attention module."""
+    import torch
+
+    checkpoint = {}
+    for name, module in model.named_modules():
+        if name.endswith("self_attn.kv_b_proj"):
+            generator = torch.Generator().manual_seed(len(checkpoint))
+            module.weight.data.copy_(torch.randn(module.weight.shape, generator=generator).to(module.weight.dtype))
+            dequantized = module.weight.data.float()
+            if hasattr(module, "weight_scale"):
+                module.weight_scale.data.copy_(torch.rand(module.weight_scale.shape, generator=generator) + 0.5)
+                dequantized = dequantized * module.weight_scale.data.reshape(-1, 1)
+            checkpoint[name.removesuffix(".kv_b_proj")] = dequantized
+    return checkpoint
+
+
+def _absorbed_error(attn, dequantized) -> float:
+    """Largest error of w_kc/w_vc (bmm operands, times the per-tensor w_scale) against the
+    checkpoint's dequantized kv_b_proj, relative to its largest value."""
+    import torch
+
+    w_kc = attn.w_kc.float()  # [heads, qk_nope, kv_lora]
+    w_vc = attn.w_vc.transpose(1, 2).float()  # stored [heads, kv_lora, v]
+    absorbed = torch.cat([w_kc, w_vc], dim=1).flatten(0, 1)
+    if attn.w_scale is not None:  # a tensor for FP8, the float 1.0 otherwise
+        absorbed = absorbed * torch.as_tensor(attn.w_scale, dtype=torch.float32)
+    return float((absorbed - dequantized).abs().max() / dequantized.abs().max())
+
+
+def _resolved_quant_format(layer) -> str:
+    """The format the layer's forward passes to prepare_attn (0.5.14 reads the attribute set at
+    __init__; the backport resolves a pending one after loading)."""
+    resolve = getattr(layer, "_resolve_gfx95_quant_format", None)
+    return resolve() if resolve else layer._gfx95_quant_format
+
 
 def run(harness: Harness, scenario: dict) -> dict:
     kind, layers = scenario["kind"], scenario["layers"]
@@ -147,6 +228,14 @@ def run(harness: Harness, scenario: dict) -> dict:
         return harness.build(
             path, draft=scenario["role"] == "draft", enforce_fusion=scenario.get("enforce_fusion", False)
         )
+    if kind == "load":
+        config = CONFIGS[scenario.get("arch", "glm")](layers, **scenario.get("options", {}))
+        path = harness.write_model(f"load-{len(list(harness.root.iterdir()))}", config)
+        harness.server_args.quantization = config["quantization_config"]["quant_method"]
+        try:
+            return harness.load(path, draft=scenario["role"] == "draft", post_load=scenario.get("post_load", True))
+        finally:
+            harness.server_args.quantization = "quark"
     if kind == "mapper":
         config = CONFIGS[scenario.get("arch", "glm")](layers)
         config["quantization_config"]["exclude"] = scenario["names"]
