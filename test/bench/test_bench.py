@@ -73,6 +73,26 @@ def sweep(capsys, url, model, out, *extra):
     )
 
 
+@pytest.mark.parametrize(
+    "lengths, message",
+    [
+        (("--input-len", "9000"), "The input (9000 tokens) is longer than the model's context length (8192 tokens)"),
+        (("--output-len", "9000"), "Requested token count exceeds the model's maximum context length of 8192"),
+    ],
+    ids=["prompt", "prompt+output"],
+)
+def test_a_workload_the_server_refuses_ends_before_the_first_step(capsys, server, model, tmp_path, lengths, message):
+    """sglang's own 400 (8k context), quoted with the flags to change; nothing measured."""
+    rc, _, err = sweep(capsys, server.url, model, tmp_path / "sweep", *lengths, "--rates", "1,2", "--step-seconds", "5")
+    assert rc == 2 and message in err and "--input-len / --output-len" in err and "Traceback" not in err
+    assert not (tmp_path / "sweep" / "summary.json").exists()
+    rc, _, err = run_cli(
+        capsys, "bench", "single", "--url", server.url, "--tokenizer", str(model), "--input-len", "300",
+        "--output-len", "24", *lengths, "--runs", "3", "--out", str(tmp_path / "single"),
+    )  # fmt: skip
+    assert rc == 2 and message in err and not (tmp_path / "single" / "summary.json").exists()
+
+
 def test_sweep_counts_tokens_exactly_and_measures_the_hit_rate(capsys, server, model, tmp_path):
     rc, out, err = sweep(
         capsys,

@@ -115,12 +115,33 @@ def test_wrong_shaped_events_are_recorded_failures_not_success(capsys, fault, to
 
 
 def test_every_request_failing_exits_non_zero(capsys, fault, tokenizer, tmp_path):
-    server = fault(status=500)
+    server = fault(status=500, healthy_first=1)
     rc, _, err = run_cli(
         capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert rc == 1 and summary["steps"][0]["failures"] == {"http 500": summary["steps"][0]["requests"]}
+
+
+def test_refusals_mid_run_end_the_step_and_stop_the_sweep(capsys, fault, tokenizer, tmp_path):
+    """The preflight request passes, then the server refuses (HTTP 400) everything: the first
+    step ends after --fail-after refusals and no later step runs; bench single stops at the
+    first refusal instead of repeating it."""
+    server = fault(status=400, healthy_first=1, error_message="max_tokens is too large")
+    rc, _, err = run_cli(
+        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path / "s"),
+        *QUICK, "--rates", "8,16", "--step-seconds", "30", "--fail-after", "3",
+    )  # fmt: skip
+    steps = json.loads((tmp_path / "s/summary.json").read_text())["steps"]
+    assert rc == 1 and "the sweep stopped: 3 requests refused in a row" in err and "max_tokens is too large" in err
+    assert len(steps) == 1 and steps[0]["refused"] and steps[0]["aborted"].startswith("3 requests refused")
+    server = fault(status=400, healthy_first=1)
+    rc, _, _ = run_cli(
+        capsys, "bench", "single", "--url", server.url, "--tokenizer", str(tokenizer), "--input-len", "40",
+        "--output-len", "4", "--runs", "5", "--out", str(tmp_path / "one"),
+    )  # fmt: skip
+    runs = json.loads((tmp_path / "one/summary.json").read_text())["runs"]
+    assert rc == 1 and len(runs) == 1 and runs[0]["error"].startswith("http 400")
 
 
 def test_no_knee_fails_only_when_asked(capsys, fault, tokenizer, tmp_path):
@@ -153,11 +174,11 @@ def test_no_knee_fails_only_when_asked(capsys, fault, tokenizer, tmp_path):
         ("keyed", (), "the server wants a key"),
     ],
 )
-def test_bad_setups_fail_in_seconds_before_measuring(capsys, fault, tokenizer, tmp_path, setup, argv, message):
+def test_bad_setups_fail_before_measuring(capsys, fault, tokenizer, tmp_path, setup, argv, message):
+    """No summary.json: nothing was measured (no wall-clock bound: a quick sweep is as short)."""
     from support.tiny_llm import free_port
 
     url = f"http://127.0.0.1:{free_port()}" if setup == "dead" else fault(key="k" if setup == "keyed" else None).url
-    started = time.monotonic()
     rc, _, err = run_cli(
         capsys,
         "bench",
@@ -171,7 +192,7 @@ def test_bad_setups_fail_in_seconds_before_measuring(capsys, fault, tokenizer, t
         *QUICK,
         *argv,
     )
-    assert rc == 2 and message in err and "Traceback" not in err and time.monotonic() - started < 15
+    assert rc == 2 and message in err and "Traceback" not in err
     assert not (tmp_path / "o" / "summary.json").exists()
 
 

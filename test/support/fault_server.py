@@ -21,6 +21,8 @@ class Faults:
     models: list[str] = field(default_factory=lambda: ["fault-model"])
     events: list[str] | None = None  # SSE data lines for every completion (default: a good 4-token stream)
     status: int = 200  # completions answer this (with an error body when >= 400)
+    healthy_first: int = 0  # ...after answering this many normally (the bench's preflight request)
+    error_message: str = "injected failure"
     stream_seconds: float = 0.0  # sleep this long before the first event (a request that hangs)
     metrics: str | Callable[[], str] = "# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 0\n"
     metrics_type: str = "text/plain"
@@ -36,7 +38,7 @@ def good_events(tokens: int = 4, prompt: int = 10) -> list[str]:
 
 class FaultServer:
     def __init__(self, faults: Faults):
-        self.faults, self.port = faults, free_port()
+        self.faults, self.port, self.completions = faults, free_port(), 0
         self.url = f"http://127.0.0.1:{self.port}"
         self.loop: asyncio.AbstractEventLoop | None = None
         ready = threading.Event()
@@ -89,8 +91,9 @@ class FaultServer:
         denied = self._denied(request)
         if denied:
             return denied
-        if self.faults.status >= 400:
-            return web.json_response({"error": {"message": "injected failure"}}, status=self.faults.status)
+        self.completions += 1
+        if self.faults.status >= 400 and self.completions > self.faults.healthy_first:
+            return web.json_response({"error": {"message": self.faults.error_message}}, status=self.faults.status)
         body = await request.json()
         if not body.get("stream"):  # lm-eval's requests: one JSON answer
             await asyncio.sleep(self.faults.stream_seconds)

@@ -44,13 +44,14 @@ class Step:
     drain_s: float
     pattern: str = "poisson"
     seed: int = 0
-    fail_after: int = 20  # consecutive connection failures that end the step
+    fail_after: int = 20  # consecutive connection failures, or refusals (HTTP 4xx), that end the step
 
 
 @dataclass
 class StepRun:
     records: list[Record] = field(default_factory=list)
     aborted: str | None = None  # why the step ended early (not the user)
+    refused: bool = False  # ended by refusals: every later step would be refused too
     t0: float = 0.0
     end_s: float = 0.0  # the arrivals' end, from t0
     last_done_s: float | None = None  # when the last request finished, from t0
@@ -59,18 +60,28 @@ class StepRun:
 
 
 class _Watch:
-    """Consecutive connection failures: the server is gone, so the step stops."""
+    """Consecutive connection failures (the server is gone) or refusals (HTTP 4xx: the server
+    will not take these requests): the step stops."""
 
     def __init__(self, run: StepRun, limit: int, abort: asyncio.Event):
-        self.run, self.limit, self.abort, self.streak = run, limit, abort, 0
+        self.run, self.limit, self.abort = run, limit, abort
+        self.failed = self.refused = 0
 
     def done(self, record: Record) -> None:
         now = time.perf_counter() - self.run.t0
         self.run.last_done_s = max(self.run.last_done_s or 0.0, now)
-        self.streak = self.streak + 1 if (record.error or "").startswith("connection") else 0
-        if self.limit and self.streak >= self.limit and not self.abort.is_set():
-            self.run.aborted = f"{self.streak} connection failures in a row: {record.error}"
-            self.abort.set()
+        self.failed = self.failed + 1 if (record.error or "").startswith("connection") else 0
+        self.refused = self.refused + 1 if record.status is not None and 400 <= record.status < 500 else 0
+        if not self.limit or self.abort.is_set():
+            return
+        if self.failed >= self.limit:
+            self.run.aborted = f"{self.failed} connection failures in a row: {record.error}"
+        elif self.refused >= self.limit:
+            self.run.aborted = f"{self.refused} requests refused in a row: {record.error}"
+            self.run.refused = True
+        else:
+            return
+        self.abort.set()
 
 
 async def run_step(

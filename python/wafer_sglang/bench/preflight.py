@@ -3,6 +3,7 @@ folder or missing extra costs seconds, not a 30–60 minute sweep that then exit
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import tempfile
@@ -63,6 +64,41 @@ async def served_models(client: aiohttp.ClientSession, endpoint: Endpoint) -> li
         return [str(m["id"]) for m in json.loads(body)["data"]]
     except (ValueError, KeyError, TypeError):
         raise WaferError(f"{url} did not answer an OpenAI model list: {body[:200]!r}") from None
+
+
+async def check_largest(client: aiohttp.ClientSession, endpoint: Endpoint, prompt, output_len: int) -> None:
+    """Send the run's largest request and hang up once the server answers its status: one that
+    refuses it (context overflow, a parameter it rejects) would refuse every step of the run.
+    sglang and vLLM validate a request before they start its stream; closing the connection
+    then aborts it, so no prefill is spent."""
+    import aiohttp
+
+    url, body = endpoint.request(prompt.text, output_len)
+    asked = f"the run's largest request ({prompt.tokens} prompt + {output_len} output tokens)"
+    try:
+        async with asyncio.timeout(endpoint.timeout_s):
+            async with client.post(url, json=body, headers=dict(endpoint.headers)) as response:
+                if response.status < 400:
+                    return
+                status, detail = response.status, _server_message((await response.read()).decode(errors="replace"))
+    except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+        raise WaferError(f"{url}: {asked} failed before anything was measured ({type(exc).__name__}: {exc})") from None
+    raise WaferError(
+        f"the server {'refuses' if status < 500 else 'fails'} {asked} before anything is measured: "
+        f"HTTP {status}: {detail}. Shorten the requests (--input-len / --output-len, or a dataset of "
+        "shorter conversations) or serve a longer context (sglang --context-length)"
+    )
+
+
+def _server_message(body: str) -> str:
+    """An OpenAI error body's message (sglang, vLLM: {"message": ...} or {"error": {"message": ...}})."""
+    try:
+        data = json.loads(body)
+        error = data.get("error", data) if isinstance(data, dict) else None
+        message = error.get("message") if isinstance(error, dict) else None
+    except ValueError:
+        message = None
+    return str(message or body.strip())[:500]
 
 
 def choose_model(requested: str | None, served: list[str], url: str) -> str:

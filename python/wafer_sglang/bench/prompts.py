@@ -132,6 +132,10 @@ class SweepPrompts:
         text, tokens = self.builder.build(prefix + suffix)
         return Prompt(text, tokens, len(prefix), group)
 
+    def largest(self) -> Prompt:
+        """A prompt as long as any the run sends, sharing no prefix with them (the preflight's)."""
+        return unique_prompt(self.builder, self.input_len, f"{self.run_nonce}/largest")
+
     def primer(self, group: int) -> Prompt:
         """The group's prefix plus a nonce: sent before measuring so the prefix is cached."""
         ids = self.prefixes[group] + self.builder.nonce(f"{self.run_nonce}/primer/{group}")
@@ -160,6 +164,11 @@ class ShareGPTPrompts:
 
     def make(self, index: int, group: int | None = None) -> Prompt:
         text, tokens, output_len = self.pairs[index % len(self.pairs)]
+        return Prompt(text, tokens, 0, -1, output_len)
+
+    def largest(self) -> Prompt:
+        """The conversation that asks for the most tokens in all (prompt + reply)."""
+        text, tokens, output_len = max(self.pairs, key=lambda pair: pair[1] + pair[2])
         return Prompt(text, tokens, 0, -1, output_len)
 
     def primer(self, group: int) -> Prompt:

@@ -291,6 +291,8 @@ async def sweep(options: SweepOptions, command: str) -> dict:
         tokenizer = load_tokenizer(options.tokenizer or endpoint.model)
         prompts = _prompts(options, tokenizer)
         server = await server_info(client, endpoint)
+        largest = prompts.largest()
+        await preflight.check_largest(client, endpoint, largest, largest.output_len or options.output_len)
         metrics_urls = options.metrics_urls or [endpoint.url]
         print(
             f"bench sweep: {endpoint.model} at {endpoint.url}; "
@@ -309,6 +311,9 @@ async def sweep(options: SweepOptions, command: str) -> dict:
                 state.steps.append(stats)
                 state.write(endpoint, server, tokenizer)
                 live.say(_step_line(number, options, stats))
+                if stats["refused"]:
+                    live.say(f"stopping: the server refuses this workload ({stats['aborted']})")
+                    break
     return state.write(endpoint, server, tokenizer)
 
 
@@ -431,6 +436,8 @@ async def single(options: SingleOptions, command: str) -> dict:
         builder = PromptBuilder(tokenizer, options.seed)
         run_nonce = f"{time.time_ns()}-{options.seed}"
         server = await server_info(client, endpoint)
+        largest = unique_prompt(builder, options.input_len, f"{run_nonce}/largest")
+        await preflight.check_largest(client, endpoint, largest, options.output_len)
         for index in range(options.runs):
             if stop.is_set():
                 break
@@ -451,6 +458,8 @@ async def single(options: SingleOptions, command: str) -> dict:
                 file=sys.stderr,
                 flush=True,
             )
+            if record.status is not None and 400 <= record.status < 500:
+                break  # refused: the same request again would be refused again
     summary = _single_summary(options, endpoint, server, tokenizer, started, command, records, stop.signal)
     _write_single(options, summary, records)
     return summary

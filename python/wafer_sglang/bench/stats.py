@@ -60,6 +60,7 @@ def step_stats(run, step, target_hit: float | None, server_hit: float | None, re
         "success_rate": len(ok) / len(measured) if measured else None,
         "failures": dict(Counter(error_kind(r.error) for r in measured if not r.ok)),
         "aborted": run.aborted,
+        "refused": run.refused,
         "drain_s": (run.last_done_s - run.end_s)
         if run.last_done_s is not None and run.last_done_s > run.end_s
         else 0.0,

@@ -159,7 +159,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--fail-after",
         type=_count,
         default=20,
-        help="end a step after this many connection failures in a row (default %(default)s)",
+        help="end a step after this many connection failures, or refusals (HTTP 4xx), in a row; refusals "
+        "also stop the sweep (default %(default)s)",
     )
     p.add_argument(
         "--metrics-url",
@@ -286,6 +287,10 @@ def cmd_sweep(args) -> int:
     )
     if any(s.get("interrupted") for s in summary["steps"]):
         return _interrupted_exit(summary)
+    refused = [s for s in summary["steps"] if s.get("refused")]
+    if refused:
+        print(f"error: the sweep stopped: {refused[0]['aborted']}", file=sys.stderr)
+        return 1
     dead = [s for s in summary["steps"] if s["requests"] and not s["succeeded"]]
     if dead:
         print(f"error: {len(dead)} step(s) had no successful request", file=sys.stderr)
