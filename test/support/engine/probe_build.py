@@ -176,7 +176,7 @@ class Harness:
         modules = dict(model.named_modules())
         return {
             **report,
-            "absorbed_error": {name: _absorbed_error(modules[name], dequantized) for name, dequantized in checkpoint.items()},
+            "absorbed_error": {name: _absorbed_error(modules[name], weight) for name, weight in checkpoint.items()},
             "gfx95_quant_format": {name: _resolved_quant_format(layer) for name, layer in layers.items()},
         }
 
