@@ -223,11 +223,13 @@ def test_closed_loop_compare_and_pareto(capsys, server, model, tmp_path):
         "0.5",
         "--drain-seconds",
         "20",
-        "--gpus",
-        "1",
     )
     summary = json.loads((tmp_path / "closed/summary.json").read_text())
     assert rc == 0 and [s["concurrency"] for s in summary["steps"]] == [1, 4] and summary["knee"]["concurrency"] == 4
+    # no --gpus: sglang's server info says tp 1 x dp 1; its api_key (in that answer) is never kept
+    assert summary["workload"]["gpus"] == 1 and summary["workload"]["gpus_from"] == "the server's /get_server_info"
+    assert summary["run"]["server"]["info"]["/get_server_info"]["tp_size"] == 1
+    assert not [p.name for p in (tmp_path / "closed").iterdir() if server.api_key.encode() in p.read_bytes()]
     exported = [json.loads(line) for line in (tmp_path / "closed/bench_serving.jsonl").read_text().splitlines()]
     assert [e["max_concurrency"] for e in exported] == [1, 4] and exported[1]["concurrency"] > 0
     # never more than 4 in flight (bench_serving's figures cannot say: its mean users busy counts

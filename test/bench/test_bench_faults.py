@@ -144,6 +144,21 @@ def test_refusals_mid_run_end_the_step_and_stop_the_sweep(capsys, fault, tokeniz
     assert rc == 1 and len(runs) == 1 and runs[0]["error"].startswith("http 400")
 
 
+def test_an_earlier_run_in_out_is_kept_unless_forced(capsys, fault, tokenizer, tmp_path):
+    server = fault()
+    args = ("bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK)
+    rc, _, err = run_cli(capsys, *args)
+    workload = json.loads((tmp_path / "summary.json").read_text())["workload"]
+    assert rc == 0 and "per-GPU figures assume 8 (--gpus N)" in err  # a server that does not say
+    assert workload["gpus"] == 8 and workload["gpus_from"].startswith("assumed")
+    first = _files(tmp_path)
+    rc, _, err = run_cli(capsys, *args)
+    assert rc == 2 and "holds a run already (summary.json, requests.jsonl)" in err and "--force" in err
+    assert _files(tmp_path) == first
+    assert run_cli(capsys, *args, "--force")[0] == 0
+    assert _files(tmp_path)["summary.json"] != first["summary.json"]
+
+
 def test_no_knee_fails_only_when_asked(capsys, fault, tokenizer, tmp_path):
     server = fault(stream_seconds=0.4)
     args = (
@@ -161,7 +176,7 @@ def test_no_knee_fails_only_when_asked(capsys, fault, tokenizer, tmp_path):
     )
     rc, out, _ = run_cli(capsys, *args)
     assert rc == 0 and "knee: none; 4 rps failed: TTFT p95" in out
-    rc, _, _ = run_cli(capsys, *args, "--fail-on-no-knee")
+    rc, _, _ = run_cli(capsys, *args, "--fail-on-no-knee", "--force")
     assert rc == 1
 
 
@@ -258,6 +273,7 @@ def test_credentials_reach_every_call_and_no_output(capsys, fault, tokenizer, tm
         *QUICK,
         "--api-key",
         secret,
+        "--force",
     )
     assert rc == 0 and not [name for name, text in _files(tmp_path).items() if secret in text]
 

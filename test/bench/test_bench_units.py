@@ -292,3 +292,15 @@ def test_a_missing_bench_extra_is_named_not_an_internal_error(tmp_path, command)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "the [bench] extra" in proc.stderr and "aiohttp" in proc.stderr, proc.stderr
     assert "internal error" not in proc.stderr and not (tmp_path / "out").exists()
+
+
+def test_gpus_serving_follows_sglangs_parallelism():
+    from wafer_sglang.bench.run import gpus_serving
+
+    def info(**args):
+        return {"/get_server_info": args}
+
+    assert gpus_serving(info(tp_size=8, dp_size=1, pp_size=1)) == 8
+    assert gpus_serving(info(tp_size=4, dp_size=2, pp_size=2)) == 16
+    assert gpus_serving(info(tp_size=8, dp_size=8, enable_dp_attention=True)) == 8  # DP ranks inside the TP group
+    assert gpus_serving({"/props": {"n_ctx": 8192}}) is None and gpus_serving(info(tp_size="x")) is None

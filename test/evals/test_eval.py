@@ -328,6 +328,15 @@ def test_comparison_on_the_reference_run():
     assert not compare(Score(0.9217, 0.027, 396), Score(0.80, 0.029, 396)).within_noise  # 0.122 > 1.96 * 0.0396
 
 
+def test_the_gate_fails_where_neither_side_scores_no_signal():
+    """Both at 0 (a wrong prompt format, a broken server pair) is no evidence of equal quality."""
+    zero = Score(0.0, 0.0, 200)
+    c = compare(zero, zero, gate=Gate(0.02, 1.0))
+    assert c.no_signal and not c.gate_passed
+    assert not compare(Score(0.2, 0.03, 198), Score(0.22, 0.03, 198), gate=Gate(0.02, 1.0, floor=0.25)).gate_passed
+    assert compare(zero, Score(0.5, 0.03, 200), gate=Gate(0.02, 1.0)).gate_passed  # the candidate has signal
+
+
 # -- acceptance ----------------------------------------------------------------------------------
 
 

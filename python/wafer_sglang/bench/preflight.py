@@ -33,8 +33,17 @@ def check_extras() -> None:
         )
 
 
-def check_out(out: Path) -> None:
-    """The output folder exists or can be made, and takes a file — before measuring."""
+RUN_FILES = ("summary.json", "requests.jsonl")
+
+
+def check_out(out: Path, force: bool = False) -> None:
+    """The output folder holds no earlier run (unless ``force``), exists or can be made, and takes
+    a file — before measuring."""
+    earlier = [name for name in RUN_FILES if (out / name).exists()]
+    if earlier and not force:
+        raise WaferError(
+            f"--out {out} holds a run already ({', '.join(earlier)}): choose a new folder, or --force to write over it"
+        )
     try:
         out.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=out, prefix=".wafer-write-check-"):

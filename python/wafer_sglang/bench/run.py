@@ -53,14 +53,20 @@ class SweepOptions:
     keepalive: bool = False
     slo: Slo = field(default_factory=Slo)
     price: tuple[float, str] | None = None
-    gpus: int = 8
+    gpus: int | None = None  # None: from the server's info (sglang), else ASSUMED_GPUS
     dataset: Path | None = None  # ShareGPT JSON instead of the synthetic shared-prefix prompts
     metrics_urls: list[str] = field(default_factory=list)  # default: the server's own
     fail_after: int = 20
 
 
+ASSUMED_GPUS = 8  # one MI355X node
+PARALLEL_KEYS = ("tp_size", "dp_size", "pp_size", "enable_dp_attention")
+SECRET_WORDS = ("key", "token", "secret", "password")  # sglang's server info holds api_key / admin_api_key
+
+
 async def server_info(client: aiohttp.ClientSession, endpoint: Endpoint) -> dict:
-    """Whatever the server says about itself (sglang, vLLM, llama.cpp endpoints), best effort."""
+    """Whatever the server says about itself (sglang, vLLM, llama.cpp endpoints), best effort:
+    the first 20 fields of each answer and sglang's parallelism, never a field named like a secret."""
     info = {}
     for path in ("/v1/models", "/get_server_info", "/version", "/props"):
         try:
@@ -72,8 +78,25 @@ async def server_info(client: aiohttp.ClientSession, endpoint: Endpoint) -> dict
                 body = await response.json()
         except (aiohttp.ClientError, TimeoutError, OSError, ValueError):
             continue
-        info[path] = {k: body[k] for k in list(body)[:20]} if isinstance(body, dict) else body
+        if isinstance(body, dict):
+            public = [k for k in body if not any(word in k.lower() for word in SECRET_WORDS)]
+            info[path] = {k: body[k] for k in public[:20] + [k for k in PARALLEL_KEYS if k in body]}
+        else:
+            info[path] = body
     return info
+
+
+def gpus_serving(info: dict) -> int | None:
+    """GPUs behind the endpoint, from sglang's server info: tp x pp, times dp unless DP attention
+    splits the TP group (then dp ranks share its GPUs)."""
+    args = info.get("/get_server_info") or {}
+    try:
+        tp, pp, dp = (int(args.get(k) or 1) for k in ("tp_size", "pp_size", "dp_size"))
+    except (TypeError, ValueError):
+        return None
+    if "tp_size" not in args:
+        return None
+    return tp * pp * (1 if args.get("enable_dp_attention") else dp)
 
 
 async def connect(client: aiohttp.ClientSession, endpoint: Endpoint) -> Endpoint:
@@ -216,6 +239,18 @@ class _Sweep:
         self.records: list[Record] = []
         self.steps: list[dict] = []
         self.exports: list[dict] = []
+        self.gpus_from = "--gpus"
+
+    def count_gpus(self, server: dict) -> None:
+        """--gpus, else what sglang says serves it, else ASSUMED_GPUS (said, and recorded)."""
+        if self.options.gpus is not None:
+            return
+        found = gpus_serving(server)
+        self.gpus_from = "the server's /get_server_info" if found else "assumed: the server does not say"
+        if not found:
+            say = "the server does not say how many GPUs serve it: per-GPU figures assume"
+            print(f"bench sweep: {say} {ASSUMED_GPUS} (--gpus N)", file=sys.stderr)
+        self.options = dataclasses.replace(self.options, gpus=found or ASSUMED_GPUS)
 
     def workload(self) -> dict:
         o = self.options
@@ -237,6 +272,8 @@ class _Sweep:
             "step_seconds": o.step_seconds,
             "warmup_seconds": o.warmup_seconds,
             "drain_seconds": o.drain_seconds,
+            "gpus": o.gpus,
+            "gpus_from": self.gpus_from,
         }
 
     def summary(self, endpoint, server, tokenizer) -> dict:
@@ -291,6 +328,8 @@ async def sweep(options: SweepOptions, command: str) -> dict:
         tokenizer = load_tokenizer(options.tokenizer or endpoint.model)
         prompts = _prompts(options, tokenizer)
         server = await server_info(client, endpoint)
+        state.count_gpus(server)
+        options = state.options
         largest = prompts.largest()
         await preflight.check_largest(client, endpoint, largest, largest.output_len or options.output_len)
         metrics_urls = options.metrics_urls or [endpoint.url]

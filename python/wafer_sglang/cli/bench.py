@@ -89,7 +89,10 @@ def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None
         "--timeout", type=_positive, default=600.0, help="per-request timeout, seconds (default %(default)s)"
     )
     p.add_argument("--seed", type=int, default=0, help="arrivals, prefix groups and prompts (default %(default)s)")
-    p.add_argument("--out", type=Path, required=True, help="output folder (checked writable before measuring)")
+    p.add_argument(
+        "--out", type=Path, required=True, help="output folder: new, or without a run in it (checked before measuring)"
+    )
+    p.add_argument("--force", action="store_true", help="write over the run already in --out")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -172,7 +175,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu-hourly-usd", type=_positive, help="$/GPU-hour for cost per million tokens")
     p.add_argument("--price-tier", help="TIER/GPU from the shipped, dated price table (e.g. rental/MI355X)")
     p.add_argument(
-        "--gpus", type=_count, default=8, help="GPUs serving (per-GPU figures and cost) (default %(default)s)"
+        "--gpus",
+        type=_count,
+        help="GPUs serving (per-GPU figures and cost) (default: tp x dp x pp from sglang's server info, else 8)",
     )
     p.set_defaults(func=cmd_sweep)
     p = bsub.add_parser("single", help="single-stream speed, Artificial Analysis style (10k in / 1.5k out)")
@@ -220,7 +225,7 @@ def _ready(args) -> None:
     from wafer_sglang.bench import preflight
 
     preflight.check_extras()
-    preflight.check_out(args.out)
+    preflight.check_out(args.out, args.force)
 
 
 def _extras() -> None:

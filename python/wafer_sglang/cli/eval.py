@@ -70,6 +70,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--gate-sigmas", type=float, default=1.0, help="stderrs of slack the gate allows beyond DROP")
     p.add_argument(
+        "--gate-floor",
+        type=float,
+        default=0.0,
+        metavar="SCORE",
+        help="the gate also fails a task where neither side scores above this: no signal (default %(default)s)",
+    )
+    p.add_argument(
         "--api-key", help="bearer token for both endpoints (default: $OPENAI_API_KEY); never written to any output"
     )
     p.add_argument(
@@ -108,7 +115,7 @@ def cmd_eval(args) -> int:
             )
             for role in ROLES
         }
-    gate = Gate(args.gate_threshold, args.gate_sigmas) if args.gate_threshold is not None else None
+    gate = Gate(args.gate_threshold, args.gate_sigmas, args.gate_floor) if args.gate_threshold is not None else None
     opts = Options(
         endpoints,
         tasks,

@@ -50,7 +50,11 @@ def build(opts: Options, runs: dict[str, dict[str, TaskRun]], data: dict[str, di
         "settings": {**opts.settings.__dict__, "seeds_override": opts.seeds, "z": opts.z},
         "data": data,
         "gate": (
-            {**opts.gate.__dict__, "rule": "fail if delta < -(threshold + sigmas * stderr_delta)", "passed": all(gated)}
+            {
+                **opts.gate.__dict__,
+                "rule": "fail if delta < -(threshold + sigmas * stderr_delta), or neither side > floor",
+                "passed": all(gated),
+            }
             if opts.gate
             else None
         ),
@@ -75,6 +79,8 @@ def _verdicts(c: dict) -> tuple[str, str]:
     noise = f"{'yes' if c['within_noise'] else 'no'} (\u00b1{_num(band)} = {c['z']:g}\u00b7se)"
     if c["gate_passed"] is None:
         return noise, ""
+    if c.get("no_signal"):
+        return noise, "FAIL (no signal: neither side above the floor)"
     return noise, f"{'pass' if c['gate_passed'] else 'FAIL'} (limit {_delta(c['gate_limit'])})"
 
 
@@ -113,7 +119,8 @@ def markdown(report: dict) -> str:
         lines += [
             "",
             f"**Gate: {'PASSED' if gate['passed'] else 'FAILED'}** \u2014 a task fails when "
-            f"\u0394 < \u2212({gate['threshold']:g} + {gate['sigmas']:g} \u00b7 stderr of \u0394).",
+            f"\u0394 < \u2212({gate['threshold']:g} + {gate['sigmas']:g} \u00b7 stderr of \u0394), or when neither "
+            f"side scores above {gate.get('floor', 0.0):g} (no signal).",
         ]
     lines += [
         "",

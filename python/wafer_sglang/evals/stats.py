@@ -34,6 +34,7 @@ def score(values) -> Score:
 class Gate:
     threshold: float
     sigmas: float
+    floor: float = 0.0  # a task where neither side scores above it gives no signal: it fails
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class Comparison:
     within_noise: bool
     gate_limit: float | None = None  # the lowest delta the gate accepts
     gate_passed: bool | None = None
+    no_signal: bool | None = None  # neither side above the gate's floor (both at 0: a broken setup)
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -59,4 +61,6 @@ def compare(baseline: Score, candidate: Score, *, z: float = 1.96, gate: Gate | 
     if gate is None:
         return Comparison(baseline, candidate, delta, stderr, z, within)
     limit = -(gate.threshold + gate.sigmas * stderr)
-    return Comparison(baseline, candidate, delta, stderr, z, within, limit, delta >= limit - 1e-12)
+    no_signal = max(baseline.mean, candidate.mean) <= gate.floor
+    passed = delta >= limit - 1e-12 and not no_signal
+    return Comparison(baseline, candidate, delta, stderr, z, within, limit, passed, no_signal)
