@@ -12,8 +12,8 @@ import uuid
 
 import pytest
 import requests
-from conftest import BASES
 from support import engine_env, served_engine
+from support.common import BASES
 from support.engine_harness import variants
 from support.served_engine import Server
 
@@ -151,6 +151,18 @@ def test_the_api_key_never_reaches_the_servers_log(server, upstream, variant):
     log = served.log.read_text()
     assert "server_args=" in log  # the line that carried the key is there
     assert served.api_key not in log
+
+
+@pytest.mark.parametrize("variant", variants())
+def test_the_server_info_keeps_the_api_key_to_itself(server, upstream, variant):
+    """0.5.14/0010, 0.5.23/0005: any key holder may read /server_info (the router polls it);
+    with --admin-api-key set, the admin key in it is not theirs."""
+    served = upstream if variant == "pristine" else server
+    for path in ("/server_info", "/get_server_info"):
+        response = requests.get(served.url + path, headers=served.headers, timeout=60)
+        assert response.status_code == 200 and response.json()["tp_size"] == 1, path  # the server info
+        assert served.api_key not in response.text, f"{path} answers the API key"
+    assert requests.get(served.url + "/server_info", timeout=60).status_code == 401  # and it is keyed
 
 
 def test_the_installed_fork_reports_its_base_and_patches(server):
