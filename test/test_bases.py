@@ -7,7 +7,7 @@ import json
 import subprocess
 
 import pytest
-from conftest import BASES, LTS, ROOT, run_cli
+from support.common import BASES, LTS, ROOT, run_cli
 
 from wafer_sglang import bases
 from wafer_sglang.checkpoint.rules import rules_for

@@ -17,8 +17,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import LTS, ROOT, run_cli
 from support import served_engine
+from support.common import LTS, ROOT, run_cli
 from support.tiny_llm import LlamaServer, make_model
 
 from wafer_sglang.bench.prompts import NONCE_TOKENS

@@ -1,4 +1,4 @@
-"""The benchmark against servers that misbehave (test/fault_server.py): every request ends as a
+"""The benchmark against servers that misbehave (test/support/fault_server.py): every request ends as a
 success with tokens or a recorded failure, bad setups fail in seconds with a clear error before
 anything is measured, credentials reach every call and no output, Ctrl-C does not wait."""
 
@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from support.common import ROOT, run_cli
 from support.fault_server import Faults, FaultServer, good_events
 from support.tiny_llm import make_model
 

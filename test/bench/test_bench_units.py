@@ -7,7 +7,7 @@ import ast
 import zipfile
 
 import pytest
-from conftest import CACHE, ROOT, run_cli
+from support.common import CACHE, ROOT, run_cli
 
 from wafer_sglang.bench import endpoint, export, sse
 from wafer_sglang.bench.knee import Slo, describe, knee

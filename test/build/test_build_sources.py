@@ -8,7 +8,7 @@ import subprocess
 import zipfile
 
 import pytest
-from conftest import CACHE, ROOT
+from support.common import CACHE, ROOT
 
 from wafer_sglang.gitrun import git
 

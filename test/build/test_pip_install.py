@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from support.common import ROOT
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 

@@ -14,10 +14,10 @@ from email.parser import BytesParser
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, python_exe, run_cli
 from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+from support.common import ROOT, python_exe, run_cli
 
 from wafer_sglang import bases
 from wafer_sglang.build.metadata import DROPPED_REQUIREMENTS

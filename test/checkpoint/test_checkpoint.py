@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import BASES, run_cli
 from support import synthetic_checkpoint as sc
+from support.common import BASES, run_cli
 
 MTP = 78
 SHARED = [f"model.layers.{MTP}.mlp.shared_experts.{p}" for p in ("gate_proj", "up_proj", "down_proj")]

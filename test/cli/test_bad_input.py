@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from support.common import ROOT, run_cli
 
 
 def _files(*roots: Path) -> dict[str, bytes]:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import BASES, ROOT, run_cli
+from support.common import BASES, ROOT, run_cli
 
 from wafer_sglang.cli import conventions
 from wafer_sglang.cli.main import normalize, parser

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import BASES, LTS, run_cli
 from support import served_engine
+from support.common import BASES, LTS, run_cli
 from support.tiny_llm import free_port, make_model
 
 from wafer_sglang.evals import acceptance
@@ -448,7 +448,7 @@ def test_sigterm_stops_the_lm_eval_children(data_dir, tmp_path):
     import signal
     import time
 
-    from conftest import ROOT
+    from support.common import ROOT
     from support.fault_server import Faults, FaultServer
 
     server = FaultServer(Faults(stream_seconds=600))

@@ -6,8 +6,8 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from support import aiter_standin as standin
+from support.common import run_cli
 
 from wafer_sglang.host import doctor
 from wafer_sglang.moe.fork_rows import ROWS_FILE

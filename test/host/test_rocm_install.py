@@ -13,8 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
 from packaging.utils import canonicalize_name
+from support.common import ROOT
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 # The stack of a ROCm host per base (what the ROCm sglang images ship: triton built as `triton`).

@@ -20,9 +20,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CACHE, ROOT, needs_tool, run_cli
 from packaging.version import Version
 from support import aiter_standin
+from support.common import CACHE, ROOT, needs_tool, run_cli
 
 from wafer_sglang.compat import tomllib
 from wafer_sglang.image.builder import DIGEST, base_image, load_records

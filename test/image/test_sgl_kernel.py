@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import pytest
-from conftest import CACHE, ROOT
+from support.common import CACHE, ROOT
 
 from wafer_sglang.queue.pins import load_pins
 

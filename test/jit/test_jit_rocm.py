@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import needs_tool
+from support.common import needs_tool
 from support.engine_harness import tree, variants
 
 from wafer_sglang.jit import rocm_check as jit_rocm

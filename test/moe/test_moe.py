@@ -15,8 +15,8 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
 from support import aiter_standin as standin
+from support.common import run_cli
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.moe import lookup

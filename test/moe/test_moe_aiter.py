@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from support.common import ROOT, run_cli
 
 from wafer_sglang.image.builder import base_image
 from wafer_sglang.moe import lookup

@@ -6,7 +6,7 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from conftest import ROOT, run_cli
+from support.common import ROOT, run_cli
 from support.gitrepo import git
 
 from wafer_sglang.gitrun import out

@@ -8,7 +8,7 @@ import shutil
 import threading
 
 import pytest
-from conftest import CACHE, ROOT, run_cli
+from support.common import CACHE, ROOT, run_cli
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.queue import download

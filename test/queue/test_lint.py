@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import run_cli
+from support.common import run_cli
 
 GUARD = "0001-rocm-guard-cuda-runtime-include-in-fused-metadata-copy.patch"
 

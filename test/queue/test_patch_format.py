@@ -12,7 +12,7 @@ import re
 import subprocess
 
 import pytest
-from conftest import BASES
+from support.common import BASES
 from support.engine_harness import tree
 
 black = pytest.importorskip("black")
@@ -59,7 +59,7 @@ def reformatted_lines(text: str) -> set[int]:
 
 @pytest.mark.parametrize("base", BASES)
 def test_added_lines_pass_upstreams_black_and_isort(base):
-    from conftest import ROOT
+    from support.common import ROOT
 
     work = tree(base, "patched")
     offenders = {}

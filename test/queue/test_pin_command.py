@@ -8,7 +8,7 @@ import json
 import threading
 
 import pytest
-from conftest import run_cli
+from support.common import run_cli
 
 from wafer_sglang.compat import tomllib
 from wafer_sglang.queue.pins import load_pins

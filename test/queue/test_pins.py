@@ -1,7 +1,7 @@
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from support.common import ROOT, run_cli
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.queue.pins import load_pins, python_tag

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import BASES, ROOT, run_cli
+from support.common import BASES, ROOT, run_cli
 
 from wafer_sglang.gitrun import git, out
 from wafer_sglang.queue.series import parse_series

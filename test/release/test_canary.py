@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import BASES, ROOT, run_cli
+from support.common import BASES, ROOT, run_cli
 
 from wafer_sglang.queue.series import read_series
 

@@ -10,7 +10,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from support.common import ROOT, run_cli
 from support.gitrepo import git
 
 from wafer_sglang.queue.pins import load_pins

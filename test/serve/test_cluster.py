@@ -14,7 +14,7 @@ import time
 
 import pytest
 import yaml
-from conftest import BASES, run_cli
+from support.common import BASES, run_cli
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import cluster, k8s

@@ -6,8 +6,8 @@ import json
 import sys
 
 import pytest
-from conftest import BASES, run_cli
 from support import synthetic_checkpoint as sc
+from support.common import BASES, run_cli
 
 from wafer_sglang.serve import recipes
 

@@ -10,8 +10,8 @@ import sys
 
 import pytest
 import requests
-from conftest import LTS, ROOT
 from support import served_engine
+from support.common import LTS, ROOT
 
 pytestmark = pytest.mark.slow
 IMAGE = ROOT / "docker" / "image"

@@ -87,7 +87,7 @@ def ensure(base: str) -> Path:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(ROOT / "test"))
-    from conftest import BASES
+    from support.common import BASES
 
     for name in sys.argv[1:] or BASES:
         print(ensure(name))

@@ -18,9 +18,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from conftest import ROOT
-
 from support import engine_env
+from support.common import ROOT
 
 ENGINE = Path(__file__).resolve().parent / "engine"
 (ROOT / "build" / "tmp").mkdir(parents=True, exist_ok=True)
