@@ -270,7 +270,7 @@ def test_sharegpt_prompts_ask_for_the_replys_length(capsys, server, model, tmp_p
         for n in (5, 8, 11)
     ]
     (tmp_path / "sg.json").write_text(json.dumps(data))
-    rc, _, _ = sweep(
+    rc, _, err = sweep(
         capsys,
         server.url,
         model,
@@ -292,6 +292,10 @@ def test_sharegpt_prompts_ask_for_the_replys_length(capsys, server, model, tmp_p
     assert {r["requested_output"] for r in records} <= {5, 8, 11} and all(
         r["completion_tokens"] == r["requested_output"] for r in records
     )
+    # three conversations replayed: said per step, since the repeats are cache hits
+    (step,) = json.loads((tmp_path / "out/summary.json").read_text())["steps"]
+    reuse = f"dataset reused: {len(records)} requests so far drew on 3 conversations"
+    assert len(records) > 3 and any(c.startswith(reuse) for c in step["checks"]) and f"warning: {reuse}" in err
 
 
 def test_killed_server_mid_step_ends_the_step_fast_and_fails_the_run(capsys, llama_model, tmp_path):

@@ -405,12 +405,12 @@ def test_credentials_reach_the_model_check_lm_eval_and_metrics_and_no_output(cap
         assert rc == 2 and "it wants a key" in err
         server.faults.seen.clear()
         monkeypatch.setenv("OPENAI_API_KEY", secret)
-        rc, _, err = evaluate(
-            capsys, tmp_path / "out", server.url, server.url, data_dir, "--tasks", "gsm8k", "--limit", "2"
+        rc, _, err = evaluate(  # the OpenAI SDK's spelling of the URL, as bench takes it
+            capsys, tmp_path / "out", server.url + "/v1", server.url, data_dir, "--tasks", "gsm8k", "--limit", "2"
         )
         assert rc == 0, err
         paths = [call["path"] for call in server.faults.seen]
-        assert "/v1/completions" in paths and "/metrics" in paths
+        assert "/v1/completions" in paths and "/metrics" in paths and not any("/v1/v1" in p for p in paths)
         assert all(call["headers"].get("Authorization") == f"Bearer {secret}" for call in server.faults.seen)
         log = tmp_path / "out/runs/baseline/gsm8k/seed0/lm_eval.log"
         assert f"baseline: gsm8k seed 0: lm-eval running; log {log}" in err and "2/2 requests done" in err

@@ -54,11 +54,12 @@ class Endpoint:
         }
 
 
-def base_url(url: str) -> str:
-    """``http://host:port``, ``…/`` and ``…/v1`` (the OpenAI SDK's base URL) all mean the server."""
+def base_url(url: str, flag: str = "--url") -> str:
+    """``http://host:port``, ``…/`` and ``…/v1`` (the OpenAI SDK's base URL) all mean the server
+    (bench and eval alike)."""
     parts = urlsplit(url.strip())
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise WaferError(f"--url {url!r}: expected http(s)://host:port")
+        raise WaferError(f"{flag} {url!r}: expected http(s)://host:port")
     path = parts.path.rstrip("/")
     path = path.removesuffix("/v1")
     return f"{parts.scheme}://{parts.netloc}{path}"

@@ -418,6 +418,10 @@ async def _step(
     if options.price:
         add_costs(stats, options.price[0], options.gpus)
     state.records += run.records
+    reuse = _dataset_reuse(prompts, len(state.records))
+    if reuse:
+        stats["checks"].append(reuse)
+        live.say(f"warning: {reuse}")
     summary_run = {"server": endpoint.public()}
     state.exports.append(
         export.bench_serving_result(
@@ -425,6 +429,17 @@ async def _step(
         )
     )
     return stats
+
+
+def _dataset_reuse(prompts, drawn: int) -> str | None:
+    """A dataset smaller than the run replays its conversations, and repeats are cache hits."""
+    pairs = getattr(prompts, "pairs", None)
+    if not pairs or drawn <= len(pairs):
+        return None
+    return (
+        f"dataset reused: {drawn} requests so far drew on {len(pairs)} conversations "
+        f"({drawn / len(pairs):.1f}x); repeats hit the server's prefix cache and read faster than new prompts"
+    )
 
 
 def _step_line(number: int, options: SweepOptions, stats: dict) -> str:

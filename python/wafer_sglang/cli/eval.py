@@ -96,6 +96,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(args) -> int:
     import requests
 
+    from wafer_sglang.bench.endpoint import base_url
     from wafer_sglang.evals import lmeval, report
     from wafer_sglang.evals.run import ROLES, Endpoint, Options, evaluate, model_name
     from wafer_sglang.evals.stats import Gate
@@ -104,12 +105,13 @@ def cmd_eval(args) -> int:
     tasks = parse_tasks(args.tasks)
     lmeval.version()  # the install hint before anything else
     api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
+    urls = {role: base_url(getattr(args, role), f"--{role}") for role in ROLES}
     with requests.Session() as session:
         endpoints = {
             role: Endpoint(
                 role,
-                getattr(args, role),
-                getattr(args, f"{role}_model") or model_name(getattr(args, role), session, role, api_key),
+                urls[role],
+                getattr(args, f"{role}_model") or model_name(urls[role], session, role, api_key),
                 getattr(args, f"{role}_log"),
                 api_key,
             )

@@ -62,7 +62,7 @@ def model_name(url: str, session: requests.Session, role: str, api_key: str | No
     except requests.RequestException as exc:
         raise WaferError(
             f"{role} endpoint {url} is unreachable ({type(exc).__name__}: {exc}); is the server up "
-            "and the URL its base (http://host:port, no /v1)?"
+            "and the URL its base (http://host:port or http://host:port/v1)?"
         ) from None
     if response.status_code in (401, 403):
         raise WaferError(
