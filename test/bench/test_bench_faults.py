@@ -159,6 +159,25 @@ def test_an_earlier_run_in_out_is_kept_unless_forced(capsys, fault, tokenizer, t
     assert _files(tmp_path)["summary.json"] != first["summary.json"]
 
 
+def test_extra_request_body_reaches_every_request_and_the_tag_names_the_run(capsys, fault, tokenizer, tmp_path):
+    server = fault()
+    extra = ("--extra-request-body", '{"temperature": 0.6, "top_p": 0.9}', "--tag", "mi355x-tp8-mtp")
+    base = ("bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), *QUICK)
+    rc, _, _ = run_cli(capsys, *base, "--out", str(tmp_path / "run"), *extra)
+    summary = json.loads((tmp_path / "run/summary.json").read_text())
+    assert rc == 0 and summary["run"]["tag"] == "mi355x-tp8-mtp"
+    assert summary["run"]["server"]["extra_body"] == {"temperature": 0.6, "top_p": 0.9}
+    assert server.faults.bodies and all(
+        b["temperature"] == 0.6 and b["top_p"] == 0.9 and b["stream"] is True for b in server.faults.bodies
+    )
+    rc, out, _ = run_cli(capsys, "bench", "compare", str(tmp_path / "run"))
+    assert rc == 0 and "| mi355x-tp8-mtp |" in out
+    refused = (('{"stream": false}', "sets stream itself"), ("[1]", "expected a JSON object"), ("{", "not JSON"))
+    for body, message in refused:
+        rc, _, err = run_cli(capsys, *base, "--out", str(tmp_path / "bad"), "--extra-request-body", body)
+        assert rc == 2 and message in err and "Traceback" not in err
+
+
 def test_no_knee_fails_only_when_asked(capsys, fault, tokenizer, tmp_path):
     server = fault(stream_seconds=0.4)
     args = (

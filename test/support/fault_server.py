@@ -28,6 +28,7 @@ class Faults:
     metrics_type: str = "text/plain"
     key: str | None = None  # required as "Authorization: Bearer KEY" on every path
     seen: list[dict] = field(default_factory=list)  # (path, headers) of every call
+    bodies: list[dict] = field(default_factory=list)  # every completion request's JSON body
 
 
 def good_events(tokens: int = 4, prompt: int = 10) -> list[str]:
@@ -95,6 +96,7 @@ class FaultServer:
         if self.faults.status >= 400 and self.completions > self.faults.healthy_first:
             return web.json_response({"error": {"message": self.faults.error_message}}, status=self.faults.status)
         body = await request.json()
+        self.faults.bodies.append(body)
         if not body.get("stream"):  # lm-eval's requests: one JSON answer
             await asyncio.sleep(self.faults.stream_seconds)
             return web.json_response(

@@ -43,7 +43,7 @@ def load_run(folder: Path) -> Series:
             }
             for s in steps
         ]
-        label = f"{summary['run']['server']['model']} ({folder.name})"
+        label = summary["run"].get("tag") or f"{summary['run']['server']['model']} ({folder.name})"
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WaferError(f"{folder}: not a bench sweep output ({type(exc).__name__}: {exc})") from None
     from wafer_sglang.bench.knee import describe

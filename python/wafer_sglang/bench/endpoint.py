@@ -3,15 +3,18 @@ the headers every call carries (credentials among them, never written to any out
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 from wafer_sglang.errors import WaferError
 
 SECRET_FLAGS = ("--api-key", "--header")
 REDACTED = "***"
+OWN_FIELDS = ("model", "prompt", "messages", "stream", "stream_options")  # what measuring depends on
 
 
 @dataclass(frozen=True)
@@ -22,6 +25,7 @@ class Endpoint:
     force_length: str = "both"  # none | ignore_eos | min_tokens | both
     timeout_s: float = 600.0
     headers: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    extra_body: Mapping[str, Any] = field(default_factory=dict)  # --extra-request-body, on every request
 
     def request(self, text: str, max_tokens: int) -> tuple[str, dict]:
         body: dict = {
@@ -41,7 +45,7 @@ class Endpoint:
             body["ignore_eos"] = True
         if self.force_length in ("min_tokens", "both"):
             body["min_tokens"] = max_tokens
-        return self.url + path, body
+        return self.url + path, {**body, **self.extra_body}
 
     def public(self) -> dict:
         """What a report may say about the endpoint: no header values."""
@@ -50,6 +54,7 @@ class Endpoint:
             "model": self.model,
             "api": self.api,
             "force_length": self.force_length,
+            "extra_body": dict(self.extra_body),
             "headers": sorted(self.headers),
         }
 
@@ -63,6 +68,22 @@ def base_url(url: str, flag: str = "--url") -> str:
     path = parts.path.rstrip("/")
     path = path.removesuffix("/v1")
     return f"{parts.scheme}://{parts.netloc}{path}"
+
+
+def extra_body(text: str | None) -> dict[str, Any]:
+    """--extra-request-body: a JSON object merged into every request (vLLM's and sglang's flag)."""
+    if not text:
+        return {}
+    try:
+        body = json.loads(text)
+    except ValueError as exc:
+        raise WaferError(f"--extra-request-body: not JSON ({exc})") from None
+    if not isinstance(body, dict):
+        raise WaferError(f"--extra-request-body: expected a JSON object, got {type(body).__name__}")
+    own = sorted(set(body) & set(OWN_FIELDS))
+    if own:
+        raise WaferError(f"--extra-request-body: the benchmark sets {', '.join(own)} itself (it measures with them)")
+    return body
 
 
 def headers(api_key: str | None, extra: list[str], env: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -57,6 +57,7 @@ class SweepOptions:
     dataset: Path | None = None  # ShareGPT JSON instead of the synthetic shared-prefix prompts
     metrics_urls: list[str] = field(default_factory=list)  # default: the server's own
     fail_after: int = 20
+    tag: str | None = None
 
 
 ASSUMED_GPUS = 8  # one MI355X node
@@ -105,8 +106,11 @@ async def connect(client: aiohttp.ClientSession, endpoint: Endpoint) -> Endpoint
     return dataclasses.replace(endpoint, model=preflight.choose_model(endpoint.model, served, endpoint.url))
 
 
-def _metadata(endpoint: Endpoint, server: dict, tokenizer, spec: str, seed: int, started: str, command: str) -> dict:
+def _metadata(
+    endpoint: Endpoint, server: dict, tokenizer, spec: str, seed: int, started: str, command: str, tag: str | None
+) -> dict:
     return {
+        "tag": tag,
         "command": command,
         "started": started,
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -280,7 +284,7 @@ class _Sweep:
         o = self.options
         out = {
             "run": _metadata(
-                endpoint, server, tokenizer, o.tokenizer or endpoint.model, o.seed, self.started, self.command
+                endpoint, server, tokenizer, o.tokenizer or endpoint.model, o.seed, self.started, self.command, o.tag
             ),
             "workload": self.workload(),
             "definitions": {
@@ -476,6 +480,7 @@ class SingleOptions:
     output_len: int = 1500
     runs: int = 5
     seed: int = 0
+    tag: str | None = None
 
 
 async def single(options: SingleOptions, command: str) -> dict:
@@ -522,10 +527,9 @@ async def single(options: SingleOptions, command: str) -> dict:
 def _single_summary(options, endpoint, server, tokenizer, started, command, records, interrupted) -> dict:
     ok = [r for r in records if r.ok]
     speeds = [s for r in ok if (s := _speed(r)) is not None]
+    spec = options.tokenizer or endpoint.model
     return {
-        "run": _metadata(
-            endpoint, server, tokenizer, options.tokenizer or endpoint.model, options.seed, started, command
-        ),
+        "run": _metadata(endpoint, server, tokenizer, spec, options.seed, started, command, options.tag),
         "workload": {"input_len": options.input_len, "output_len": options.output_len, "runs": options.runs},
         "definitions": {
             "output_speed_tok_s": "(completion tokens - 1) / (end - first chunk): tokens per second after the first "

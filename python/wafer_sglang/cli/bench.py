@@ -93,6 +93,12 @@ def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None
         "--out", type=Path, required=True, help="output folder: new, or without a run in it (checked before measuring)"
     )
     p.add_argument("--force", action="store_true", help="write over the run already in --out")
+    p.add_argument(
+        "--extra-request-body",
+        metavar="JSON",
+        help="a JSON object merged into every request, e.g. '{\"temperature\": 0.6}' (not the fields it measures with)",
+    )
+    p.add_argument("--tag", help="a label for this run: in summary.json (run.tag) and bench compare's legends")
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
@@ -210,6 +216,7 @@ def _endpoint(args):
         force_length=args.force_length,
         timeout_s=args.timeout,
         headers=endpoint.headers(args.api_key, args.header),
+        extra_body=endpoint.extra_body(args.extra_request_body),
     )
 
 
@@ -281,6 +288,7 @@ def cmd_sweep(args) -> int:
         dataset=dataset,
         metrics_urls=[_base(u) for u in args.metrics_url],
         fail_after=args.fail_after,
+        tag=args.tag,
     )
     _ready(args)
     summary = asyncio.run(sweep(options, _command()))
@@ -324,6 +332,7 @@ def cmd_single(args) -> int:
         output_len=args.output_len,
         runs=args.runs,
         seed=args.seed,
+        tag=args.tag,
     )
     _ready(args)
     summary = asyncio.run(single(options, _command()))
