@@ -76,10 +76,10 @@ async def served_models(client: aiohttp.ClientSession, endpoint: Endpoint) -> li
 
 
 async def check_largest(client: aiohttp.ClientSession, endpoint: Endpoint, prompt, output_len: int) -> None:
-    """Send the run's largest request and hang up once the server answers its status: one that
-    refuses it (context overflow, a parameter it rejects) would refuse every step of the run.
-    sglang and vLLM validate a request before they start its stream; closing the connection
-    then aborts it, so no prefill is spent."""
+    """Send the run's largest request: a server that refuses it (context overflow, a parameter it
+    rejects) would refuse every step of the run. An accepted one is read to its end: hung up on,
+    the server would still be finishing it (and counting its uncached prompt) while the first
+    step is measured."""
     import aiohttp
 
     url, body = endpoint.request(prompt.text, output_len)
@@ -88,6 +88,8 @@ async def check_largest(client: aiohttp.ClientSession, endpoint: Endpoint, promp
         async with asyncio.timeout(endpoint.timeout_s):
             async with client.post(url, json=body, headers=dict(endpoint.headers)) as response:
                 if response.status < 400:
+                    async for _ in response.content.iter_any():
+                        pass
                     return
                 status, detail = response.status, _server_message((await response.read()).decode(errors="replace"))
     except (aiohttp.ClientError, TimeoutError, OSError) as exc:
