@@ -9,7 +9,7 @@ import pytest
 from support import aiter_standin as standin
 from support.common import run_cli
 
-from wafer_sglang.host import doctor
+from wafer_sglang import doctor
 from wafer_sglang.moe.fork_rows import ROWS_FILE
 from wafer_sglang.moe.shapes import glm5_keys
 

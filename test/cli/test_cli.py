@@ -63,7 +63,7 @@ def test_version_names_the_bases_their_patches_and_the_tooling(capsys):
 
 
 def test_version_of_an_installed_fork(monkeypatch):
-    from wafer_sglang.build import manifest
+    from wafer_sglang import manifest
 
     monkeypatch.setattr(
         manifest,
@@ -80,7 +80,7 @@ def test_version_of_an_installed_fork(monkeypatch):
 def test_a_damaged_manifest_is_an_error_for_version_and_info_not_a_traceback(capsys, monkeypatch, text, says):
     from importlib import resources
 
-    from wafer_sglang.build import manifest
+    from wafer_sglang import manifest
 
     real = resources.files
 

@@ -24,8 +24,8 @@ from packaging.version import Version
 from support import aiter_standin
 from support.common import CACHE, ROOT, needs_tool, run_cli
 
+from wafer_sglang.bases import DIGEST, base_image, load_records
 from wafer_sglang.compat import tomllib
-from wafer_sglang.image.builder import DIGEST, base_image, load_records
 from wafer_sglang.moe.fork_rows import ROWS_FILE
 from wafer_sglang.moe.shapes import glm5_keys
 from wafer_sglang.queue.pins import load_pins

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from support.common import ROOT, run_cli
 
-from wafer_sglang.image.builder import base_image
+from wafer_sglang.bases import base_image
 from wafer_sglang.moe import lookup
 from wafer_sglang.moe.aiter_exec import aiter_decisions
 from wafer_sglang.moe.aiter_tree import AiterTree

@@ -25,8 +25,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from wafer_sglang import __version__ as tooling_version
+from wafer_sglang import manifest as fork_manifest
 from wafer_sglang.bases import PACKAGED_RECORD
-from wafer_sglang.build import manifest as fork_manifest
 from wafer_sglang.build.metadata import DIST_NAME, fork_requirements, rewrite_metadata
 from wafer_sglang.errors import WaferError
 from wafer_sglang.fsutil import atomic_write_bytes

@@ -95,7 +95,7 @@ def _base(args) -> str:
 
 
 def cmd_topologies(args) -> int:
-    from wafer_sglang.serve.cluster import config
+    from wafer_sglang.serve.topologies import config
 
     for name, entry in config()["topology"].items():
         print(f"{name}: {entry['purpose']}")

@@ -97,7 +97,7 @@ class VersionAction(argparse.Action):
 
 def version_text() -> str:
     from wafer_sglang import __version__
-    from wafer_sglang.build.manifest import installed_manifest
+    from wafer_sglang.manifest import installed_manifest
 
     manifest = installed_manifest()
     if manifest is not None:

@@ -17,8 +17,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_doctor(args) -> int:
-    from wafer_sglang.build.manifest import installed_manifest
-    from wafer_sglang.host import doctor
+    from wafer_sglang import doctor
+    from wafer_sglang.manifest import installed_manifest
 
     findings = doctor.run(doctor.Host(root=args.root), installed_manifest())
     if args.json:

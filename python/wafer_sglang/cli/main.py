@@ -112,7 +112,7 @@ def cmd_rocm_constraints(args) -> int:
 def cmd_info(args) -> int:
     import json
 
-    from wafer_sglang.build.manifest import format_info, installed_manifest
+    from wafer_sglang.manifest import format_info, installed_manifest
 
     manifest = installed_manifest()
     print(json.dumps(manifest, indent=2) if args.json else format_info(manifest))

@@ -225,8 +225,9 @@ def _report_json(report) -> dict:
 def cmd_config_path(args) -> int:
     import os
 
+    from wafer_sglang.bases import base_image
     from wafer_sglang.errors import WaferError
-    from wafer_sglang.image.builder import aiter_config_fmoe, base_image
+    from wafer_sglang.image.builder import aiter_config_fmoe
     from wafer_sglang.moe.files import aiter_configs_dir, host_config_fmoe
     from wafer_sglang.repo import find_repo_root
 
@@ -242,7 +243,7 @@ def cmd_config_path(args) -> int:
 
 
 def cmd_rows(args) -> int:
-    from wafer_sglang.image.builder import base_image
+    from wafer_sglang.bases import base_image
     from wafer_sglang.moe.aiter_tree import AiterTree
     from wafer_sglang.moe.files import fork_rows_dir
     from wafer_sglang.moe.fork_rows import build_rows, write_rows

@@ -8,103 +8,21 @@ fork wheel, its sglang is the base's release, aiter's tuned files are what AITER
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from packaging.version import InvalidVersion, Version
-
-from wafer_sglang.compat import tomllib
+from wafer_sglang.bases import DIGEST, BaseImage, base_image, load_records
+from wafer_sglang.bases import IMAGES_FILE as PIN_FILE
 from wafer_sglang.errors import WaferError
 from wafer_sglang.moe.files import FORK_FMOE_IN_IMAGE, config_fmoe_value, fork_rows_dir, fork_tuned_files
 from wafer_sglang.moe.fork_rows import ROWS_FILE
-from wafer_sglang.queue.pins import load_pins
 
-PIN_FILE = Path("docker/base-images.toml")
 DOCKERFILE = Path("docker/Dockerfile.mi355x")
 SCRIPTS = Path("docker/image")
 FMOE_DIR = FORK_FMOE_IN_IMAGE
 REPOSITORY = "wafer/sglang"
-DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class BaseImage:
-    base: str
-    repository: str
-    tag: str
-    digest: str
-    python: str
-    sglang: str
-    aiter_configs: str
-    aiter_fmoe: tuple[str, ...]
-    aiter_version: str
-    aiter_commit: str
-
-    @property
-    def reference(self) -> str:
-        return f"{self.repository}:{self.tag}@{self.digest}"
-
-    @property
-    def python_tag(self) -> str:
-        major, minor = self.python.split(".")[:2]
-        return f"cp{major}{minor}"
-
-
-def load_records(root: Path) -> dict[str, dict]:
-    path = root / PIN_FILE
-    try:
-        return tomllib.loads(path.read_text())["images"]
-    except (OSError, KeyError, tomllib.TOMLDecodeError) as exc:
-        raise WaferError(f"cannot read {path}: {exc}") from None
-
-
-def base_image(root: Path, base: str, *, require_aiter: bool = False) -> BaseImage:
-    """The base's pinned image, checked against the fork's own pins. ``require_aiter``: the
-    question is about its aiter, which an unresolved image leaves unknown."""
-    pin = load_pins(root).base(base)
-    record = load_records(root).get(base)
-    where = f"{PIN_FILE} [images.{base!r}]"
-    if record is None:
-        raise WaferError(f"{where} is missing: every supported base needs its upstream ROCm image recorded")
-    if not DIGEST.match(record.get("digest", "")) or not record.get("tag"):
-        unknown = (
-            f"aiter unknown: the {base} image is not resolved, so which aiter it runs is not known. "
-            if require_aiter
-            else ""
-        )
-        raise WaferError(
-            f"{unknown}{where} has no resolved tag and digest: on a machine with registry access run "
-            f"`docker/build --resolve {base} TAG` (a tag of {record.get('repository', 'the upstream image')})"
-        )
-    try:
-        image = BaseImage(
-            base,
-            record["repository"],
-            record["tag"],
-            record["digest"],
-            record["python"],
-            record["sglang"],
-            record["aiter-configs"],
-            tuple(record["aiter-fmoe"]),
-            record["aiter"],
-            record["aiter-commit"],
-        )
-    except KeyError as exc:
-        raise WaferError(
-            f"{where} lacks {exc.args[0]}: re-resolve it with `docker/build --resolve {base} TAG`"
-        ) from None
-    try:
-        same_release = Version(image.sglang).release[:3] == Version(base).release[:3]
-    except InvalidVersion:
-        same_release = False
-    if not same_release:
-        raise WaferError(f"{where}: the image ships sglang {image.sglang}, not the base's release {base}")
-    if image.python_tag not in {*pin.wheels, *pin.derived}:
-        raise WaferError(f"{where}: the image runs Python {image.python}; base {base} has no {image.python_tag} wheel")
-    return image
 
 
 def fork_fmoe(root: Path, base: str) -> list[Path]:

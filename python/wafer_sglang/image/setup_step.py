@@ -17,10 +17,10 @@ from pathlib import Path
 
 from packaging.requirements import Requirement
 
-from wafer_sglang.build.manifest import installed_manifest
 from wafer_sglang.errors import WaferError
 from wafer_sglang.fsutil import atomic_write_text
 from wafer_sglang.host.rocm_env import constraints, installed_stack
+from wafer_sglang.manifest import installed_manifest
 from wafer_sglang.moe.files import aiter_configs_dir, aiter_tuned_files, fork_tuned_files
 
 DIST = "wafer-sglang-rocm"

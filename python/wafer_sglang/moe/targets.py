@@ -38,7 +38,7 @@ class Target:
 def image_target(root: Path, base: str, clone: Path, fork_dir: Path | None) -> Target:
     """The image of ``base``: aiter at the commit its record names, aiter's files as listed
     there, then the fork's rows (``fork_dir``) as the image ships them."""
-    from wafer_sglang.image.builder import base_image
+    from wafer_sglang.bases import base_image
 
     image = base_image(root, base, require_aiter=True)
     tree = AiterTree.at(clone, image.aiter_commit)

@@ -14,11 +14,10 @@ import dataclasses
 import shlex
 from dataclasses import dataclass, field
 
-from wafer_sglang import resources
-from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import names, recipes
 from wafer_sglang.serve.router import check_router_argv, listen_args, release
+from wafer_sglang.serve.topologies import config
 
 KEY_REF = "${WAFER_API_KEY}"  # the plan refers to the key; its value is never in a plan or a file
 
@@ -72,10 +71,6 @@ class ClusterPlan:
     @property
     def router(self) -> Process:
         return next(p for p in self.processes if p.role == "router")
-
-
-def config() -> dict:
-    return tomllib.loads((resources.DATA / "topologies.toml").read_text())
 
 
 def load_topology(name: str) -> Topology:

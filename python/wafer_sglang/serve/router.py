@@ -12,6 +12,7 @@ import sys
 from dataclasses import dataclass
 
 from wafer_sglang.errors import WaferError
+from wafer_sglang.serve.topologies import config
 
 
 def listen_args(ports: dict) -> list[str]:
@@ -43,8 +44,6 @@ class RouterRelease:
 
 
 def release(base: str) -> RouterRelease:
-    from wafer_sglang.serve.cluster import config
-
     routers = config()["router"]
     if base not in routers:
         raise WaferError(f"no router pinned for base {base}: add it to data/topologies.toml [router]")
