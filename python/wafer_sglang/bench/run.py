@@ -337,6 +337,7 @@ async def sweep(options: SweepOptions, command: str) -> dict:
         largest = prompts.largest()
         await preflight.check_largest(client, endpoint, largest, largest.output_len or options.output_len)
         metrics_urls = options.metrics_urls or [endpoint.url]
+        await preflight.settle(client, endpoint, metrics_urls, stop)
         print(
             f"bench sweep: {endpoint.model} at {endpoint.url}; "
             + preflight.describe_plan(len(options.loads), options.step_seconds, options.drain_seconds)
