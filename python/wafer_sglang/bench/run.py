@@ -91,11 +91,11 @@ def gpus_serving(info: dict) -> int | None:
     """GPUs behind the endpoint, from sglang's server info: tp x pp, times dp unless DP attention
     splits the TP group (then dp ranks share its GPUs)."""
     args = info.get("/get_server_info") or {}
+    if "tp_size" not in args:  # not sglang
+        return None
     try:
         tp, pp, dp = (int(args.get(k) or 1) for k in ("tp_size", "pp_size", "dp_size"))
     except (TypeError, ValueError):
-        return None
-    if "tp_size" not in args:
         return None
     return tp * pp * (1 if args.get("enable_dp_attention") else dp)
 
