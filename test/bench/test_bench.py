@@ -225,7 +225,8 @@ def test_closed_loop_compare_and_pareto(capsys, server, model, tmp_path):
         "20",
     )
     summary = json.loads((tmp_path / "closed/summary.json").read_text())
-    assert rc == 0 and [s["concurrency"] for s in summary["steps"]] == [1, 4] and summary["knee"]["concurrency"] == 4
+    assert rc == 0 and [s["concurrency"] for s in summary["steps"]] == [1, 4]
+    assert summary["knee"]["concurrency"] == 4, summary["knee"]
     # no --gpus: sglang's server info says tp 1 x dp 1; its api_key (in that answer) is never kept
     assert summary["workload"]["gpus"] == 1 and summary["workload"]["gpus_from"] == "the server's /get_server_info"
     assert summary["run"]["server"]["info"]["/get_server_info"]["tp_size"] == 1

@@ -389,6 +389,8 @@ def test_mtp_acceptance_per_step_from_the_servers_counters(capsys, fault, tokeni
             f'sglang:generation_tokens_total{{dp_rank="0"}} {300 * n}\n'
             "# TYPE sglang:spec_verify_calls_total counter\n"
             f'sglang:spec_verify_calls_total{{dp_rank="0"}} {100 * n}\n'
+            "# TYPE sglang:num_requests_total counter\n"
+            f"sglang:num_requests_total {n}\n"
         )
 
     server = fault(metrics=sglang_metrics)
@@ -409,3 +411,28 @@ def test_mtp_acceptance_per_step_from_the_servers_counters(capsys, fault, tokeni
     steps = json.loads((tmp_path / "summary.json").read_text())["steps"]
     assert rc == 0 and [s["accept_length"] for s in steps] == [3.0, 3.0]
     assert "| 3.00 |" in (tmp_path / "table.md").read_text()
+
+
+def test_the_sweep_measures_only_once_sglang_has_finished_the_preflight(capsys, fault, tokenizer, tmp_path):
+    """The preflight request is hung up on but still finished by the server, and its prompt would
+    count in the first window. sglang's running gauge is stale (it reads 0 here all along, as it can
+    for 40 decode steps), so the sweep waits on its finished-request counter: nothing else is sent
+    before that counter has grown (2 s after the preflight, here)."""
+    finished_at: list[float] = []
+
+    def sglang_metrics() -> str:
+        if server.completions and not finished_at:
+            finished_at.append(time.monotonic() + 2.0)
+        done = int(bool(finished_at) and time.monotonic() >= finished_at[0]) + max(0, server.completions - 1)
+        return (
+            "# TYPE sglang:num_running_reqs gauge\nsglang:num_running_reqs 0\n"
+            f"# TYPE sglang:num_requests_total counter\nsglang:num_requests_total {done}\n"
+        )
+
+    server = fault(metrics=sglang_metrics)
+    rc, _, err = run_cli(
+        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
+    )
+    completions = [call["at"] for call in server.faults.seen if call["path"] == "/v1/completions"]
+    assert rc == 0 and len(completions) > 2, err
+    assert min(completions[1:]) >= finished_at[0]

@@ -118,6 +118,13 @@ def test_knee_rules_on_recorded_steps(steps, expected, reasons):
     assert (result["failed_step"] or {}).get("reasons") == reasons
 
 
+def test_a_closed_loop_cannot_build_a_queue():
+    slower = {"early_p50_s": 0.6, "late_p50_s": 3.4, "per_third": 20}
+    closed = [{**_step(0, trend=slower), "mode": "concurrency", "concurrency": c} for c in (1, 4)]
+    assert knee(closed, Slo())["concurrency"] == 4
+    assert knee([_step(1), _step(2, trend=slower)], Slo())["target_rps"] == 1  # the same trend, open loop
+
+
 def test_a_step_without_a_measured_request_is_not_judged():
     result = knee([_step(0.5, requests=0, success=None), _step(2.0)], Slo())
     assert result["target_rps"] == 2.0 and result["not_judged"] == [0.5]
@@ -304,3 +311,26 @@ def test_gpus_serving_follows_sglangs_parallelism():
     assert gpus_serving(info(tp_size=4, dp_size=2, pp_size=2)) == 16
     assert gpus_serving(info(tp_size=8, dp_size=8, enable_dp_attention=True)) == 8  # DP ranks inside the TP group
     assert gpus_serving({"/props": {"n_ctx": 8192}}) is None and gpus_serving(info(tp_size="x")) is None
+
+
+@pytest.mark.parametrize(
+    "before, now, done",
+    [
+        # sglang: the finished-request counter, never the (stale) running gauge
+        ({}, {"sglang:num_running_reqs": 0.0}, False),
+        ({"sglang:num_requests_total": 3.0}, {"sglang:num_requests_total": 3.0, "sglang:num_running_reqs": 0.0}, False),
+        ({"sglang:num_requests_total": 3.0}, {"sglang:num_requests_total": 4.0, "sglang:num_running_reqs": 1.0}, True),
+        ({}, {"sglang:num_requests_total": 1.0}, True),  # the counter appears with its first request
+        # vLLM and llama.cpp: their live gauges
+        ({}, {"vllm:num_requests_running": 1.0, "vllm:num_requests_waiting": 0.0}, False),
+        ({}, {"vllm:num_requests_running": 0.0, "vllm:num_requests_waiting": 0.0}, True),
+        ({}, {"llamacpp:requests_processing": 0.0, "llamacpp:requests_deferred": 1.0}, False),
+        ({}, {"llamacpp:requests_processing": 0.0, "llamacpp:requests_deferred": 0.0}, True),
+        ({}, {"other_total": 1.0}, True),  # nothing to wait on
+        (None, None, True),  # no metrics
+    ],
+)
+def test_when_a_server_is_done_with_the_preflight(before, now, done):
+    from wafer_sglang.bench.preflight import done_with_preflight
+
+    assert done_with_preflight(before, now) is done

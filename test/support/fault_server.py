@@ -1,6 +1,7 @@
 """A fault-injecting OpenAI-compatible server (aiohttp, in a thread) for the failure paths a real
 engine will not produce on demand: wrong-shaped events, errors, streams that never end, a
-/metrics that is not Prometheus, a key it insists on. The happy path is tested on llama.cpp.
+/metrics that is not Prometheus, a key it insists on. The happy path is tested on the fork's sglang
+and llama.cpp.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -27,7 +29,7 @@ class Faults:
     metrics: str | Callable[[], str] = "# TYPE llamacpp:prompt_tokens_total counter\nllamacpp:prompt_tokens_total 0\n"
     metrics_type: str = "text/plain"
     key: str | None = None  # required as "Authorization: Bearer KEY" on every path
-    seen: list[dict] = field(default_factory=list)  # (path, headers) of every call
+    seen: list[dict] = field(default_factory=list)  # path, headers and time.monotonic() of every call
     bodies: list[dict] = field(default_factory=list)  # every completion request's JSON body
 
 
@@ -74,7 +76,7 @@ class FaultServer:
             self.loop.call_soon_threadsafe(self.stopped.set)
 
     def _denied(self, request: web.Request) -> web.Response | None:
-        self.faults.seen.append({"path": request.path, "headers": dict(request.headers)})
+        self.faults.seen.append({"path": request.path, "headers": dict(request.headers), "at": time.monotonic()})
         if self.faults.key and request.headers.get("Authorization") != f"Bearer {self.faults.key}":
             return web.json_response({"error": "unauthorized"}, status=401)
         return None

@@ -10,6 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from wafer_sglang import metrics
 from wafer_sglang.bench.endpoint import Endpoint
 from wafer_sglang.errors import WaferError
 
@@ -99,23 +100,48 @@ async def check_largest(client: aiohttp.ClientSession, endpoint: Endpoint, promp
     )
 
 
-RUNNING = ("sglang:num_running_reqs", "vllm:num_requests_running", "llamacpp:requests_processing")
+# Live gauges of requests a server still holds (vLLM, llama.cpp read them at scrape time).
+BUSY = (
+    "vllm:num_requests_running",
+    "vllm:num_requests_waiting",
+    "llamacpp:requests_processing",
+    "llamacpp:requests_deferred",
+)
+# sglang's gauges are not live (0.5.14 scheduler_components/metrics_reporter.py:781 sets them every
+# decode_log_interval steps, or after 30 s idle), so sglang is waited for on its finished-request
+# counter instead, which grows when the request's tokens are counted (tokenizer_manager.py:2415).
+SGLANG_FINISHED = "sglang:num_requests_total"
 
 
-async def settle(client: aiohttp.ClientSession, endpoint: Endpoint, urls: list[str], stop, limit_s: float = 30.0):
-    """Wait (at most ``limit_s``, or until stopped) for the servers to report no running request:
-    the preflight's aborted request, still being finished, would count its uncached prompt in the
-    first step's window (sglang: hit rate 0.54 for 0.60 on a loaded machine). Servers without
-    such a gauge are not waited for."""
+def done_with_preflight(before: metrics.Totals | None, now: metrics.Totals | None) -> bool:
+    """Whether a server (a fleet: merged totals) is done with the preflight request. One that
+    cannot say (no metrics, no known gauge) is not waited for."""
+    if now is None:
+        return True
+    if any(name.startswith("sglang:") for name in now):
+        return now.get(SGLANG_FINISHED, 0.0) > (before or {}).get(SGLANG_FINISHED, 0.0)
+    return not any(now.get(name) for name in BUSY)
+
+
+async def settle(
+    client: aiohttp.ClientSession, endpoint: Endpoint, urls: list[str], before, stop, limit_s=30.0
+) -> bool:
+    """Wait (at most ``limit_s``, or until stopped) for the servers to be done with the preflight
+    request: hung up on, it is still finished by the server (sglang aborts a disconnected stream
+    2 s later: tokenizer_manager.py create_abort_task), and its uncached prompt would count in the
+    first step's window (sglang: hit rate 0.54 for 0.60 on a loaded machine). ``before``: the
+    servers' scrape from before the preflight. False when the limit was reached."""
     from wafer_sglang.bench import prom
 
     deadline = asyncio.get_running_loop().time() + limit_s
-    while not stop.is_set() and asyncio.get_running_loop().time() < deadline:
-        scraped = await prom.scrape(client, urls, endpoint.headers)
-        running = [totals[name] for totals in scraped.values() if totals for name in RUNNING if name in totals]
-        if not any(running):
-            return
+    while not stop.is_set():
+        now = metrics.merge(list((await prom.scrape(client, urls, endpoint.headers)).values()))
+        if done_with_preflight(metrics.merge(list(before.values())), now):
+            return True
+        if asyncio.get_running_loop().time() >= deadline:
+            return False
         await asyncio.sleep(0.2)
+    return True
 
 
 def _server_message(body: str) -> str:

@@ -335,9 +335,8 @@ async def sweep(options: SweepOptions, command: str) -> dict:
         state.count_gpus(server)
         options = state.options
         largest = prompts.largest()
-        await preflight.check_largest(client, endpoint, largest, largest.output_len or options.output_len)
         metrics_urls = options.metrics_urls or [endpoint.url]
-        await preflight.settle(client, endpoint, metrics_urls, stop)
+        await _preflight(client, endpoint, largest, largest.output_len or options.output_len, metrics_urls, stop)
         print(
             f"bench sweep: {endpoint.model} at {endpoint.url}; "
             + preflight.describe_plan(len(options.loads), options.step_seconds, options.drain_seconds)
@@ -359,6 +358,19 @@ async def sweep(options: SweepOptions, command: str) -> dict:
                     live.say(f"stopping: the server refuses this workload ({stats['aborted']})")
                     break
     return state.write(endpoint, server, tokenizer)
+
+
+async def _preflight(client, endpoint: Endpoint, largest, output_len: int, metrics_urls: list[str], stop) -> None:
+    """The largest request, refused or not, before anything is measured; then the wait for the
+    servers to be done with it, so that it is not in the first measurement."""
+    before = await prom.scrape(client, metrics_urls, endpoint.headers)
+    await preflight.check_largest(client, endpoint, largest, output_len)
+    if not await preflight.settle(client, endpoint, metrics_urls, before, stop):
+        print(
+            "bench: the servers did not report the preflight request finished within 30 s; measuring anyway",
+            file=sys.stderr,
+            flush=True,
+        )
 
 
 async def _step(
@@ -497,7 +509,7 @@ async def single(options: SingleOptions, command: str) -> dict:
         run_nonce = f"{time.time_ns()}-{options.seed}"
         server = await server_info(client, endpoint)
         largest = unique_prompt(builder, options.input_len, f"{run_nonce}/largest")
-        await preflight.check_largest(client, endpoint, largest, options.output_len)
+        await _preflight(client, endpoint, largest, options.output_len, [endpoint.url], stop)
         for index in range(options.runs):
             if stop.is_set():
                 break

@@ -10,7 +10,7 @@ from pathlib import Path
 SWEEP_EPILOG = """\
 knee: the highest load at which that step and every lower one were sustained by the server:
   ran to the end; success >= 99% (unfinished after the drain = failed); TTFT p95 <= --slo-ttft-p95;
-  no queue building (late-third TTFT p50 <= 2x early-third p50, or within 0.5 s of it).
+  no queue building in an open loop (late-third TTFT p50 <= 2x early-third p50, or within 0.5 s).
   Loads are reported as offered (released in the window), never judged on the client's own draw.
 outputs (--out): summary.json, requests.jsonl, table.md, bench_serving.jsonl (sglang bench_serving
   fields), throughput.png, ttft.png, pareto.png.
