@@ -243,14 +243,28 @@ def test_closed_loop_compare_and_pareto(capsys, server, model, tmp_path):
         "bench",
         "compare",
         str(tmp_path / "closed"),
+        str(tmp_path / "closed/bench_serving.jsonl"),  # the same run, as sglang bench_serving writes it
+        str(ROOT / "test/fixtures/bench/vllm-bench-serve.json"),
+        "--gpus",
+        "8",
         "--reference",
         "seed-mi355x",
+        "--reference",
+        "seed-b200",
         "--out",
         str(tmp_path / "cmp"),
     )
     assert rc == 0
     table = (tmp_path / "cmp/comparison.md").read_text()
-    assert "| 4 users |" in table and "| 2.4 rps | 2626 |" in table
+    assert "| 4 users |" in table and "| 2.4 rps | 2626 |" in table and "| 4 rps | 3100 | 388 |" in table
+    series = json.loads((tmp_path / "cmp/comparison.json").read_text())["series"]
+    ours, exported = series[0], series[1]  # the run, and its bench_serving.jsonl read back: the same figures
+    assert [p["load"] for p in exported["points"]] == [1, 4] and "(1 GPUs)" in exported["source"]
+    for a, b in zip(ours["points"], exported["points"]):
+        assert b["output_tok_s"] == pytest.approx(a["output_tok_s"], rel=0.02) and b["ttft_p50_s"] == pytest.approx(
+            a["ttft_p50_s"], rel=0.02
+        )
+    assert "input_len differs" in table  # 300-token prompts against the seed's 20k
     for png in ("compare_throughput.png", "compare_ttft.png", "compare_pareto.png"):
         assert (tmp_path / "cmp" / png).read_bytes()[:8] == PNG
 

@@ -4,6 +4,7 @@ answers, the bench_serving field names, prefix-group draws, URLs, credentials, a
 from __future__ import annotations
 
 import ast
+import json
 import zipfile
 
 import pytest
@@ -334,3 +335,116 @@ def test_when_a_server_is_done_with_the_preflight(before, now, done):
     from wafer_sglang.bench.preflight import done_with_preflight
 
     assert done_with_preflight(before, now) is done
+
+
+# -- compare and plots ----------------------------------------------------------------------------
+
+VLLM_RESULTS = ROOT / "test/fixtures/bench/vllm-bench-serve.json"
+
+
+def test_compare_reads_vllm_bench_serve_results_and_names_workload_differences(capsys, tmp_path):
+    from wafer_sglang.bench import compare
+
+    (vllm,) = compare.load(VLLM_RESULTS, gpus=8)
+    assert vllm.x_key == "target_rps" and [p["load"] for p in vllm.points] == [1.0, 2.0, 4.0]
+    assert vllm.points[0]["output_tok_s_per_gpu"] == 980 / 8 and vllm.points[0]["interactivity_tok_s_user"] == 1000 / 21
+    assert vllm.points[2]["success_rate"] == 238 / 240 and vllm.points[0]["ttft_p50_s"] == 0.31
+    assert vllm.workload == {"input_len": 2000, "output_len": 1000, "cache_hit": None, "dataset": None}
+    rc, out, err = run_cli(capsys, "bench", "compare", str(VLLM_RESULTS), "--gpus", "8", "--reference", "seed-mi355x")
+    assert rc == 0 and "| vllm-example (vllm bench serve) | 4 rps | 3100 | 388 |" in out
+    assert "warning: input_len differs: vllm-example (vllm bench serve) 2000; seed-mi355x" in err
+    assert "output_len" not in err  # 1000 both
+    assert "**Workloads differ" in out
+
+
+def test_compare_reads_sglang_bench_serving_lines_with_their_gpus(tmp_path):
+    from wafer_sglang.bench import compare
+    from wafer_sglang.bench.client import Record
+
+    record = Record(0, 1.0, "measure", 0.0, sent_s=0.1, ttft_s=0.2, e2e_s=1.0, chunk_gaps_s=[0.4], prompt_tokens=10)
+    record.completion_tokens = 3
+    rows = []
+    for users in (4, 1):
+        step = {"mode": "concurrency", "concurrency": users, "accept_length": None}
+        info = {"/get_server_info": {"tp_size": 4, "dp_size": 2}}
+        workload = {"input_len": 300, "output_len": 24, "dataset": None}
+        rows.append(
+            export.bench_serving_result(step, [record], {"server": {"api": "chat", "info": info}}, workload, 10.0)
+        )
+    (tmp_path / "bench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (series,) = compare.load(tmp_path / "bench.jsonl")
+    assert series.x_key == "concurrency" and [p["load"] for p in series.points] == [1, 4]
+    assert series.points[0]["output_tok_s_per_gpu"] == 0.3 / 8 and "(8 GPUs)" in series.source
+    assert series.points[0]["interactivity_tok_s_user"] == pytest.approx(1000 / 400)
+    assert series.workload["input_len"] == 300 and series.workload["dataset"] == "generated-shared-prefix"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"duration": 1.0}', "neither sglang bench_serving's fields"),
+        ("not json", "not a bench sweep folder or a JSON results file"),
+        ("", "no results in it"),
+    ],
+)
+def test_compare_refuses_what_it_cannot_read(capsys, tmp_path, text, message):
+    (tmp_path / "r.json").write_text(text)
+    rc, _, err = run_cli(capsys, "bench", "compare", str(tmp_path / "r.json"))
+    assert rc == 2 and message in err and "Traceback" not in err
+
+
+def _summary(steps: list[dict]) -> dict:
+    from wafer_sglang.bench.knee import knee
+
+    for s in steps:
+        s.update({"ttft_p50_s": s["ttft_p95_s"] / 2})
+    return {
+        "steps": steps,
+        "knee": knee(steps, Slo()),
+        "run": {
+            "server": {"model": "m" * 80, "url": "http://h:1"},
+            "started": "2026-12-04",
+            "client": {"wafer_sglang": "0"},
+        },
+        "workload": {"input_len": 300, "output_len": 24, "cache_hit_target": 0.6},
+    }
+
+
+def test_run_plots_mark_the_knee_and_failures_draw_the_frontier_and_fit():
+    from wafer_sglang.bench import plots, report
+
+    steps = [_step(0.5), _step(1.0), _step(2.0), _step(4.0, ttft95=6.0)]
+    per_gpu_user = [(100, 50), (90, 40), (180, 45), (200, 20)]  # 1.0 rps is dominated by 2.0 rps
+    for s, (gpu, user) in zip(steps, per_gpu_user):
+        s["inferencex"] = {"output_tok_s_per_gpu": gpu, "interactivity_tok_s_user": user}
+    figs = report.figures(_summary(steps))
+    assert {name: plots.outside(fig) for name, fig in figs.items()} == {name: [] for name in figs}
+    (ax,) = figs["throughput.png"].axes
+    knee = [c for c in ax.collections if c.get_label() == "knee"]
+    assert len(knee) == 1 and list(knee[0].get_offsets()[0]) == [2.0, 100.0]
+    assert [list(o) for c in ax.collections if c.get_label() == "failed step" for o in c.get_offsets()] == [
+        [4.0, 100.0]
+    ]
+    (pareto,) = figs["pareto.png"].axes
+    (line,) = pareto.lines
+    assert list(zip(line.get_xdata(), line.get_ydata())) == [(45, 180), (50, 100)]  # the frontier, by interactivity
+    assert {t.get_text() for t in pareto.texts} == {"0.50 rps", "1.00 rps", "2.00 rps", "4.00 rps"}
+    legend_texts = [t.get_text() for t in figs["pareto.png"].legends[0].get_texts()]
+    assert legend_texts == ["frontier of the sustained steps", "failed step"]
+
+
+def test_compare_plots_keep_rps_and_users_apart_and_references_on_the_pareto(tmp_path):
+    from wafer_sglang.bench import compare, plots
+
+    (vllm,) = compare.load(VLLM_RESULTS, gpus=8)
+    closed = compare.Series("closed", "x", "concurrency", [compare._point(4, 100.0, 0.1, 0.2, 1.0, 12.5, 30.0)])
+    series = [vllm, closed, compare.load_reference("seed-mi355x"), compare.load_reference("seed-b200")]
+    figs = compare.figures(series)
+    assert {name: plots.outside(fig) for name, fig in figs.items()} == {name: [] for name in figs}
+    rps, users = figs["compare_throughput.png"].axes
+    assert "open loop" in rps.get_xlabel() and "closed loop" in users.get_xlabel()
+    assert [line.get_label() for line in users.lines] == ["closed"]
+    (pareto,) = figs["compare_pareto.png"].axes
+    labels = [" ".join(t.get_text().split()) for t in figs["compare_pareto.png"].legends[0].get_texts()]
+    assert any(label.startswith("seed-b200") and "399 tok/s/GPU at 3.00 rps" in label for label in labels)
+    assert any(label.startswith("seed-mi355x") and "328 tok/s/GPU at 2.40 rps" in label for label in labels)

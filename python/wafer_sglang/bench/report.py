@@ -78,71 +78,55 @@ def title(summary: dict) -> str:
     )
 
 
-def plots(summary: dict, out: Path) -> list[Path]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+def figures(summary: dict) -> dict[str, object]:
+    """The run's plots by file name: throughput and TTFT against load with the knee and failed
+    steps marked, and the per-GPU Pareto frontier."""
+    from wafer_sglang.bench import plots
 
     steps, slo = summary["steps"], Slo(**summary["knee"]["slo"])
     closed = steps[0].get("mode") == "concurrency"
     xs = [s["concurrency"] if closed else (s.get("offered_rps") or s["target_rps"]) for s in steps]
     xlabel = "concurrent users" if closed else "offered requests / s (released in the window)"
     failed = [judged(s) and bool(slo.failures(s)) for s in steps]
-    made = []
+    knee_value = summary["knee"].get("concurrency", summary["knee"].get("target_rps"))
+    knee_at = next((i for i, s in enumerate(steps) if knee_value is not None and load_of(s)[1] == knee_value), None)
+    made = {}
     for name, series, ylabel in (
         ("throughput.png", [("output tok/s (aggregate/node)", "output_tok_s")], "tokens / s"),
         ("ttft.png", [("TTFT p50", "ttft_p50_s"), ("TTFT p95", "ttft_p95_s")], "seconds"),
     ):
-        fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
+        fig, (ax,) = plots.figure()
         for label, key in series:
-            ys = [s[key] if s[key] is not None else float("nan") for s in steps]
-            ax.plot(xs, ys, marker="o", label=label)
-            bad = [(x, y) for x, y, f in zip(xs, ys, failed) if f]
-            if bad:
-                ax.scatter(
-                    *zip(*bad),
-                    marker="x",
-                    s=90,
-                    color="red",
-                    zorder=3,
-                    label="failed step" if key == series[0][1] else None,
-                )
+            ys = [s[key] for s in steps]
+            ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
+            plots.mark(ax, xs, ys, knee_at if key == series[-1][1] else None, failed, key == series[0][1])
         if name == "ttft.png":
             ax.axhline(slo.ttft_p95_s, color="red", linestyle=":", label=f"SLO: TTFT p95 <= {slo.ttft_p95_s:g} s")
-        _decorate(ax, summary, xlabel, ylabel)
-        made.append(save_png(fig, out / name))
-    fig, ax = plt.subplots(figsize=(7.5, 4.6), dpi=110)
-    per_gpu = [(s.get("inferencex") or {}).get("output_tok_s_per_gpu") for s in steps]
-    per_user = [(s.get("inferencex") or {}).get("interactivity_tok_s_user") for s in steps]
-    points = [(u, g, x) for u, g, x in zip(per_user, per_gpu, xs) if u and g]
-    if points:
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
-        for u, g, x in points:
-            ax.annotate(f"{x:g}", (u, g), textcoords="offset points", xytext=(4, 4), fontsize=8)
-    _decorate(ax, summary, "interactivity: tok/s per user (1000 / TPOT p50 ms)", "output tok/s per GPU", legend=False)
-    made.append(save_png(fig, out / "pareto.png"))
+        _axes(ax, xlabel, ylabel)
+        plots.finish(fig, title(summary))
+        made[name] = fig
+    fig, (ax,) = plots.figure()
+    points = [
+        {
+            "per_user": (s.get("inferencex") or {}).get("interactivity_tok_s_user"),
+            "per_gpu": (s.get("inferencex") or {}).get("output_tok_s_per_gpu"),
+            "load_label": plots.load_label(x, closed),
+            "failed": f,
+        }
+        for s, x, f in zip(steps, xs, failed)
+    ]
+    plots.pareto(ax, [p for p in points if p["per_user"] and p["per_gpu"]], "frontier of the sustained steps")
+    _axes(ax, "interactivity: tok/s per user (1000 / TPOT p50 ms)", "output tok/s per GPU")
+    plots.finish(fig, title(summary))
+    made["pareto.png"] = fig
     return made
 
 
-def _decorate(ax, summary: dict, xlabel: str, ylabel: str, legend: bool = True) -> None:
-    ax.set_title(title(summary), fontsize=9)
+def _axes(ax, xlabel: str, ylabel: str) -> None:
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
-    if legend:
-        ax.legend(fontsize=8)
-
-
-def save_png(fig, path: Path) -> Path:
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    tmp = path.with_name(f".{path.name}.tmp")
-    fig.savefig(tmp, format="png")
-    plt.close(fig)
-    tmp.replace(path)
-    return path
+    ax.margins(x=0.12, y=0.12)
 
 
 def write(out: Path, summary: dict, records: list, exports: list[dict], cost: bool) -> None:
@@ -154,4 +138,7 @@ def write(out: Path, summary: dict, records: list, exports: list[dict], cost: bo
         out / "table.md", markdown_table(summary["steps"], summary["knee"], Slo(**summary["knee"]["slo"]), cost)
     )
     if summary["steps"]:
-        plots(summary, out)
+        from wafer_sglang.bench.plots import save_png
+
+        for name, fig in figures(summary).items():
+            save_png(fig, out / name)

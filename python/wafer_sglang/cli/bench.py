@@ -193,7 +193,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser(
         "compare", help="runs and published references side by side: one table, overlay and Pareto plots"
     )
-    p.add_argument("runs", nargs="*", type=Path, metavar="RUN", help="bench sweep output folders")
+    p.add_argument(
+        "runs",
+        nargs="*",
+        type=Path,
+        metavar="INPUT",
+        help="a bench sweep output folder, or a results file: sglang bench_serving (JSONL), vllm bench serve (JSON)",
+    )
+    p.add_argument(
+        "--gpus",
+        type=_count,
+        help="GPUs behind a results file that does not say (vllm's; sglang's say it in server_info): per-GPU figures",
+    )
     p.add_argument(
         "--reference",
         action="append",
@@ -352,9 +363,12 @@ def cmd_compare(args) -> int:
         for name, ref in compare.references().items():
             print(f"{name}: {ref['title']} ({ref['source']}, as of {ref['as_of']})")
         return 0
-    series = [compare.load_run(folder) for folder in args.runs] + [compare.load_reference(n) for n in args.reference]
+    series = [one for path in args.runs for one in compare.load(path, args.gpus)]
+    series += [compare.load_reference(n) for n in args.reference]
     if not series:
         raise WaferError("nothing to compare: give RUN folders and/or --reference NAME")
+    for note in compare.differences(series):
+        print(f"bench compare: warning: {note}", file=sys.stderr)
     if args.out:
         made = compare.write(series, args.out)
         print(f"wrote {', '.join(str(p) for p in made)}")
