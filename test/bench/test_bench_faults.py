@@ -436,3 +436,30 @@ def test_the_sweep_measures_only_once_sglang_has_finished_the_preflight(capsys, 
     completions = [call["at"] for call in server.faults.seen if call["path"] == "/v1/completions"]
     assert rc == 0 and len(completions) > 2, err
     assert min(completions[1:]) >= finished_at[0]
+
+
+def test_goodput_is_reported_per_step_and_the_vllm_export_reads_back(capsys, fault, tokenizer, tmp_path):
+    from wafer_sglang.bench import compare
+
+    server = fault()
+    rc, out, err = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path),
+        *QUICK,
+        "--goodput",
+        "ttft:60000",
+        "e2el:60000",
+    )
+    (step,) = json.loads((tmp_path / "summary.json").read_text())["steps"]
+    assert rc == 0 and step["goodput_attainment"] == 1.0 and step["request_goodput"] > 0, err
+    (line,) = [json.loads(x) for x in (tmp_path / "vllm_bench_serve.jsonl").read_text().splitlines()]
+    assert line["request_goodput"] == step["request_goodput"] and line["completed"] == step["succeeded"]
+    (series,) = compare.load(tmp_path / "vllm_bench_serve.jsonl")
+    assert [p["load"] for p in series.points] == [4.0] and series.points[0]["success_rate"] == 1.0

@@ -251,6 +251,9 @@ def test_credentials_from_the_environment_and_headers_and_never_in_the_command()
         (["--rates", "-1"], "finite number > 0"),
         (["--max-concurrency", "1.5"], "whole numbers"),
         (["--rates", "1", "--max-concurrency", "2"], "not allowed with"),
+        (["--goodput", "ttft=500"], "expected KEY:MS with KEY one of ttft, tpot, e2el"),
+        (["--goodput", "ttft:fast"], "ttft: expected milliseconds"),
+        (["--goodput", "tpot:-1"], "tpot: expected milliseconds >= 0"),
     ],
 )
 def test_bad_numbers_are_refused_before_anything_runs(capsys, tmp_path, argv, message):
@@ -448,3 +451,36 @@ def test_compare_plots_keep_rps_and_users_apart_and_references_on_the_pareto(tmp
     labels = [" ".join(t.get_text().split()) for t in figs["compare_pareto.png"].legends[0].get_texts()]
     assert any(label.startswith("seed-b200") and "399 tok/s/GPU at 3.00 rps" in label for label in labels)
     assert any(label.startswith("seed-mi355x") and "328 tok/s/GPU at 2.40 rps" in label for label in labels)
+
+
+def test_goodput_counts_requests_as_vllm_does_and_feeds_the_knee():
+    from wafer_sglang.bench.client import Record
+    from wafer_sglang.bench.stats import within
+
+    fast = Record(0, 1.0, "measure", 0.0, ttft_s=0.2, e2e_s=1.2, completion_tokens=11)  # TPOT 100 ms
+    one = Record(1, 1.0, "measure", 0.0, ttft_s=0.2, e2e_s=0.2, completion_tokens=1)  # TPOT 0
+    assert within(fast, {"ttft": 200, "tpot": 100}) and not within(fast, {"tpot": 99}) and within(one, {"tpot": 0})
+    assert not within(fast, {"e2el": 1000})
+    slo = Slo(goodput={"ttft": 500.0, "tpot": 50.0})
+    steps = [{**_step(1), "goodput_attainment": 0.95}, {**_step(2), "goodput_attainment": 0.85}]
+    result = knee(steps, slo)
+    assert result["target_rps"] == 1
+    assert result["failed_step"]["reasons"] == ["goodput: 85.0% of requests within ttft <= 500 ms, tpot <= 50 ms < 90%"]
+    assert result["rules"][-1] == "goodput: >= 90% of measured requests within ttft <= 500 ms, tpot <= 50 ms"
+    assert knee(steps, Slo())["target_rps"] == 2  # without --goodput, attainment is not a rule
+    assert Slo(**result["slo"]) == slo  # summary.json's slo reads back
+
+
+def test_the_vllm_export_has_exactly_vllm_bench_serves_keys():
+    from wafer_sglang.bench.client import Record
+
+    record = Record(0, 1.0, "measure", 0.0, sent_s=0.1, ttft_s=0.2, e2e_s=1.0, chunk_gaps_s=[0.4], prompt_tokens=10)
+    record.completion_tokens = 3
+    run = {"server": {"api": "chat", "model": "m", "info": {}}, "tag": "t", "tokenizer": "m", "arrival": "poisson"}
+    step = {"mode": "rate", "target_rps": 1.0, "accept_length": None, "request_goodput": 0.1}
+    row = export.bench_serving_result(step, [record], run, {}, 10.0)
+    ours = export.vllm_result(row, step, [record], run, "20261204-050000")
+    (theirs, *_) = [json.loads(line) for line in VLLM_RESULTS.read_text().splitlines()]
+    assert list(ours) == list(theirs)
+    assert ours["median_ttft_ms"] == row["median_ttft_ms"] == 200.0 and ours["request_goodput"] == 0.1
+    assert ours["completed"] == 1 and ours["failed"] == 0 and ours["total_token_throughput"] == 1.3

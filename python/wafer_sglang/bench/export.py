@@ -6,6 +6,11 @@
   numpy, TPOT = (latency - TTFT) / (output - 1), concurrency = sum of latencies / duration, peak
   output tok/s and concurrent requests from per-second buckets. ``duration`` is the measured
   window; ``total_output_tokens_retokenized`` is the server's count (we do not retokenize).
+* ``vllm_bench_serve.jsonl``: one line per step with exactly the keys ``vllm bench serve
+  --save-result --append-result`` writes (``vllm/benchmarks/serve.py``, vllm-project/vllm
+  009e6d4a; default ``--metric-percentiles 99``), so vLLM users' scripts read our steps as theirs.
+  Its percentiles are the bench_serving line's (the same definitions); ``queue_times`` are 0 (no
+  client-side queue: closed-loop users wait for their own answer).
 * InferenceX-style aggregates per step (with ``--gpus``): output and total tok/s per GPU,
   interactivity = 1000 / TPOT p50 in ms (tok/s per user), ``*_ms`` percentiles.
 """
@@ -116,3 +121,44 @@ def inferencex(step: dict, gpus: int) -> dict:
     ):
         out[key.removesuffix("_s") + "_ms"] = step[key] * 1000 if step.get(key) is not None else None
     return out
+
+
+VLLM_PERCENTILE_METRICS = ("ttft", "tpot", "itl")  # vllm bench serve's default --percentile-metrics
+
+
+def vllm_result(row: dict, step: dict, records: list[Record], run: dict, started: str) -> dict:
+    """The step as ``vllm bench serve`` writes a result, from its bench_serving line ``row``."""
+    ok = [r for r in records if r.phase == "measure" and r.ok]
+    measured = [r for r in records if r.phase == "measure"]
+    backend = "openai-chat" if run["server"]["api"] == "chat" else "openai"
+    closed = step.get("mode") == "concurrency"
+    result = {
+        "date": started,
+        "endpoint_type": backend,
+        "backend": backend,
+        "label": run.get("tag"),
+        "model_id": run["server"]["model"],
+        "tokenizer_id": run.get("tokenizer"),
+        "num_prompts": len(measured),
+        "request_rate": "inf" if closed else step["target_rps"],
+        "burstiness": 1.0 if run.get("arrival") == "poisson" and not closed else None,
+        "max_concurrency": int(step["concurrency"]) if closed else None,
+        "duration": row["duration"],
+        "completed": len(ok),
+        "failed": len(measured) - len(ok),
+        "total_input_tokens": row["total_input_tokens"],
+        "total_output_tokens": row["total_output_tokens"],
+        "request_throughput": row["request_throughput"],
+        "request_goodput": step.get("request_goodput"),
+        "output_throughput": row["output_throughput"],
+        "total_token_throughput": row["total_throughput"],
+        "latencies": [r.e2e_s for r in ok],
+        "queue_times": [0.0 for _ in ok],
+        "max_output_tokens_per_s": row["max_output_tokens_per_s"],
+        "max_concurrent_requests": row["max_concurrent_requests"],
+        "rtfx": 0.0,
+    }
+    for name in VLLM_PERCENTILE_METRICS:
+        for stat in ("mean", "median", "std", "p99"):
+            result[f"{stat}_{name}_ms"] = row[f"{stat}_{name}_ms"]
+    return result

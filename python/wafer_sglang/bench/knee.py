@@ -13,6 +13,9 @@ client's own random draw released — a Poisson draw at 0.5 rps over a 270 s win
    A closed loop's users each wait for their answer, so its queue is bounded and cannot build;
    a TTFT trend there is the machine slowing (a CI neighbour), not the load.
 
+5. with ``--goodput`` (vLLM's meaning: per-request SLOs in ms on ttft, tpot, e2el): at least 90 %
+   of the step's measured requests meet every one (DistServe's attainment target).
+
 Loads are reported as offered: the rate the step actually released (open loop), or the users
 (closed loop). The first failing step is named with every rule it broke. A step that measured no
 request (its window too short for its rate) is not judged either way, and said so.
@@ -31,12 +34,20 @@ RULES = (
 )
 
 
+GOODPUT_RULE = "goodput: >= {goodput_attainment:.0%} of measured requests within {goodput_slos}"
+
+
 @dataclass(frozen=True)
 class Slo:
     ttft_p95_s: float = 5.0
     success_rate: float = 0.99
     ttft_growth: float = 2.0
     ttft_growth_floor_s: float = 0.5
+    goodput: dict[str, float] | None = None  # ms per metric: ttft, tpot, e2el (vLLM's --goodput)
+    goodput_attainment: float = 0.9
+
+    def goodput_slos(self) -> str:
+        return ", ".join(f"{name} <= {ms:g} ms" for name, ms in (self.goodput or {}).items())
 
     def failures(self, step: dict) -> list[str]:
         """Every rule ``step`` breaks, in words with its figures."""
@@ -61,10 +72,20 @@ class Slo:
                 f"queue building: TTFT p50 {trend['early_p50_s']:.2f} s -> {trend['late_p50_s']:.2f} s "
                 "from the first to the last third of the step"
             )
+        attained = step.get("goodput_attainment")
+        if self.goodput and attained is not None and attained < self.goodput_attainment:
+            reasons.append(
+                f"goodput: {attained:.1%} of requests within {self.goodput_slos()} < {self.goodput_attainment:.0%}"
+            )
         return reasons
 
     def rules(self) -> list[str]:
-        return [rule.format(**asdict(self)) for rule in RULES]
+        rules = [rule.format(**asdict(self)) for rule in RULES]
+        if self.goodput:
+            rules.append(
+                GOODPUT_RULE.format(goodput_attainment=self.goodput_attainment, goodput_slos=self.goodput_slos())
+            )
+        return rules
 
 
 def load_of(step: dict) -> tuple[str, float]:

@@ -1,4 +1,5 @@
-"""Benchmark outputs: summary.json, requests.jsonl, table.md, bench_serving.jsonl and plots."""
+"""Benchmark outputs: summary.json, requests.jsonl, table.md, bench_serving.jsonl,
+vllm_bench_serve.jsonl and plots."""
 
 from __future__ import annotations
 
@@ -129,11 +130,13 @@ def _axes(ax, xlabel: str, ylabel: str) -> None:
     ax.margins(x=0.12, y=0.12)
 
 
-def write(out: Path, summary: dict, records: list, exports: list[dict], cost: bool) -> None:
+def write(out: Path, summary: dict, records: list, exports: dict[str, list[dict]], cost: bool) -> None:
+    """``exports``: JSON-lines files by name (bench_serving.jsonl, vllm_bench_serve.jsonl)."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
-    atomic_write_text(out / "bench_serving.jsonl", "".join(json.dumps(row) + "\n" for row in exports))
+    for name, rows in exports.items():
+        atomic_write_text(out / name, "".join(json.dumps(row) + "\n" for row in rows))
     atomic_write_text(
         out / "table.md", markdown_table(summary["steps"], summary["knee"], Slo(**summary["knee"]["slo"]), cost)
     )

@@ -239,10 +239,13 @@ class _Sweep:
     def __init__(self, options: SweepOptions, command: str):
         self.options, self.command = options, command
         self.interrupted_by: str | None = None  # SIGINT / SIGTERM
-        self.started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        now = datetime.now(timezone.utc)
+        self.started = now.isoformat(timespec="seconds")
+        self.started_compact = now.strftime("%Y%m%d-%H%M%S")  # vllm bench serve's "date"
         self.records: list[Record] = []
         self.steps: list[dict] = []
-        self.exports: list[dict] = []
+        self.exports: list[dict] = []  # bench_serving lines
+        self.vllm_exports: list[dict] = []
         self.gpus_from = "--gpus"
 
     def count_gpus(self, server: dict) -> None:
@@ -306,7 +309,8 @@ class _Sweep:
         summary = self.summary(endpoint, server, tokenizer)
         for row in self.exports:
             row["server_info"] = server
-        report.write(self.options.out, summary, self.records, self.exports, cost=self.options.price is not None)
+        exports = {"bench_serving.jsonl": self.exports, "vllm_bench_serve.jsonl": self.vllm_exports}
+        report.write(self.options.out, summary, self.records, exports, cost=self.options.price is not None)
         return summary
 
 
@@ -426,7 +430,12 @@ async def _step(
     after = await prom.scrape(client, metrics_urls, endpoint.headers)
     counters = prom.window(before, after) if before else {}
     stats = step_stats(
-        run, step, prompts.cache_hit, counters.get("cache_hit_server"), None if options.dataset else options.output_len
+        run,
+        step,
+        prompts.cache_hit,
+        counters.get("cache_hit_server"),
+        None if options.dataset else options.output_len,
+        options.slo.goodput,
     )
     stats.update({k: v for k, v in counters.items() if k != "cache_hit_server"})
     if primer_servers:
@@ -440,11 +449,13 @@ async def _step(
         stats["checks"].append(reuse)
         live.say(f"warning: {reuse}")
     summary_run = {"server": endpoint.public()}
-    state.exports.append(
-        export.bench_serving_result(
-            stats, run.records, summary_run, state.workload(), options.step_seconds - options.warmup_seconds
-        )
+    row = export.bench_serving_result(
+        stats, run.records, summary_run, state.workload(), options.step_seconds - options.warmup_seconds
     )
+    state.exports.append(row)
+    vllm_run = {**summary_run, "tag": options.tag, "tokenizer": options.tokenizer or endpoint.model}
+    vllm_run["arrival"] = options.arrival
+    state.vllm_exports.append(export.vllm_result(row, stats, run.records, vllm_run, state.started_compact))
     return stats
 
 

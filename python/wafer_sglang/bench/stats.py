@@ -36,8 +36,11 @@ def error_kind(error: str) -> str:
     return "unfinished" if head.startswith("unfinished") else head[:40]
 
 
-def step_stats(run, step, target_hit: float | None, server_hit: float | None, requested_output: int | None) -> dict:
-    """One step's figures from its records (``run``: load.StepRun, ``step``: load.Step)."""
+def step_stats(
+    run, step, target_hit: float | None, server_hit: float | None, requested_output: int | None, goodput=None
+) -> dict:
+    """One step's figures from its records (``run``: load.StepRun, ``step``: load.Step);
+    ``goodput``: per-request SLOs in ms ({"ttft": 500, "tpot": 50, "e2el": ...})."""
     window_s = step.duration_s - step.warmup_s
     records = run.records
     measured = [r for r in records if r.phase == "measure"]
@@ -92,8 +95,24 @@ def step_stats(run, step, target_hit: float | None, server_hit: float | None, re
         },
         "send_lateness_p99_s": _pct(lateness, 99),
     }
+    if goodput:
+        good = sum(1 for r in ok if within(r, goodput))
+        stats["request_goodput"] = good / window_s if window_s > 0 else None
+        stats["goodput_attainment"] = good / len(measured) if measured else None
     stats["checks"] = consistency(stats)
     return stats
+
+
+def within(record: Record, slos: dict[str, float]) -> bool:
+    """Whether a successful request meets every SLO (ms), as vLLM's goodput counts it: TPOT =
+    (latency - TTFT) / (output tokens - 1), 0 for a one-token answer."""
+    n = record.completion_tokens or 0
+    measured = {
+        "ttft": record.ttft_s * 1000,
+        "tpot": (record.e2e_s - record.ttft_s) / (n - 1) * 1000 if n > 1 else 0.0,
+        "e2el": record.e2e_s * 1000,
+    }
+    return all(measured[name] <= ms for name, ms in slos.items())
 
 
 def ttft_trend(measured: list[Record]) -> dict | None:

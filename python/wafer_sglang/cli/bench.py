@@ -10,10 +10,11 @@ from pathlib import Path
 SWEEP_EPILOG = """\
 knee: the highest load at which that step and every lower one were sustained by the server:
   ran to the end; success >= 99% (unfinished after the drain = failed); TTFT p95 <= --slo-ttft-p95;
-  no queue building in an open loop (late-third TTFT p50 <= 2x early-third p50, or within 0.5 s).
+  no queue building in an open loop (late-third TTFT p50 <= 2x early-third p50, or within 0.5 s);
+  with --goodput: >= 90% of requests within its SLOs.
   Loads are reported as offered (released in the window), never judged on the client's own draw.
 outputs (--out): summary.json, requests.jsonl, table.md, bench_serving.jsonl (sglang bench_serving
-  fields), throughput.png, ttft.png, pareto.png.
+  fields), vllm_bench_serve.jsonl (vllm bench serve's), throughput.png, ttft.png, pareto.png.
 exit: 0 done; 1 a step had 0% success, or no knee with --fail-on-no-knee; 2 unusable input or
   unreachable server (checked before measuring); 130 Ctrl-C / 143 SIGTERM (what was measured is written).
 credentials: --api-key, else OPENAI_API_KEY; --header NAME=VALUE; sent on every call, never written.
@@ -49,6 +50,22 @@ def _count(text: str) -> int:
     if value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     return int(value)
+
+
+GOODPUT_METRICS = ("ttft", "tpot", "e2el")
+
+
+def _goodput(text: str) -> tuple[str, float]:
+    name, _, value = text.partition(":")
+    if name not in GOODPUT_METRICS or not value:
+        raise argparse.ArgumentTypeError(f"expected KEY:MS with KEY one of {', '.join(GOODPUT_METRICS)}, got {text!r}")
+    try:
+        ms = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{name}: expected milliseconds, got {value!r}") from None
+    if not math.isfinite(ms) or ms < 0:
+        raise argparse.ArgumentTypeError(f"{name}: expected milliseconds >= 0, got {value!r}")
+    return name, ms
 
 
 def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None:
@@ -162,6 +179,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keepalive", action="store_true", help="reuse connections (off: llama.cpp breaks on reused ones)")
     p.add_argument(
         "--slo-ttft-p95", type=_positive, default=5.0, help="knee: TTFT p95 bound, seconds (default %(default)s)"
+    )
+    p.add_argument(
+        "--goodput",
+        nargs="+",
+        type=_goodput,
+        metavar="KEY:MS",
+        help="per-request SLOs as vLLM's --goodput (ttft, tpot, e2el in ms): each step reports request_goodput "
+        "and goodput_attainment, and the knee needs >= 90%% of requests within them",
     )
     p.add_argument("--fail-on-no-knee", action="store_true", help="exit 1 when not even the lowest load is sustained")
     p.add_argument(
@@ -293,7 +318,7 @@ def cmd_sweep(args) -> int:
         arrival=args.arrival,
         seed=args.seed,
         keepalive=args.keepalive,
-        slo=Slo(ttft_p95_s=args.slo_ttft_p95),
+        slo=Slo(ttft_p95_s=args.slo_ttft_p95, goodput=dict(args.goodput) if args.goodput else None),
         price=price(args.price_tier, args.gpu_hourly_usd),
         gpus=args.gpus,
         dataset=dataset,
@@ -306,8 +331,8 @@ def cmd_sweep(args) -> int:
     print((args.out / "table.md").read_text())
     print(knee_line(summary))
     print(
-        f"wrote {args.out}/summary.json, requests.jsonl, table.md, bench_serving.jsonl, throughput.png, ttft.png, "
-        "pareto.png"
+        f"wrote {args.out}/summary.json, requests.jsonl, table.md, bench_serving.jsonl, vllm_bench_serve.jsonl, "
+        "throughput.png, ttft.png, pareto.png"
     )
     if any(s.get("interrupted") for s in summary["steps"]):
         return _interrupted_exit(summary)
