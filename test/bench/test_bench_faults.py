@@ -463,3 +463,42 @@ def test_goodput_is_reported_per_step_and_the_vllm_export_reads_back(capsys, fau
     assert line["request_goodput"] == step["request_goodput"] and line["completed"] == step["succeeded"]
     (series,) = compare.load(tmp_path / "vllm_bench_serve.jsonl")
     assert [p["load"] for p in series.points] == [4.0] and series.points[0]["success_rate"] == 1.0
+
+
+@pytest.mark.parametrize("load", [["--rates", "8"], ["--max-concurrency", "2"]])
+def test_num_prompts_sends_that_many_measured_requests_per_step(capsys, fault, tokenizer, tmp_path, load):
+    server = fault()
+    args = (
+        "--input-len",
+        "40",
+        "--output-len",
+        "4",
+        "--cache-hit",
+        "0",
+        "--drain-seconds",
+        "5",
+        "--warmup-seconds",
+        "0.3",
+    )
+    rc, out, err = run_cli(
+        capsys,
+        "bench",
+        "sweep",
+        "--url",
+        server.url,
+        "--tokenizer",
+        str(tokenizer),
+        "--out",
+        str(tmp_path),
+        *args,
+        *load,
+        "--num-prompts",
+        "9",
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    (step,) = summary["steps"]
+    assert rc == 0 and step["requests"] == step["succeeded"] == 9, err
+    assert summary["workload"]["num_prompts"] == 9 and summary["workload"]["step_seconds"] is None
+    assert "1 step(s) x 9 requests" in err
+    (line,) = [json.loads(x) for x in (tmp_path / "vllm_bench_serve.jsonl").read_text().splitlines()]
+    assert line["num_prompts"] == 9 and line["completed"] == 9

@@ -251,6 +251,8 @@ def test_credentials_from_the_environment_and_headers_and_never_in_the_command()
         (["--rates", "-1"], "finite number > 0"),
         (["--max-concurrency", "1.5"], "whole numbers"),
         (["--rates", "1", "--max-concurrency", "2"], "not allowed with"),
+        (["--num-prompts", "10", "--step-seconds", "5"], "not allowed with"),
+        (["--num-prompts", "1.5"], "whole number"),
         (["--goodput", "ttft=500"], "expected KEY:MS with KEY one of ttft, tpot, e2el"),
         (["--goodput", "ttft:fast"], "ttft: expected milliseconds"),
         (["--goodput", "tpot:-1"], "tpot: expected milliseconds >= 0"),
@@ -484,3 +486,13 @@ def test_the_vllm_export_has_exactly_vllm_bench_serves_keys():
     assert list(ours) == list(theirs)
     assert ours["median_ttft_ms"] == row["median_ttft_ms"] == 200.0 and ours["request_goodput"] == 0.1
     assert ours["completed"] == 1 and ours["failed"] == 0 and ours["total_token_throughput"] == 1.3
+
+
+def test_num_prompts_draws_the_same_arrivals_ended_by_a_count():
+    from wafer_sglang.bench.load import counted_arrivals
+
+    offsets = counted_arrivals(2.0, 3.0, 50, "poisson", 7)
+    warm = [o for o in offsets if o < 3.0]
+    assert len(offsets) - len(warm) == 50 and warm  # the warm-up's arrivals, then exactly 50
+    assert offsets == arrivals(2.0, offsets[-1] + 1e-9, "poisson", 7)  # the same draw
+    assert len(counted_arrivals(0.5, 0.0, 3, "constant", 0)) == 3

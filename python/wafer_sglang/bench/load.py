@@ -11,6 +11,7 @@ and most vendor numbers are made (``--max-concurrency``).
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
 from collections.abc import Callable
@@ -35,16 +36,29 @@ def arrivals(rate: float, duration_s: float, pattern: str, seed: int) -> list[fl
         offsets.append(t)
 
 
+def counted_arrivals(rate: float, warmup_s: float, count: int, pattern: str, seed: int) -> list[float]:
+    """The warm-up's arrivals, then exactly ``count`` more: the same draw as ``arrivals``,
+    ended by a count (``--num-prompts``) instead of a duration."""
+    horizon = warmup_s + (count + 10) / rate
+    while True:
+        offsets = arrivals(rate, horizon, pattern, seed)
+        warm = [o for o in offsets if o < warmup_s]
+        if len(offsets) - len(warm) >= count:
+            return offsets[: len(warm) + count]
+        horizon *= 2
+
+
 @dataclass
 class Step:
     load: float  # requests/s (open loop) or concurrent users (closed loop)
     closed: bool
-    duration_s: float
+    duration_s: float  # ignored when ``count`` is set
     warmup_s: float
     drain_s: float
     pattern: str = "poisson"
     seed: int = 0
     fail_after: int = 20  # consecutive connection failures, or refusals (HTTP 4xx), that end the step
+    count: int | None = None  # measured requests per step (--num-prompts) instead of a duration
 
 
 @dataclass
@@ -102,9 +116,9 @@ async def run_step(
         _open(client, endpoint, step, make_request, run, watch, tasks, on_window_start)
     halt = _either(stop, abort)
     try:
-        await _until(run.t0 + step.duration_s, halt, run, progress)
+        await _until(halt, run, progress)
         _cancel_timers(run)
-        await _drain(tasks, run.t0 + step.duration_s + step.drain_s, halt, run, progress)
+        await _drain(tasks, run.t0 + run.end_s + step.drain_s, halt, run, progress)
     finally:
         _cancel_timers(run)
         halt.cancel()
@@ -132,14 +146,17 @@ def _open(
     finds them due, so a loop busy with streams delays a release by little; the release time
     is the request's ``sent_s`` and the origin of its TTFT and end-to-end latency."""
     loop = asyncio.get_running_loop()
-    offsets = arrivals(step.load, step.duration_s, step.pattern, step.seed)
+    if step.count is None:
+        offsets = arrivals(step.load, step.duration_s, step.pattern, step.seed)
+    else:
+        offsets = counted_arrivals(step.load, step.warmup_s, step.count, step.pattern, step.seed)
     # Prompts are built before the clock starts: tokenizing 20k tokens at release time would
     # make every request late.
     prepared = [
         make_request(i, "warmup" if offset < step.warmup_s else "measure", offset) for i, offset in enumerate(offsets)
     ]
     run.t0, loop_t0 = time.perf_counter(), loop.time()
-    run.end_s = step.duration_s
+    run.end_s = step.duration_s if step.count is None else (offsets[-1] if offsets else 0.0) + 1e-3
 
     def release(record: Record, text: str) -> None:
         if watch.abort.is_set():
@@ -158,18 +175,21 @@ def _open(
 async def _closed(
     client, endpoint, step: Step, make_request: MakeRequest, run: StepRun, watch: _Watch, tasks: list, on_window_start
 ) -> None:
-    """``load`` users, each with one request in flight; prompts are built off the event loop."""
-    run.t0, run.end_s = time.perf_counter(), step.duration_s
-    counter = iter(range(1 << 62))
+    """``load`` users, each with one request in flight; prompts are built off the event loop.
+    With a ``count``, the users stop once that many measured requests are sent, and the step's
+    end is the last one's send time."""
+    run.t0, run.end_s = time.perf_counter(), step.duration_s if step.count is None else math.inf
+    counter, measured = iter(range(1 << 62)), iter(range(1 << 62))
 
     async def user() -> None:
         while not watch.abort.is_set():
             offset = time.perf_counter() - run.t0
-            if offset >= step.duration_s:
+            if offset >= step.duration_s and step.count is None:
                 return
-            record, text = await asyncio.to_thread(
-                make_request, next(counter), "warmup" if offset < step.warmup_s else "measure", offset
-            )
+            phase = "warmup" if offset < step.warmup_s else "measure"
+            if phase == "measure" and step.count is not None and next(measured) >= step.count:
+                return
+            record, text = await asyncio.to_thread(make_request, next(counter), phase, offset)
             record.sent_s = time.perf_counter() - run.t0
             run.records.append(record)
             task = asyncio.create_task(stream(client, endpoint, record, text, run.t0))
@@ -204,11 +224,17 @@ def _either(*events: asyncio.Event) -> asyncio.Task:
     return asyncio.create_task(wait_any())
 
 
-async def _until(deadline: float, halt: asyncio.Task, run: StepRun, progress) -> None:
-    while time.perf_counter() < deadline and not halt.done():
-        await asyncio.wait([halt], timeout=min(0.5, max(0.0, deadline - time.perf_counter())))
+async def _until(halt: asyncio.Task, run: StepRun, progress) -> None:
+    """The step's sending phase: until ``run.end_s``, or (closed loop with a count) until every
+    user is done, then the end is when the last request was sent."""
+    while time.perf_counter() < run.t0 + run.end_s and not halt.done():
+        if run.users and all(user.done() for user in run.users):
+            break
+        await asyncio.wait([halt], timeout=min(0.5, max(0.0, run.t0 + run.end_s - time.perf_counter())))
         if progress:
             progress(run)
+    if math.isinf(run.end_s):
+        run.end_s = max((r.sent_s for r in run.records if r.sent_s is not None), default=0.0)
 
 
 async def _drain(tasks: list, deadline: float, halt: asyncio.Task, run: StepRun, progress) -> None:

@@ -165,14 +165,14 @@ def choose_model(requested: str | None, served: list[str], url: str) -> str:
     return requested
 
 
-def planned_seconds(steps: int, step_s: float, drain_s: float) -> tuple[float, float]:
-    """The run's shortest and longest duration (every drain used in full)."""
-    return steps * step_s, steps * (step_s + drain_s)
-
-
-def describe_plan(steps: int, step_s: float, drain_s: float) -> str:
-    low, high = planned_seconds(steps, step_s, drain_s)
-    return f"{steps} step(s) x {step_s:g} s (+ up to {drain_s:g} s drain each): {_minutes(low)}-{_minutes(high)}"
+def describe_plan(steps_s: list[float | None], drain_s: float, count: int | None = None) -> str:
+    """The run's shortest and longest duration (every drain used in full); a step of unknown
+    length (closed loop with --num-prompts) is said so."""
+    known = [s for s in steps_s if s is not None]
+    low, high = sum(known), sum(known) + len(steps_s) * drain_s
+    each = f"{count} requests" if count else f"{steps_s[0]:g} s" if steps_s else "0 s"
+    span = f"{_minutes(low)}-{_minutes(high)}" + (" + as long as the users take" if len(known) < len(steps_s) else "")
+    return f"{len(steps_s)} step(s) x {each} (+ up to {drain_s:g} s drain each): {span}"
 
 
 def _minutes(seconds: float) -> str:

@@ -46,6 +46,7 @@ class SweepOptions:
     loads: list[float] = field(default_factory=lambda: [0.5, 1, 1.5, 2, 2.25, 2.4])
     closed: bool = False  # loads are concurrent users (--max-concurrency), not rates
     step_seconds: float = 300.0
+    num_prompts: int | None = None  # measured requests per step instead of step_seconds
     warmup_seconds: float = 30.0
     drain_seconds: float = 300.0
     arrival: str = "poisson"
@@ -58,6 +59,13 @@ class SweepOptions:
     metrics_urls: list[str] = field(default_factory=list)  # default: the server's own
     fail_after: int = 20
     tag: str | None = None
+
+    def planned_step_s(self, load: float) -> float | None:
+        """How long a step sends for: step_seconds, or with num_prompts the warm-up plus the
+        requests at the rate (closed loop: unknown, the users' pace decides)."""
+        if self.num_prompts is None:
+            return self.step_seconds
+        return None if self.closed else self.warmup_seconds + self.num_prompts / load
 
 
 ASSUMED_GPUS = 8  # one MI355X node
@@ -276,7 +284,8 @@ class _Sweep:
         return {
             **shape,
             "mode": "closed loop (concurrent users)" if o.closed else f"open loop ({o.arrival} arrivals)",
-            "step_seconds": o.step_seconds,
+            "step_seconds": None if o.num_prompts else o.step_seconds,
+            "num_prompts": o.num_prompts,
             "warmup_seconds": o.warmup_seconds,
             "drain_seconds": o.drain_seconds,
             "gpus": o.gpus,
@@ -343,7 +352,9 @@ async def sweep(options: SweepOptions, command: str) -> dict:
         await _preflight(client, endpoint, largest, largest.output_len or options.output_len, metrics_urls, stop)
         print(
             f"bench sweep: {endpoint.model} at {endpoint.url}; "
-            + preflight.describe_plan(len(options.loads), options.step_seconds, options.drain_seconds)
+            + preflight.describe_plan(
+                [options.planned_step_s(load) for load in options.loads], options.drain_seconds, options.num_prompts
+            )
             + f"; writing {options.out}",
             file=sys.stderr,
             flush=True,
@@ -423,6 +434,7 @@ async def _step(
         options.arrival,
         options.seed + number,
         options.fail_after,
+        options.num_prompts,
     )
     label = f"step {number + 1}/{len(options.loads)} ({load:g} {'users' if options.closed else 'rps'})"
     run = await run_step(client, endpoint, step, make_request, stop, lambda r: live.update(label, r), window_start)
@@ -450,7 +462,7 @@ async def _step(
         live.say(f"warning: {reuse}")
     summary_run = {"server": endpoint.public()}
     row = export.bench_serving_result(
-        stats, run.records, summary_run, state.workload(), options.step_seconds - options.warmup_seconds
+        stats, run.records, summary_run, state.workload(), run.end_s - options.warmup_seconds
     )
     state.exports.append(row)
     vllm_run = {**summary_run, "tag": options.tag, "tokenizer": options.tokenizer or endpoint.model}
@@ -472,10 +484,12 @@ def _dataset_reuse(prompts, drawn: int) -> str | None:
 
 def _step_line(number: int, options: SweepOptions, stats: dict) -> str:
     reasons = options.slo.failures(stats) if judged(stats) else ["not judged: no request measured in the window"]
-    left = len(options.loads) - number - 1
+    left = options.loads[number + 1 :]
     eta = (
-        f"; {left} step(s) left, ETA "
-        f"{left * options.step_seconds / 60:.0f}-{left * (options.step_seconds + options.drain_seconds) / 60:.0f} min"
+        f"; {len(left)} step(s) left: "
+        + preflight.describe_plan(
+            [options.planned_step_s(load) for load in left], options.drain_seconds, options.num_prompts
+        )
         if left
         else ""
     )

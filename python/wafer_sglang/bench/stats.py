@@ -41,7 +41,7 @@ def step_stats(
 ) -> dict:
     """One step's figures from its records (``run``: load.StepRun, ``step``: load.Step);
     ``goodput``: per-request SLOs in ms ({"ttft": 500, "tpot": 50, "e2el": ...})."""
-    window_s = step.duration_s - step.warmup_s
+    window_s = run.end_s - step.warmup_s  # the planned step, or where a counted one ended
     records = run.records
     measured = [r for r in records if r.phase == "measure"]
     ok = [r for r in measured if r.ok]

@@ -163,9 +163,19 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar=("sharegpt", "FILE"),
         help="real prompts: a local ShareGPT JSON (replaces the synthetic shared-prefix prompts)",
     )
-    p.add_argument("--step-seconds", type=_positive, default=300.0, help="per step (default %(default)s)")
+    length = p.add_mutually_exclusive_group()
+    length.add_argument("--step-seconds", type=_positive, default=None, help="per step (default 300)")
+    length.add_argument(
+        "--num-prompts",
+        type=_count,
+        help="measured requests per step instead of --step-seconds (vLLM's and sglang's flag; open loop: "
+        "they arrive at the step's rate; closed loop: the users send them)",
+    )
     p.add_argument(
-        "--warmup-seconds", type=float, default=None, help="excluded by start time (default: 10%% of a step)"
+        "--warmup-seconds",
+        type=float,
+        default=None,
+        help="excluded by start time (default: 10%% of a step; 0 with --num-prompts)",
     )
     p.add_argument(
         "--drain-seconds",
@@ -287,8 +297,11 @@ def cmd_sweep(args) -> int:
     from wafer_sglang.bench.run import SweepOptions, knee_line, sweep
     from wafer_sglang.errors import WaferError
 
-    warmup = args.step_seconds * 0.1 if args.warmup_seconds is None else args.warmup_seconds
-    if not (math.isfinite(warmup) and 0 <= warmup < args.step_seconds):
+    step_seconds = args.step_seconds or 300.0
+    warmup = args.warmup_seconds
+    if warmup is None:
+        warmup = 0.0 if args.num_prompts else step_seconds * 0.1
+    if not (math.isfinite(warmup) and warmup >= 0 and (args.num_prompts or warmup < step_seconds)):
         raise WaferError("--warmup-seconds must be >= 0 and shorter than a step")
     if not 0 <= args.cache_hit < 1:
         raise WaferError("--cache-hit must be in [0, 1)")
@@ -312,7 +325,8 @@ def cmd_sweep(args) -> int:
         primers=args.primers,
         loads=args.max_concurrency if closed else (args.rates or [0.5, 1, 1.5, 2, 2.25, 2.4]),
         closed=closed,
-        step_seconds=args.step_seconds,
+        step_seconds=step_seconds,
+        num_prompts=args.num_prompts,
         warmup_seconds=warmup,
         drain_seconds=args.drain_seconds,
         arrival=args.arrival,
