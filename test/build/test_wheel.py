@@ -211,3 +211,25 @@ def test_source_date_epoch_sets_entry_times(capsys, tmp_path, monkeypatch):
     assert rc == 0
     with zipfile.ZipFile(stdout.strip()) as zf:
         assert {i.date_time for i in zf.infolist()} == {(2026, 1, 1, 0, 0, 0)}
+
+
+def test_build_is_incremental(capsys, tmp_path, monkeypatch):
+    """make's second run: the same inputs -> "up to date", the wheel untouched; a changed input
+    (here SOURCE_DATE_EPOCH; patches, overlay, tooling and the base record hash the same way) or
+    a missing wheel -> built again."""
+    argv = ("build", "--base", "0.5.14", "--python", "3.11", "-o", str(tmp_path))
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    rc, first, err = run_cli(capsys, *argv)
+    wheel = Path(first.strip())
+    built = wheel.stat().st_mtime_ns
+    assert rc == 0 and "up to date" not in err
+    rc, again, err = run_cli(capsys, *argv)
+    assert rc == 0 and again == first and "up to date" in err and wheel.stat().st_mtime_ns == built
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767312000")
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 0 and "up to date" not in err and wheel.stat().st_mtime_ns != built
+    wheel.unlink()
+    rc, _, err = run_cli(capsys, *argv)
+    assert rc == 0 and "up to date" not in err and wheel.is_file()
+    rc, _, err = run_cli(capsys, *argv, "--rebuild")
+    assert rc == 0 and "up to date" not in err

@@ -33,6 +33,7 @@ from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.gitrun import out
 from wafer_sglang.queue.apply import Applied, Queue
 from wafer_sglang.queue.pins import UpstreamPin
+from wafer_sglang.queue.worktree import overlay_files as fork_overlay_files
 from wafer_sglang.repo import PIN_FILE, build_dir, source_files
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest date a zip entry can hold
@@ -48,6 +49,47 @@ def fork_version(base: UpstreamPin) -> str:
     if base.respin < 1:
         raise WaferError(f"base {base.version}: respin must be >= 1 in patches/bases.toml")
     return f"{v.public}.post{base.respin}"
+
+
+def build_if_changed(root: Path, base: str | None, python_tag: str, out_dir: Path) -> tuple[Path, bool]:
+    """``build`` unless ``out_dir`` holds the wheel built from the same inputs (the stamp beside
+    it): (the wheel, whether it was built). The build is reproducible, so equal inputs mean an
+    equal wheel; ``make`` relies on this to be incremental."""
+    queue = Queue.open(root, base)
+    target = out_dir / wheel_name(queue.base, python_tag)
+    stamp = target.with_name(target.name + ".inputs")
+    key = inputs_key(root, queue, python_tag)
+    if target.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
+        return target, False
+    path = build(root, base, python_tag, out_dir)
+    atomic_write_bytes(stamp, (key + "\n").encode())
+    return path, True
+
+
+def inputs_key(root: Path, queue: Queue, python_tag: str) -> str:
+    """sha256 over everything a build reads: the upstream wheel (its pinned sha256), the base
+    record, the base's patch folder, the overlay, the tooling, the tag and SOURCE_DATE_EPOCH."""
+    digest = hashlib.sha256()
+    pin = queue.base.wheel(python_tag)
+    digest.update(f"{pin.filename} {pin.sha256} {python_tag} {os.environ.get('SOURCE_DATE_EPOCH', '')}\n".encode())
+    files = [root / PIN_FILE, *sorted(p for p in queue.patch_dir.rglob("*") if p.is_file())]
+    files += [queue.root / "python" / path for path in fork_overlay_files(queue.overlay_root)]
+    files += source_files(root, root / "python" / TOOLING_PACKAGE)[0]
+    for path in files:
+        digest.update(f"{path.relative_to(root).as_posix()}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def wheel_name(base: UpstreamPin, python_tag: str) -> str:
+    triple = _tag_triple(base, python_tag, base.wheel(python_tag).tag_triple)
+    return f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{fork_version(base)}-{triple}.whl"
+
+
+def _tag_triple(base: UpstreamPin, python_tag: str, source_triple: str) -> str:
+    derived = base.derived.get(python_tag)
+    if derived is None:
+        return source_triple
+    return source_triple.replace(f"{derived.source}-{derived.source}", f"{python_tag}-{python_tag}", 1)
 
 
 def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet: bool = False) -> Path:
@@ -93,7 +135,7 @@ def _derive(files: dict[str, tuple[bytes, int]], base: UpstreamPin, python_tag: 
             f"cannot build {python_tag} from the {derived.source} wheel: {', '.join(compiled)} "
             f"only loads on {derived.source}; list it under drop only if sglang never imports it"
         )
-    return source_triple.replace(f"{derived.source}-{derived.source}", f"{python_tag}-{python_tag}", 1)
+    return _tag_triple(base, python_tag, source_triple)
 
 
 def _source_date_epoch(work: Path) -> int:

@@ -111,6 +111,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "-o", "--out", "--out-dir", dest="out_dir", type=out_dir, help="where the wheel goes (default: build/dist)"
     )
+    p.add_argument(
+        "--rebuild", action="store_true", help="build even when the wheel there was built from the same inputs"
+    )
     p.set_defaults(func=cmd_build)
 
 
@@ -316,10 +319,15 @@ def cmd_status(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from wafer_sglang.build.wheel import build
+    from wafer_sglang.build.wheel import build, build_if_changed
 
     root = find_repo_root()
     out_dir = args.out_dir or build_dir(root) / "dist"
-    path = build(root, args.base, python_tag(args.python), out_dir)
+    if args.rebuild:
+        path = build(root, args.base, python_tag(args.python), out_dir)
+    else:
+        path, built = build_if_changed(root, args.base, python_tag(args.python), out_dir)
+        if not built:
+            print(f"up to date (its inputs are unchanged; --rebuild builds it anyway): {path}", file=sys.stderr)
     print(path)
     return 0
