@@ -45,8 +45,9 @@ PYTEST = @$(TEST)/bin/python -m pytest $(1); rc=$$?; \
 # on CI's 2 cores: 756 s vs 906 s with 2); PYTEST_WORKERS=0 runs in one process.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 2 )))
 
+# --durations: the slowest tests in every log, for the suite's time budget (README "Tests").
 test: lint
-	$(call PYTEST,-n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS))
+	$(call PYTEST,-n $(PYTEST_WORKERS) --dist loadfile --durations=25 $(PYTEST_ARGS))
 
 # The edit loop: no downloads, no venv installs, no real servers.
 test-fast: test-env
