@@ -295,6 +295,27 @@ ROWS = [
         "not a regular file",
     ),
     ("bench single: bad url", ["bench", "single", "--url", "ftp://x", "--out", "{tmp}/o"], None, 2, "expected http(s)"),
+    (
+        "bench sweep: unclosed IPv6 URL",
+        ["bench", "sweep", "--url", "http://[::1", "--out", "{tmp}/o"],
+        None,
+        2,
+        "not a URL",
+    ),
+    (
+        "bench sweep: port out of range",
+        ["bench", "sweep", "--url", "http://h:99999", "--out", "{tmp}/o"],
+        None,
+        2,
+        "not a URL",
+    ),
+    (
+        "bench compare: neither sglang's nor vLLM's results",
+        ["bench", "compare", "{tmp}/r.json"],
+        write("r.json", '{"duration": 1}'),
+        2,
+        "neither sglang bench_serving's fields",
+    ),
     ("bench compare: not a run", ["bench", "compare", "{tmp}"], None, 2, "not a bench sweep output"),
     (
         "bench compare: malformed summary",

@@ -62,7 +62,11 @@ class Endpoint:
 def base_url(url: str, flag: str = "--url") -> str:
     """``http://host:port``, ``…/`` and ``…/v1`` (the OpenAI SDK's base URL) all mean the server
     (bench and eval alike)."""
-    parts = urlsplit(url.strip())
+    try:
+        parts = urlsplit(url.strip())
+        parts.port  # noqa: B018 - parses the port: out of range or not a number raises here, not mid-run
+    except ValueError as exc:
+        raise WaferError(f"{flag} {url!r}: not a URL ({exc}); expected http(s)://host:port") from None
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise WaferError(f"{flag} {url!r}: expected http(s)://host:port")
     path = parts.path.rstrip("/")
