@@ -23,6 +23,7 @@ test-env:
 wheels: dev-env
 	@builds=$$($(WS) bases --builds) || exit 1; echo "$$builds" | while read -r base python; do \
 	  $(WS) build --base $$base --python $$python || exit 1; done
+	$(WS) build --tools
 
 status: dev-env
 	$(WS) patches lint

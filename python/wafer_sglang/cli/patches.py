@@ -114,6 +114,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--rebuild", action="store_true", help="build even when the wheel there was built from the same inputs"
     )
+    p.add_argument(
+        "--tools",
+        action="store_true",
+        help="build the tools-only wheel, wafer-sglang (py3-none-any: no sglang, no torch) for client machines",
+    )
     p.set_defaults(func=cmd_build)
 
 
@@ -323,6 +328,11 @@ def cmd_build(args) -> int:
 
     root = find_repo_root()
     out_dir = args.out_dir or build_dir(root) / "dist"
+    if args.tools:
+        from wafer_sglang.build.tools_wheel import build_tools
+
+        print(build_tools(root, out_dir))
+        return 0
     if args.rebuild:
         path = build(root, args.base, python_tag(args.python), out_dir)
     else:

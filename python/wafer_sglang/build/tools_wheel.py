@@ -1,0 +1,81 @@
+"""``wafer-sglang build --tools``: the tools alone as a pure-Python wheel, ``wafer-sglang``
+(py3-none-any), for client machines — `bench`, `eval`, `checkpoint`, `cluster`, `doctor` and the
+rest of the command without the patched sglang, whose requirements pull CUDA torch, triton and
+the nvidia-* wheels (7 GB, 11 min) onto a machine that serves nothing.
+
+Byte-reproducible like the engine wheel (the same zip writer), dated by SOURCE_DATE_EPOCH or the
+checkout's HEAD commit.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+from wafer_sglang import __version__ as tooling_version
+from wafer_sglang.build.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, router_requirements
+from wafer_sglang.build.wheel import CONSOLE_SCRIPT, TOOLING_PACKAGE, ZIP_EPOCH_MIN, _tooling_files, _zip
+from wafer_sglang.errors import WaferError
+from wafer_sglang.fsutil import atomic_write_bytes
+from wafer_sglang.queue.pins import load_pins
+
+TOOLS_DIST = "wafer-sglang"
+# `checkpoint check` reads safetensors headers (safe_open, framework="numpy")
+TOOLS_REQUIREMENTS = [*TOOLING_REQUIREMENTS, "packaging>=24", "safetensors>=0.4", "numpy"]
+
+
+def tools_wheel_name() -> str:
+    return f"{TOOLS_DIST.replace('-', '_')}-{tooling_version}-py3-none-any.whl"
+
+
+def build_tools(root: Path, out_dir: Path) -> Path:
+    files = _tooling_files(root)
+    dist_info = f"{TOOLS_DIST.replace('-', '_')}-{tooling_version}.dist-info"
+    meta = {f"{dist_info}/{name}": data for name, data in _dist_info(root).items()}
+    data = _zip(files, meta, f"{dist_info}/RECORD", _epoch(root))
+    target = out_dir / tools_wheel_name()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(target, data)
+    return target
+
+
+def _dist_info(root: Path) -> dict[str, bytes]:
+    lts = load_pins(root).default_base
+    extras = {**TOOLING_EXTRAS, "router": router_requirements(lts)}  # the LTS's router pin
+    lines = [
+        "Metadata-Version: 2.1",
+        f"Name: {TOOLS_DIST}",
+        f"Version: {tooling_version}",
+        "Summary: wafer-sglang-rocm's tools without the engine: bench, eval, checkpoint, cluster, doctor",
+        "Requires-Python: >=3.10",
+        *(f"Requires-Dist: {r}" for r in TOOLS_REQUIREMENTS),
+    ]
+    for extra, requirements in extras.items():
+        lines.append(f"Provides-Extra: {extra}")
+        lines += [f'Requires-Dist: {r}; extra == "{extra}"' for r in requirements]
+    readme = (
+        "The `wafer-sglang` command of wafer-sglang-rocm for a client machine: no sglang, no torch. "
+        "The engine wheel, `wafer-sglang-rocm`, carries the same tools with the patched sglang; "
+        "install one or the other in an environment, not both (both own `wafer_sglang/`).\n"
+    )
+    name, target = (s.strip() for s in CONSOLE_SCRIPT.split("="))
+    return {
+        "METADATA": ("\n".join(lines) + "\n\n" + readme).encode(),
+        "WHEEL": (
+            f"Wheel-Version: 1.0\nGenerator: wafer-sglang-rocm ({tooling_version})\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n"
+        ).encode(),
+        "entry_points.txt": f"[console_scripts]\n{name} = {target}\n".encode(),
+        "top_level.txt": f"{TOOLING_PACKAGE}\n".encode(),
+    }
+
+
+def _epoch(root: Path) -> int:
+    env = os.environ.get("SOURCE_DATE_EPOCH")
+    if env:
+        if not env.isdigit():
+            raise WaferError(f"SOURCE_DATE_EPOCH must be an integer, got {env!r}")
+        return max(int(env), ZIP_EPOCH_MIN)
+    head = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%ct"], capture_output=True, text=True)
+    return max(int(head.stdout.strip() or 0), ZIP_EPOCH_MIN)
