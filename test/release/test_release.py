@@ -47,9 +47,13 @@ def test_a_tagged_clean_tree_releases_checked_wheels_sums_notes_and_sboms(capsys
     assert rc == 0, err
     folder = repo / "build/release/v2026.12.1"
     wheel = folder / "wafer_sglang_rocm-0.5.14.post1-cp311-cp311-manylinux_2_34_x86_64.whl"
+    tools = folder / "wafer_sglang-0.1.0-py3-none-any.whl"  # the tools alone, for client machines
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [wheel.name, wheel.name + ".cdx.json", "SHA256SUMS", "RELEASE_NOTES.md", "release.json"]
+        [wheel.name, wheel.name + ".cdx.json", tools.name, tools.name + ".cdx.json"]
+        + ["SHA256SUMS", "RELEASE_NOTES.md", "release.json"]
     )
+    tools_bom = json.loads((folder / f"{tools.name}.cdx.json").read_text())
+    assert tools_bom["metadata"]["component"]["hashes"][0]["content"] == hashlib.sha256(tools.read_bytes()).hexdigest()
     subprocess.run(["sha256sum", "--check", "--strict", "SHA256SUMS"], cwd=folder, check=True, capture_output=True)
 
     bom = json.loads((folder / f"{wheel.name}.cdx.json").read_text())
@@ -94,6 +98,17 @@ def test_a_changed_wheel_without_a_new_respin_is_refused(capsys, repo):
     commit(repo, "tooling", tag="v2")
     rc, _, err = run_cli(capsys, "release")
     assert rc == 2 and "sglang 0.5.14: its wheel changed since v1" in err and "bump respin" in err
+
+
+def test_changed_tools_without_a_new_version_are_refused(capsys, repo):
+    git(repo, "tag", "-a", "v1", "-m", "v1")
+    cli = repo / "python/wafer_sglang/bench/knee.py"  # with every base respun: only the tools rule is left
+    cli.write_text(cli.read_text() + "\n# a tooling change\n")
+    records = repo / "patches/bases.toml"
+    records.write_text(records.read_text().replace("respin = 1", "respin = 2"))
+    commit(repo, "tooling", tag="v2")
+    rc, _, err = run_cli(capsys, "release")
+    assert rc == 2 and "the tools changed since v1" in err and "bump __version__" in err
 
 
 def test_notes_list_the_patches_added_changed_and_dropped_between_two_tags(repo):

@@ -49,6 +49,7 @@ def _dist_info(root: Path) -> dict[str, bytes]:
         f"Version: {tooling_version}",
         "Summary: wafer-sglang-rocm's tools without the engine: bench, eval, checkpoint, cluster, doctor",
         "Requires-Python: >=3.10",
+        "Description-Content-Type: text/markdown",
         *(f"Requires-Dist: {r}" for r in TOOLS_REQUIREMENTS),
     ]
     for extra, requirements in extras.items():

@@ -1,4 +1,4 @@
-"""``wafer-sglang release``: every wheel of every base from a clean tagged commit, checked the way
+"""``wafer-sglang release``: every wheel of every base, and the tools wheel, from a clean tagged commit, checked the way
 an index and a user will see it, with SHA256SUMS, release notes and an SBOM per wheel. Everything up
 to the upload: the release workflow publishes the folder this writes."""
 
@@ -42,6 +42,7 @@ def release(opts: Options) -> Path:
     previous = gitstate.previous_tag(root, tag)
     before, now = notes.queues_at(root, previous), notes.queues_at(root, "HEAD")
     _require_respins(root, previous, before, now)
+    _require_tools_version(root, previous)
     builds = [
         (b, p)
         for b, p in bases.builds()
@@ -56,6 +57,7 @@ def release(opts: Options) -> Path:
     try:
         scratch.mkdir()  # inside the try: an interrupt right after it still removes it
         wheels = [_checked_wheel(root, base, py, scratch) for base, py in step_progress(builds, "release: wheel")]
+        wheels.append(_checked_tools_wheel(root, scratch))
         _twine_check(wheels)
         _write_sums(scratch, wheels)
         atomic_write_text(scratch / "RELEASE_NOTES.md", notes.render(tag, previous, before, now))
@@ -101,6 +103,52 @@ def _require_respins(root: Path, previous: str | None, before: dict, now: dict) 
                 f"sglang {version}: its wheel changed since {previous} ({', '.join(inputs)}) but its respin is "
                 f"still {queue.respin}; bump respin in patches/bases.toml (a published version never changes)"
             )
+
+
+TOOLS_VERSION_FILE = "python/wafer_sglang/__init__.py"
+
+
+def _require_tools_version(root: Path, previous: str | None) -> None:
+    """The tools wheel's version is the tooling's ``__version__``: changed tools need a new one."""
+    if previous is None or not gitstate.changed_since(root, previous, "python/wafer_sglang"):
+        return
+    if gitstate.file_at(root, previous, TOOLS_VERSION_FILE) == (root / TOOLS_VERSION_FILE).read_bytes():
+        raise WaferError(
+            f"the tools changed since {previous} (python/wafer_sglang) but their version did not; bump "
+            f"__version__ in {TOOLS_VERSION_FILE} (the wafer-sglang wheel of a version never changes)"
+        )
+
+
+def _checked_tools_wheel(root: Path, out: Path) -> Path:
+    """The tools wheel, reproducible, valid for an index, installable, with its SBOM."""
+    from packaging.metadata import Metadata
+
+    from wafer_sglang.build.tools_wheel import build_tools
+
+    first = build_tools(root, out)
+    with tempfile.TemporaryDirectory(dir=out) as again:
+        if build_tools(root, Path(again)).read_bytes() != first.read_bytes():
+            raise WaferError(f"{first.name} is not reproducible: two builds from the same commit differ")
+    import zipfile
+
+    with zipfile.ZipFile(first) as zf:
+        raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+    Metadata.from_email(raw, validate=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        venv = Path(tmp) / "venv"
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
+        for command in (
+            [sys.executable, "-m", "venv", str(venv)],
+            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", str(first)],
+            [str(venv / "bin/wafer-sglang"), "--version"],
+        ):
+            proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp)
+            if proc.returncode != 0:
+                raise WaferError(f"{first.name}: `{' '.join(command[:4])} ...` failed:\n{proc.stderr.strip()[-2000:]}")
+    text = sbom.tools_sbom(first)
+    sbom.validate(text)
+    atomic_write_text(out / f"{first.name}.cdx.json", text)
+    return first
 
 
 def _checked_wheel(root: Path, base: str, python: str, out: Path) -> Path:

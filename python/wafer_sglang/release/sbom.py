@@ -84,6 +84,32 @@ def build_sbom(wheel: Path, patch_dir: Path) -> str:
     return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
 
 
+def tools_sbom(wheel: Path) -> str:
+    """The tools wheel's SBOM: the wheel itself (it is made from the checkout alone), dated by
+    its entries' date (SOURCE_DATE_EPOCH or the commit)."""
+    from cyclonedx.model import HashAlgorithm, HashType
+    from cyclonedx.model.bom import Bom
+    from cyclonedx.model.component import Component, ComponentType
+    from cyclonedx.output.json import JsonV1Dot6
+    from packageurl import PackageURL
+
+    name, version = wheel.name.split("-")[:2]
+    wheel_sha = sha256_file(wheel)
+    with zipfile.ZipFile(wheel) as zf:
+        stamp = datetime(*zf.infolist()[0].date_time, tzinfo=timezone.utc)
+    bom = Bom(serial_number=uuid.uuid5(NAMESPACE, wheel_sha))
+    bom.metadata.component = Component(
+        type=ComponentType.APPLICATION,
+        name=name.replace("_", "-"),
+        version=version,
+        bom_ref="tools",
+        purl=PackageURL("pypi", None, name.replace("_", "-"), version, {"file_name": wheel.name}),
+        hashes=[HashType(alg=HashAlgorithm.SHA_256, content=wheel_sha)],
+    )
+    bom.metadata.timestamp = stamp
+    return JsonV1Dot6(bom).output_as_string(indent=2) + "\n"
+
+
 def validate(text: str) -> None:
     from cyclonedx.schema import SchemaVersion
     from cyclonedx.validation.json import JsonStrictValidator
