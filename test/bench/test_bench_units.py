@@ -496,3 +496,26 @@ def test_num_prompts_draws_the_same_arrivals_ended_by_a_count():
     assert len(offsets) - len(warm) == 50 and warm  # the warm-up's arrivals, then exactly 50
     assert offsets == arrivals(2.0, offsets[-1] + 1e-9, "poisson", 7)  # the same draw
     assert len(counted_arrivals(0.5, 0.0, 3, "constant", 0)) == 3
+
+
+@pytest.mark.parametrize(
+    "summary, message",
+    [
+        ({"schema_version": 3, "steps": []}, "schema_version 3 is newer than this wafer-sglang reads (<= 2)"),
+        ({"schema_version": 2, "kind": "single", "steps": []}, "a bench single result"),
+    ],
+)
+def test_compare_refuses_a_newer_schema_or_another_kind_by_name(capsys, tmp_path, summary, message):
+    (tmp_path / "summary.json").write_text(json.dumps(summary))
+    rc, _, err = run_cli(capsys, "bench", "compare", str(tmp_path))
+    assert rc == 2 and message in err
+
+
+def test_compare_reads_an_unversioned_summary_as_schema_1(tmp_path):
+    from wafer_sglang.bench import compare
+
+    old = _summary([_step(1.0)])  # today's fields, no schema_version: how runs before it were written
+    old["run"]["tag"] = "old run"
+    (tmp_path / "summary.json").write_text(json.dumps(old))
+    series = compare.load_run(tmp_path)
+    assert series.label == "old run" and [p["load"] for p in series.points] == [1.0]

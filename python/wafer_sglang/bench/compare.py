@@ -159,6 +159,7 @@ def load_run(folder: Path) -> Series:
     path = folder / "summary.json"
     try:
         summary = json.loads(path.read_text())
+        _readable(summary, folder)
         steps, knee = summary["steps"], summary.get("knee") or {}
         slo = Slo(**knee["slo"]) if "slo" in knee else Slo()
         x_key = "concurrency" if steps and steps[0].get("mode") == "concurrency" else "target_rps"
@@ -186,6 +187,21 @@ def load_run(folder: Path) -> Series:
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise WaferError(f"{folder}: not a bench sweep output ({type(exc).__name__}: {exc})") from None
     return Series(label, str(folder), x_key, points, describe(knee) if knee else "", workload)
+
+
+READS_SCHEMA = 2  # the newest summary.json this compare reads (bench/run.py SCHEMA_VERSION)
+
+
+def _readable(summary: dict, folder: Path) -> None:
+    """A sweep's summary of a schema this version reads (1: unversioned, 2), or a clear refusal."""
+    version, kind = summary.get("schema_version", 1), summary.get("kind", "sweep")
+    if not isinstance(version, int) or version > READS_SCHEMA:
+        raise WaferError(
+            f"{folder}: summary.json schema_version {version!r} is newer than this wafer-sglang reads "
+            f"(<= {READS_SCHEMA}): upgrade wafer-sglang to compare it"
+        )
+    if kind != "sweep":
+        raise WaferError(f"{folder}: a bench {kind} result; bench compare puts sweeps side by side")
 
 
 def references() -> dict[str, dict]:

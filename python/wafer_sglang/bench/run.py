@@ -69,6 +69,9 @@ class SweepOptions:
 
 
 ASSUMED_GPUS = 8  # one MI355X node
+# summary.json's shape: 1 (unversioned) before --goodput/--num-prompts; 2 adds schema_version, kind
+# (sweep | single), workload.num_prompts, steps' goodput fields. bench compare reads both.
+SCHEMA_VERSION = 2
 PARALLEL_KEYS = ("tp_size", "dp_size", "pp_size", "enable_dp_attention")
 SECRET_WORDS = ("key", "token", "secret", "password")  # sglang's server info holds api_key / admin_api_key
 
@@ -295,6 +298,8 @@ class _Sweep:
     def summary(self, endpoint, server, tokenizer) -> dict:
         o = self.options
         out = {
+            "schema_version": SCHEMA_VERSION,
+            "kind": "sweep",
             "run": _metadata(
                 endpoint, server, tokenizer, o.tokenizer or endpoint.model, o.seed, self.started, self.command, o.tag
             ),
@@ -567,6 +572,8 @@ def _single_summary(options, endpoint, server, tokenizer, started, command, reco
     speeds = [s for r in ok if (s := _speed(r)) is not None]
     spec = options.tokenizer or endpoint.model
     return {
+        "schema_version": SCHEMA_VERSION,
+        "kind": "single",
         "run": _metadata(endpoint, server, tokenizer, spec, options.seed, started, command, options.tag),
         "workload": {"input_len": options.input_len, "output_len": options.output_len, "runs": options.runs},
         "definitions": {
