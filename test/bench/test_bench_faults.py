@@ -56,6 +56,13 @@ def fault(request):
         server.stop()
 
 
+def sweep(capsys, server: FaultServer, tokenizer: Path, out: Path, *args: str):
+    """``bench sweep`` against ``server`` with the tiny tokenizer, writing to ``out``."""
+    return run_cli(
+        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(out), *args
+    )
+
+
 def _files(out: Path) -> dict[str, str]:
     return {p.name: p.read_bytes().decode("latin-1") for p in out.iterdir() if p.is_file()}
 
@@ -71,16 +78,11 @@ def _files(out: Path) -> dict[str, str]:
 )
 def test_wrong_shaped_events_are_recorded_failures_not_success(capsys, fault, tokenizer, tmp_path, events):
     server = fault(events=events + ["[DONE]"])
-    rc, out, err = run_cli(
+    rc, out, err = sweep(
         capsys,
-        "bench",
-        "sweep",
-        "--url",
-        server.url,
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path / "sweep"),
+        server,
+        tokenizer,
+        tmp_path / "sweep",
         *QUICK,
     )
     summary = json.loads((tmp_path / "sweep/summary.json").read_text())
@@ -116,9 +118,7 @@ def test_wrong_shaped_events_are_recorded_failures_not_success(capsys, fault, to
 
 def test_every_request_failing_exits_non_zero(capsys, fault, tokenizer, tmp_path):
     server = fault(status=500, healthy_first=1)
-    rc, _, err = run_cli(
-        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
-    )
+    rc, _, err = sweep(capsys, server, tokenizer, tmp_path, *QUICK)
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert rc == 1 and summary["steps"][0]["failures"] == {"http 500": summary["steps"][0]["requests"]}
 
@@ -128,8 +128,7 @@ def test_refusals_mid_run_end_the_step_and_stop_the_sweep(capsys, fault, tokeniz
     step ends after --fail-after refusals and no later step runs; bench single stops at the
     first refusal instead of repeating it."""
     server = fault(status=400, healthy_first=1, error_message="max_tokens is too large")
-    rc, _, err = run_cli(
-        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path / "s"),
+    rc, _, err = sweep(capsys, server, tokenizer, tmp_path / "s",
         *QUICK, "--rates", "8,16", "--step-seconds", "30", "--fail-after", "3",
     )  # fmt: skip
     steps = json.loads((tmp_path / "s/summary.json").read_text())["steps"]
@@ -232,24 +231,17 @@ def test_bad_setups_fail_before_measuring(capsys, fault, tokenizer, tmp_path, se
 
 def test_the_model_comes_from_the_server_and_is_listed_when_wrong(capsys, fault, tokenizer, tmp_path):
     server = fault(models=["glm-5", "glm-5-draft"])
-    rc, _, err = run_cli(
+    rc, _, err = sweep(
         capsys,
-        "bench",
-        "sweep",
-        "--url",
-        server.url,
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path),
+        server,
+        tokenizer,
+        tmp_path,
         *QUICK,
         "--model",
         "default",
     )
     assert rc == 2 and "it serves: glm-5, glm-5-draft" in err
-    rc, _, _ = run_cli(
-        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
-    )
+    rc, _, _ = sweep(capsys, server, tokenizer, tmp_path, *QUICK)
     assert rc == 0 and json.loads((tmp_path / "summary.json").read_text())["run"]["server"]["model"] == "glm-5"
 
 
@@ -257,16 +249,11 @@ def test_credentials_reach_every_call_and_no_output(capsys, fault, tokenizer, tm
     secret = "sk-wafer-test-7f3a"
     server = fault(key=secret)
     monkeypatch.setenv("OPENAI_API_KEY", secret)
-    rc, _, _ = run_cli(
+    rc, _, _ = sweep(
         capsys,
-        "bench",
-        "sweep",
-        "--url",
-        server.url,
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path),
+        server,
+        tokenizer,
+        tmp_path,
         *QUICK,
         "--header",
         "X-Org=acme",
@@ -279,16 +266,11 @@ def test_credentials_reach_every_call_and_no_output(capsys, fault, tokenizer, tm
         for call in server.faults.seen
     )
     monkeypatch.delenv("OPENAI_API_KEY")
-    rc, _, _ = run_cli(
+    rc, _, _ = sweep(
         capsys,
-        "bench",
-        "sweep",
-        "--url",
-        server.url,
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path),
+        server,
+        tokenizer,
+        tmp_path,
         *QUICK,
         "--api-key",
         secret,
@@ -309,9 +291,7 @@ def test_a_metrics_endpoint_that_is_not_prometheus_does_not_crash_the_sweep(
     capsys, fault, tokenizer, tmp_path, metrics, content_type
 ):
     server = fault(metrics=metrics, metrics_type=content_type)
-    rc, _, _ = run_cli(
-        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
-    )
+    rc, _, _ = sweep(capsys, server, tokenizer, tmp_path, *QUICK)
     step = json.loads((tmp_path / "summary.json").read_text())["steps"][0]
     assert rc == 0 and step["cache_hit_server"] is None and "no server cache counters" in " ".join(step["checks"])
 
@@ -371,9 +351,7 @@ def test_a_missing_extra_is_named_before_measuring(capsys, fault, tokenizer, tmp
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     server = fault()
-    rc, _, err = run_cli(
-        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
-    )
+    rc, _, err = sweep(capsys, server, tokenizer, tmp_path, *QUICK)
     assert rc == 2 and "pip install 'wafer-sglang-rocm[bench]'" in err and "matplotlib" in err
     assert not any(call["path"] == "/v1/completions" for call in server.faults.seen)
 
@@ -394,16 +372,11 @@ def test_mtp_acceptance_per_step_from_the_servers_counters(capsys, fault, tokeni
         )
 
     server = fault(metrics=sglang_metrics)
-    rc, out, _ = run_cli(
+    rc, out, _ = sweep(
         capsys,
-        "bench",
-        "sweep",
-        "--url",
-        server.url,
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path),
+        server,
+        tokenizer,
+        tmp_path,
         *QUICK,
         "--rates",
         "4,8",
@@ -430,9 +403,7 @@ def test_the_sweep_measures_only_once_sglang_has_finished_the_preflight(capsys, 
         )
 
     server = fault(metrics=sglang_metrics)
-    rc, _, err = run_cli(
-        capsys, "bench", "sweep", "--url", server.url, "--tokenizer", str(tokenizer), "--out", str(tmp_path), *QUICK
-    )
+    rc, _, err = sweep(capsys, server, tokenizer, tmp_path, *QUICK)
     completions = [call["at"] for call in server.faults.seen if call["path"] == "/v1/completions"]
     assert rc == 0 and len(completions) > 2, err
     assert min(completions[1:]) >= finished_at[0]
@@ -442,16 +413,11 @@ def test_goodput_is_reported_per_step_and_the_vllm_export_reads_back(capsys, fau
     from wafer_sglang.bench import compare
 
     server = fault()
-    rc, out, err = run_cli(
+    rc, out, err = sweep(
         capsys,
-        "bench",
-        "sweep",
-        "--url",
-        server.url,
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path),
+        server,
+        tokenizer,
+        tmp_path,
         *QUICK,
         "--goodput",
         "ttft:60000",
@@ -480,16 +446,11 @@ def test_num_prompts_sends_that_many_measured_requests_per_step(capsys, fault, t
         "--warmup-seconds",
         "0.3",
     )
-    rc, out, err = run_cli(
+    rc, out, err = sweep(
         capsys,
-        "bench",
-        "sweep",
-        "--url",
-        server.url,
-        "--tokenizer",
-        str(tokenizer),
-        "--out",
-        str(tmp_path),
+        server,
+        tokenizer,
+        tmp_path,
         *args,
         *load,
         "--num-prompts",

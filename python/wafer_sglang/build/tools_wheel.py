@@ -9,14 +9,11 @@ checkout's HEAD commit.
 
 from __future__ import annotations
 
-import os
-import subprocess
 from pathlib import Path
 
 from wafer_sglang import __version__ as tooling_version
 from wafer_sglang.build.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, router_requirements
-from wafer_sglang.build.wheel import CONSOLE_SCRIPT, TOOLING_PACKAGE, ZIP_EPOCH_MIN, _tooling_files, _zip
-from wafer_sglang.errors import WaferError
+from wafer_sglang.build.wheel import CONSOLE_SCRIPT, TOOLING_PACKAGE, _tooling_files, _zip, source_date_epoch
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.queue.pins import load_pins
 
@@ -33,7 +30,7 @@ def build_tools(root: Path, out_dir: Path) -> Path:
     files = _tooling_files(root)
     dist_info = f"{TOOLS_DIST.replace('-', '_')}-{tooling_version}.dist-info"
     meta = {f"{dist_info}/{name}": data for name, data in _dist_info(root).items()}
-    data = _zip(files, meta, f"{dist_info}/RECORD", _epoch(root))
+    data = _zip(files, meta, f"{dist_info}/RECORD", source_date_epoch(root))
     target = out_dir / tools_wheel_name()
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(target, data)
@@ -70,13 +67,3 @@ def _dist_info(root: Path) -> dict[str, bytes]:
         "entry_points.txt": f"[console_scripts]\n{name} = {target}\n".encode(),
         "top_level.txt": f"{TOOLING_PACKAGE}\n".encode(),
     }
-
-
-def _epoch(root: Path) -> int:
-    env = os.environ.get("SOURCE_DATE_EPOCH")
-    if env:
-        if not env.isdigit():
-            raise WaferError(f"SOURCE_DATE_EPOCH must be an integer, got {env!r}")
-        return max(int(env), ZIP_EPOCH_MIN)
-    head = subprocess.run(["git", "-C", str(root), "log", "-1", "--format=%ct"], capture_output=True, text=True)
-    return max(int(head.stdout.strip() or 0), ZIP_EPOCH_MIN)

@@ -100,7 +100,7 @@ def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet
         work = Path(tmp) / "tree"
         applied = queue.apply(python_tag, work, quiet=quiet)
         headers = applied.headers
-        epoch = _source_date_epoch(work)
+        epoch = source_date_epoch(work)
         version = fork_version(applied.base)
         dist_info = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}.dist-info"
         upstream_info = f"sglang-{applied.base.version}.dist-info"
@@ -138,7 +138,8 @@ def _derive(files: dict[str, tuple[bytes, int]], base: UpstreamPin, python_tag: 
     return _tag_triple(base, python_tag, source_triple)
 
 
-def _source_date_epoch(work: Path) -> int:
+def source_date_epoch(work: Path) -> int:
+    """SOURCE_DATE_EPOCH, else the newest commit of the git tree ``work``."""
     env = os.environ.get("SOURCE_DATE_EPOCH")
     if env:
         if not env.isdigit():
