@@ -8,7 +8,7 @@ WS = $(DEV)/bin/python -m wafer_sglang
 
 LINTED := python test benchmark setup.py
 
-.PHONY: all dev-env test-env wheels status lint test test-fast release clean
+.PHONY: all dev-env test-env wheels status lint test test-fast benchmark release clean
 
 all: wheels status
 
@@ -53,6 +53,12 @@ test: lint
 # The edit loop: no downloads, no venv installs, no real servers.
 test-fast: test-env
 	$(call PYTEST,-n $(PYTEST_WORKERS) --dist loadfile -m "not slow and not network" $(PYTEST_ARGS))
+
+# A script of benchmark/ with the test venv; test/ is on its path for the helpers it shares with the
+# tests (test/support/): make benchmark B=bench_client ARGS="--tok-s 26000"
+benchmark: test-env
+	@test -n "$(B)" || { echo 'make benchmark B=NAME (a benchmark/NAME.py) [ARGS="..."]' >&2; exit 2; }
+	PYTHONPATH=test $(TEST)/bin/python benchmark/$(B).py $(ARGS)
 
 # Every wheel of a tagged clean commit, checked, with SHA256SUMS, notes and SBOMs in
 # build/release/<tag>/ (the release workflow uploads it; wafer-sglang release --help).

@@ -4,7 +4,7 @@ Targets (serving-benchmark issue), at 26k tok/s aggregate (10x the seed workload
 arrival lateness p99 < 2 ms, client CPU < 5% of one core per 1k tok/s. The endpoint runs in
 its own process, so the CPU figure is the client's alone. Run with the test venv:
 
-    build/venv-test/bin/python benchmark/bench_client.py [--tok-s 26000] [--seconds 20]
+    make benchmark B=bench_client ARGS="--tok-s 26000 --seconds 20"   # the defaults
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 TICK_S = 0.01  # the endpoint flushes each stream's due tokens every 10 ms (one SSE event per token)
 

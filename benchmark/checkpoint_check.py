@@ -3,7 +3,7 @@
 Target (operator-tools issue): < 5 s on the 2-core development machine. Run with the test venv
 (it has safetensors + numpy for writing the synthetic checkpoint):
 
-    build/venv-test/bin/python benchmark/checkpoint_check.py
+    make benchmark B=checkpoint_check
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 from support import synthetic_checkpoint
 
 from wafer_sglang.checkpoint import plan, store

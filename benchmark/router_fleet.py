@@ -16,7 +16,7 @@ With --engine sglang the workers are the fork's own sglang servers (0.5.14, CPU,
 engine environment and tiny model) with a KV pool of 1,536 tokens (about two groups' prefixes
 next to the requests in flight), and a workload they serve quickly (600 in / 16 out).
 
-    build/venv-test/bin/python benchmark/router_fleet.py [--seeds 0,1,2] [--no-failover] [--engine sglang]
+    make benchmark B=router_fleet ARGS="--seeds 0,1,2 --engine sglang"   # or --no-failover
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "test"))
 
 
 def main() -> int:
