@@ -20,7 +20,6 @@ import tempfile
 import time
 from pathlib import Path
 
-
 TICK_S = 0.01  # the endpoint flushes each stream's due tokens every 10 ms (one SSE event per token)
 
 
