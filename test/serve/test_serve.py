@@ -172,10 +172,12 @@ def test_refuses_a_checkpoint_the_engine_cannot_load(capsys, tmp_path):
     bad = sc.glm5(tmp_path / "bad", layers=5, stored_bf16={"model.layers.5.eh_proj"})
     rc, out, err, _ = dry_run(capsys, "--recipe", "glm5-mxfp4-latency", "--model", str(bad), "--base", "0.5.14")
     assert rc == 1 and "# checkpoint: draft model.layers.5.eh_proj" in out and "refusing to start" in err
-    rc, out, _, argv = dry_run(
-        capsys, "--recipe", "glm5-mxfp4-latency", "--model", str(bad), "--base", "0.5.14", "--force"
-    )
-    assert rc == 0 and argv[4] == str(bad)
+    assert "pass --ignore-check" in err  # the documented flag, not --force (its hidden old name)
+    for flag in ("--ignore-check", "--force"):
+        rc, out, _, argv = dry_run(
+            capsys, "--recipe", "glm5-mxfp4-latency", "--model", str(bad), "--base", "0.5.14", flag
+        )
+        assert rc == 0 and argv[4] == str(bad)
     good = sc.glm5(tmp_path / "good", layers=5)
     assert dry_run(capsys, "--recipe", "glm5-mxfp4-latency", "--model", str(good), "--base", "0.5.14")[0] == 0
 

@@ -79,9 +79,10 @@ def cmd_build(args) -> int:
     if args.print_only:
         return 0
     if args.aiter_src:
-        from wafer_sglang.cli.moe import cmd_rows
+        from wafer_sglang.moe.fork_rows import refresh
 
-        cmd_rows(argparse.Namespace(image=base, aiter_src=args.aiter_src, out_dir=None))
+        done = refresh(root, base, args.aiter_src)
+        print(f"fork rows:   {done.paths[0]} ({len(done.rows.rows)} rows for {done.label}, rebuilt from --aiter-src)")
     image.assemble_context(root, plan)
     image.run(plan.command)
     return 0

@@ -243,21 +243,12 @@ def cmd_config_path(args) -> int:
 
 
 def cmd_rows(args) -> int:
-    from wafer_sglang.bases import base_image
-    from wafer_sglang.moe.aiter_tree import AiterTree
-    from wafer_sglang.moe.files import fork_rows_dir
-    from wafer_sglang.moe.fork_rows import build_rows, write_rows
-    from wafer_sglang.moe.kernel_names import kernel_names
+    from wafer_sglang.moe.fork_rows import refresh
     from wafer_sglang.repo import find_repo_root
 
-    root = find_repo_root()
-    image = base_image(root, args.image, require_aiter=True)
-    target = AiterTree.at(args.aiter_src, image.aiter_commit)
-    label = f"aiter {image.aiter_version}"
-    rows = build_rows(args.aiter_src, kernel_names(target), label)
-    out_dir = args.out_dir or fork_rows_dir(root, args.image)
-    paths = write_rows(rows, out_dir, {"version": image.aiter_version, "commit": image.aiter_commit})
-    print(f"{paths[0]}: {len(rows.rows)} rows for {label} ({image.aiter_commit[:12]}, the {args.image} image)")
+    done = refresh(find_repo_root(), args.image, args.aiter_src, args.out_dir)
+    rows, paths = done.rows, done.paths
+    print(f"{paths[0]}: {len(rows.rows)} rows for {done.label} ({done.commit[:12]}, the {args.image} image)")
     for provenance, n in sorted(rows.counts().items()):
         print(f"  {n:3d} {provenance}")
     for entry in rows.dropped:

@@ -67,7 +67,7 @@ def cmd_serve(args) -> int:
     print(shlex.join(recipes.redacted(expansion.argv)))
     if problems and not args.ignore_check:
         print(
-            "refusing to start: `wafer-sglang checkpoint check` found problems (fix them, or pass --force)",
+            "refusing to start: `wafer-sglang checkpoint check` found problems (fix them, or pass --ignore-check)",
             file=sys.stderr,
         )
         return 1

@@ -191,3 +191,26 @@ def _entry(row: dict, provenance: str, source: Source, line: int) -> dict:
         "source_line": line,
         "kernels": [row.get("kernelName1", ""), row.get("kernelName2", "")],
     }
+
+
+@dataclass(frozen=True)
+class Refreshed:
+    rows: ForkRows
+    paths: list[Path]  # the rows file, its provenance, aiter's license
+    label: str  # "aiter <version>"
+    commit: str
+
+
+def refresh(root: Path, image_name: str, aiter_src: Path, out_dir: Path | None = None) -> Refreshed:
+    """The fork's tuned rows for an image's aiter, rebuilt from a clone of it and written (to the
+    image's rows folder by default): `moe rows`, and `image build --aiter-src` before it builds."""
+    from wafer_sglang.bases import base_image
+    from wafer_sglang.moe.files import fork_rows_dir
+    from wafer_sglang.moe.kernel_names import kernel_names
+
+    image = base_image(root, image_name, require_aiter=True)
+    label = f"aiter {image.aiter_version}"
+    rows = build_rows(aiter_src, kernel_names(AiterTree.at(aiter_src, image.aiter_commit)), label)
+    target = {"version": image.aiter_version, "commit": image.aiter_commit}
+    paths = write_rows(rows, out_dir or fork_rows_dir(root, image_name), target)
+    return Refreshed(rows, paths, label, image.aiter_commit)
