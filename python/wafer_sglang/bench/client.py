@@ -38,6 +38,15 @@ class Record:
     def ok(self) -> bool:
         return self.error is None
 
+    @property
+    def tpot_s(self) -> float | None:
+        """Time per output token after the first, as bench_serving and vLLM define it:
+        (latency - TTFT) / (output tokens - 1); None below two tokens or without timings."""
+        n = self.completion_tokens or 0
+        if n < 2 or self.e2e_s is None or self.ttft_s is None:
+            return None
+        return (self.e2e_s - self.ttft_s) / (n - 1)
+
     def as_dict(self) -> dict:
         data = asdict(self)
         data["chunk_gaps_s"] = [round(g, 6) for g in self.chunk_gaps_s]

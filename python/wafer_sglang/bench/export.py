@@ -52,7 +52,7 @@ def _peaks(ok: list[Record]) -> tuple[float, int]:
 def bench_serving_result(step: dict, records: list[Record], run: dict, workload: dict, duration_s: float) -> dict:
     measured = [r for r in records if r.phase == "measure"]
     ok = [r for r in measured if r.ok]
-    tpots = [(r.e2e_s - r.ttft_s) / (r.completion_tokens - 1) for r in ok if (r.completion_tokens or 0) > 1]
+    tpots = [r.tpot_s for r in ok if r.tpot_s is not None]
     total_in = sum(r.prompt_tokens or 0 for r in ok)
     total_out = sum(r.completion_tokens or 0 for r in ok)
     peak_tok_s, peak_concurrent = _peaks(ok)

@@ -133,10 +133,10 @@ async def settle(
     servers' scrape from before the preflight. False when the limit was reached."""
     from wafer_sglang.bench import prom
 
-    deadline = asyncio.get_running_loop().time() + limit_s
+    deadline, before = asyncio.get_running_loop().time() + limit_s, metrics.merge(list(before.values()))
     while not stop.is_set():
         now = metrics.merge(list((await prom.scrape(client, urls, endpoint.headers)).values()))
-        if done_with_preflight(metrics.merge(list(before.values())), now):
+        if done_with_preflight(before, now):
             return True
         if asyncio.get_running_loop().time() >= deadline:
             return False

@@ -67,6 +67,10 @@ class SweepOptions:
             return self.step_seconds
         return None if self.closed else self.warmup_seconds + self.num_prompts / load
 
+    def plan(self, loads: list[float]) -> str:
+        """How long the steps at ``loads`` take, in words (the start line and each step's ETA)."""
+        return preflight.describe_plan([self.planned_step_s(x) for x in loads], self.drain_seconds, self.num_prompts)
+
 
 ASSUMED_GPUS = 8  # one MI355X node
 # summary.json's shape: 1 (unversioned) before --goodput/--num-prompts; 2 adds schema_version, kind
@@ -357,9 +361,7 @@ async def sweep(options: SweepOptions, command: str) -> dict:
         await _preflight(client, endpoint, largest, largest.output_len or options.output_len, metrics_urls, stop)
         print(
             f"bench sweep: {endpoint.model} at {endpoint.url}; "
-            + preflight.describe_plan(
-                [options.planned_step_s(load) for load in options.loads], options.drain_seconds, options.num_prompts
-            )
+            + options.plan(options.loads)
             + f"; writing {options.out}",
             file=sys.stderr,
             flush=True,
@@ -470,8 +472,12 @@ async def _step(
         stats, run.records, summary_run, state.workload(), run.end_s - options.warmup_seconds
     )
     state.exports.append(row)
-    vllm_run = {**summary_run, "tag": options.tag, "tokenizer": options.tokenizer or endpoint.model}
-    vllm_run["arrival"] = options.arrival
+    vllm_run = {
+        **summary_run,
+        "tag": options.tag,
+        "tokenizer": options.tokenizer or endpoint.model,
+        "arrival": options.arrival,
+    }
     state.vllm_exports.append(export.vllm_result(row, stats, run.records, vllm_run, state.started_compact))
     return stats
 
@@ -490,14 +496,7 @@ def _dataset_reuse(prompts, drawn: int) -> str | None:
 def _step_line(number: int, options: SweepOptions, stats: dict) -> str:
     reasons = options.slo.failures(stats) if judged(stats) else ["not judged: no request measured in the window"]
     left = options.loads[number + 1 :]
-    eta = (
-        f"; {len(left)} step(s) left: "
-        + preflight.describe_plan(
-            [options.planned_step_s(load) for load in left], options.drain_seconds, options.num_prompts
-        )
-        if left
-        else ""
-    )
+    eta = f"; {len(left)} step(s) left: {options.plan(left)}" if left else ""
     unit = "users" if options.closed else "rps"
     figures = (
         f"{stats['output_tok_s'] or 0:.0f} tok/s, TTFT p50/p95 "

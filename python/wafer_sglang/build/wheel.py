@@ -110,7 +110,7 @@ def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet
         meta, dropped = _dist_info(work / upstream_info, version, applied.base.version, tag_triple, headers)
         manifest = _manifest(applied, version, dropped, epoch)
         files[f"{TOOLING_PACKAGE}/{fork_manifest.MANIFEST_NAME}"] = (fork_manifest.render(manifest), 0o644)
-        name = f"{canonicalize_name(DIST_NAME).replace('-', '_')}-{version}-{tag_triple}.whl"
+        name = wheel_name(applied.base, python_tag)  # the name build_if_changed looks for
         data = _zip(files, {f"{dist_info}/{k}": v for k, v in meta.items()}, f"{dist_info}/RECORD", epoch)
     target = out_dir / name
     atomic_write_bytes(target, data)

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -121,65 +122,50 @@ def _require_tools_version(root: Path, previous: str | None) -> None:
 
 def _checked_tools_wheel(root: Path, out: Path) -> Path:
     """The tools wheel, reproducible, valid for an index, installable, with its SBOM."""
-    from packaging.metadata import Metadata
-
     from wafer_sglang.build.tools_wheel import build_tools
 
-    first = build_tools(root, out)
-    with tempfile.TemporaryDirectory(dir=out) as again:
-        if build_tools(root, Path(again)).read_bytes() != first.read_bytes():
-            raise WaferError(f"{first.name} is not reproducible: two builds from the same commit differ")
-    import zipfile
-
-    with zipfile.ZipFile(first) as zf:
-        raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
-    Metadata.from_email(raw, validate=True)
+    first = _reproducible(lambda folder: build_tools(root, folder), out)
     with tempfile.TemporaryDirectory() as tmp:
-        venv = Path(tmp) / "venv"
-        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
-        for command in (
-            [sys.executable, "-m", "venv", str(venv)],
-            [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", str(first)],
-            [str(venv / "bin/wafer-sglang"), "--version"],
-        ):
-            proc = subprocess.run(command, capture_output=True, text=True, env=env, cwd=tmp)
-            if proc.returncode != 0:
-                raise WaferError(f"{first.name}: `{' '.join(command[:4])} ...` failed:\n{proc.stderr.strip()[-2000:]}")
-    text = sbom.tools_sbom(first)
-    sbom.validate(text)
-    atomic_write_text(out / f"{first.name}.cdx.json", text)
+        command, env = _installed(first, sys.executable, Path(tmp))
+        proc = subprocess.run([command, "--version"], capture_output=True, text=True, env=env, cwd=tmp)
+        if proc.returncode != 0:
+            raise WaferError(f"{first.name}: `wafer-sglang --version` in a fresh venv failed:\n{proc.stderr.strip()}")
+    _write_sbom(out, first, sbom.tools_sbom(first))
     return first
 
 
 def _checked_wheel(root: Path, base: str, python: str, out: Path) -> Path:
-    from packaging.metadata import Metadata
-
     from wafer_sglang.build.wheel import build
     from wafer_sglang.queue.pins import python_tag
 
     tag = python_tag(python)
-    first = build(root, base, tag, out, quiet=True)
-    with tempfile.TemporaryDirectory(dir=out) as again:
-        second = build(root, base, tag, Path(again), quiet=True)
-        if second.read_bytes() != first.read_bytes():
-            raise WaferError(f"{first.name} is not reproducible: two builds from the same commit differ")
-    manifest = sbom.wheel_manifest(first)
+    first = _reproducible(lambda folder: build(root, base, tag, folder, quiet=True), out)
     with tempfile.TemporaryDirectory() as tmp:
-        import zipfile
-
-        with zipfile.ZipFile(first) as zf:
-            raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
-        Metadata.from_email(raw, validate=True)  # raises on anything an index would reject
-        _install_check(first, python, manifest, Path(tmp))
-    text = sbom.build_sbom(first, root / "patches" / base)
-    sbom.validate(text)
-    atomic_write_text(out / f"{first.name}.cdx.json", text)
+        _install_check(first, python, sbom.wheel_manifest(first), Path(tmp))
+    _write_sbom(out, first, sbom.build_sbom(first, root / "patches" / base))
     return first
 
 
-def _install_check(wheel: Path, python: str, manifest: dict, tmp: Path) -> None:
-    """Installs --no-deps into a fresh venv of its Python, and `info` there lists every patch."""
-    interpreter = _python(python)
+def _reproducible(build_into: Callable[[Path], Path], out: Path) -> Path:
+    """The wheel ``build_into(out)`` makes, built a second time to compare the bytes, with
+    metadata an index accepts."""
+    import zipfile
+
+    from packaging.metadata import Metadata
+
+    first = build_into(out)
+    with tempfile.TemporaryDirectory(dir=out) as again:
+        if build_into(Path(again)).read_bytes() != first.read_bytes():
+            raise WaferError(f"{first.name} is not reproducible: two builds from the same commit differ")
+    with zipfile.ZipFile(first) as zf:
+        raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+    Metadata.from_email(raw, validate=True)  # raises on anything an index would reject
+    return first
+
+
+def _installed(wheel: Path, interpreter: str, tmp: Path) -> tuple[str, dict[str, str]]:
+    """``wheel`` installed --no-deps into a fresh venv of ``interpreter``: its wafer-sglang
+    command, and the environment to run it in (nothing of the checkout's)."""
     venv = tmp / "venv"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
     for command in (
@@ -189,13 +175,24 @@ def _install_check(wheel: Path, python: str, manifest: dict, tmp: Path) -> None:
         proc = subprocess.run(command, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
             raise WaferError(f"{wheel.name}: `{' '.join(command[:4])} ...` failed:\n{proc.stderr.strip()[-2000:]}")
-    info = subprocess.run([str(venv / "bin/wafer-sglang"), "info"], capture_output=True, text=True, env=env, cwd=tmp)
+    return str(venv / "bin/wafer-sglang"), env
+
+
+def _install_check(wheel: Path, python: str, manifest: dict, tmp: Path) -> None:
+    """Installs --no-deps into a fresh venv of its Python, and `info` there lists every patch."""
+    command, env = _installed(wheel, _python(python), tmp)
+    info = subprocess.run([command, "info"], capture_output=True, text=True, env=env, cwd=tmp)
     missing = [p["file"] for p in manifest["patches"] if p["file"] not in info.stdout]
     if info.returncode != 0 or missing or not info.stdout.startswith(f"wafer-sglang-rocm {manifest['version']}"):
         raise WaferError(
             f"{wheel.name}: `wafer-sglang info` in a fresh venv does not list {missing or 'the fork'}:\n"
             f"{info.stdout}{info.stderr}"
         )
+
+
+def _write_sbom(out: Path, wheel: Path, text: str) -> None:
+    sbom.validate(text)
+    atomic_write_text(out / f"{wheel.name}.cdx.json", text)
 
 
 def _python(version: str) -> str:
