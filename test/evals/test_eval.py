@@ -428,18 +428,73 @@ def test_the_key_reaches_no_file_and_no_message_when_the_server_answers_an_error
     written redacted, and every file under --out is checked after the run."""
     from support.fault_server import Faults, FaultServer
 
-    secret = "sk-wafer-eval-9f3e"
+    secret, gateway = "sk-wafer-eval-9f3e", "gw-0042-7d1c"
     server = FaultServer(Faults(key=secret, status=status))
     try:
         monkeypatch.setenv("OPENAI_API_KEY", secret)
         rc, out, err = evaluate(capsys, tmp_path, server.url, server.url, data_dir, "--tasks", "gsm8k", "--limit", "1")
         assert rc == 2 and "lm-eval failed" in err and str(status) in err
-        assert secret not in out + err
+        rc, out2, err2 = evaluate(  # the same through --header: lm-eval gets a header set, not OPENAI_API_KEY
+            capsys,
+            tmp_path / "headers",
+            server.url,
+            server.url,
+            data_dir,
+            *("--tasks", "gsm8k", "--limit", "1", "--header", f"X-Gateway-Token={gateway}"),
+        )
+        assert rc == 2 and "lm-eval failed" in err2 and str(status) in err2
+        assert server.faults.seen[-1]["headers"].get("X-Gateway-Token") == gateway
         files = [p for p in tmp_path.rglob("*") if p.is_file()]
-        assert any(p.name == "lm_eval.log" for p in files)
-        assert [p for p in files if secret.encode() in p.read_bytes()] == []
+        assert any(p.name == "lm_eval.log" for p in files) and any("headers" in p.parts for p in files)
+        for text in (secret, gateway):
+            assert text not in out + err + out2 + err2
+            assert [p for p in files if text.encode() in p.read_bytes()] == []
     finally:
         server.stop()
+
+
+def test_headers_reach_every_call_lm_eval_makes_and_no_file(capsys, data_dir, tmp_path, monkeypatch):
+    """eval takes bench's --header: the model check, lm-eval's requests and the /metrics scrapes all
+    carry it with the key, lm-eval gets them off its command line, and no credential is written."""
+    from support.fault_server import Faults, FaultServer
+
+    secret, gateway = "sk-wafer-eval-77aa", "gw-token-31f0"
+    server = FaultServer(Faults(key=secret))
+    try:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        rc, out, err = evaluate(
+            capsys,
+            tmp_path,
+            server.url,
+            server.url,
+            data_dir,
+            *("--tasks", "gsm8k", "--limit", "2", "--api-key", secret),
+            *("--header", f"X-Gateway-Token={gateway}", "--header", "X-Tenant: team-7"),
+        )
+        assert rc == 0, err
+        seen = server.faults.seen
+        assert {"/v1/models", "/v1/completions", "/metrics"} <= {call["path"] for call in seen}
+        for call in seen:
+            got = call["headers"]
+            assert (got.get("Authorization"), got.get("X-Gateway-Token"), got.get("X-Tenant")) == (
+                f"Bearer {secret}",
+                gateway,
+                "team-7",
+            ), call["path"]
+        command = json.loads(next(tmp_path.rglob("command.json")).read_text())
+        assert command[2] == "wafer_sglang.evals.lm_eval_headers" and gateway not in json.dumps(command)
+        files = [p for p in tmp_path.rglob("*") if p.is_file()]
+        assert [p for p in files if secret.encode() in p.read_bytes() or gateway.encode() in p.read_bytes()] == []
+    finally:
+        server.stop()
+
+
+def test_what_is_masked_of_the_headers():
+    from wafer_sglang.evals.redact import header_secrets
+
+    assert header_secrets({"Authorization": "Bearer sk-1234"}) == ["Bearer sk-1234", "sk-1234"]
+    assert header_secrets({"X-Api-Key": "abcd", "X-Tenant": "team-7", "X-Priority": "1", "X-Auth": "on"}) == ["abcd"]
+    assert header_secrets({"X-Route": "eu-west-1a-pool"}) == ["eu-west-1a-pool"]  # long enough to be one
 
 
 @pytest.mark.slow

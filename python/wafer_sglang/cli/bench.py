@@ -7,6 +7,8 @@ import math
 import sys
 from pathlib import Path
 
+from wafer_sglang.cli.options import positive_float
+
 SWEEP_EPILOG = """\
 knee: the highest load at which that step and every lower one were sustained by the server:
   ran to the end; success >= 99% (unfinished after the drain = failed); TTFT p95 <= --slo-ttft-p95;
@@ -21,18 +23,8 @@ credentials: --api-key, else OPENAI_API_KEY; --header NAME=VALUE; sent on every 
 """
 
 
-def _positive(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if not math.isfinite(value) or value <= 0:
-        raise argparse.ArgumentTypeError(f"expected a finite number > 0, got {text!r}")
-    return value
-
-
 def _loads(text: str) -> list[float]:
-    values = [_positive(r) for r in text.split(",") if r.strip()]
+    values = [positive_float(r) for r in text.split(",") if r.strip()]
     if not values:
         raise argparse.ArgumentTypeError("expected comma-separated numbers")
     return sorted(values)
@@ -46,7 +38,7 @@ def _users(text: str) -> list[float]:
 
 
 def _count(text: str) -> int:
-    value = _positive(text)
+    value = positive_float(text)
     if value != int(value):
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
     return int(value)
@@ -103,7 +95,7 @@ def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None
         "--header", action="append", default=[], metavar="NAME=VALUE", help="extra header on every call (repeatable)"
     )
     p.add_argument(
-        "--timeout", type=_positive, default=600.0, help="per-request timeout, seconds (default %(default)s)"
+        "--timeout", type=positive_float, default=600.0, help="per-request timeout, seconds (default %(default)s)"
     )
     p.add_argument("--seed", type=int, default=0, help="arrivals, prefix groups and prompts (default %(default)s)")
     p.add_argument(
@@ -164,7 +156,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="real prompts: a local ShareGPT JSON (replaces the synthetic shared-prefix prompts)",
     )
     length = p.add_mutually_exclusive_group()
-    length.add_argument("--step-seconds", type=_positive, default=None, help="per step (default 300)")
+    length.add_argument("--step-seconds", type=positive_float, default=None, help="per step (default 300)")
     length.add_argument(
         "--num-prompts",
         type=_count,
@@ -179,7 +171,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--drain-seconds",
-        type=_positive,
+        type=positive_float,
         default=300.0,
         help="wait this long after the last arrival; the rest fail (default %(default)s)",
     )
@@ -188,7 +180,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--keepalive", action="store_true", help="reuse connections (off: llama.cpp breaks on reused ones)")
     p.add_argument(
-        "--slo-ttft-p95", type=_positive, default=5.0, help="knee: TTFT p95 bound, seconds (default %(default)s)"
+        "--slo-ttft-p95", type=positive_float, default=5.0, help="knee: TTFT p95 bound, seconds (default %(default)s)"
     )
     p.add_argument(
         "--goodput",
@@ -213,7 +205,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar="URL",
         help="a server whose /metrics to count (repeatable: every worker behind a router; default: --url)",
     )
-    p.add_argument("--gpu-hourly-usd", type=_positive, help="$/GPU-hour for cost per million tokens")
+    p.add_argument("--gpu-hourly-usd", type=positive_float, help="$/GPU-hour for cost per million tokens")
     p.add_argument("--price-tier", help="TIER/GPU from the shipped, dated price table (e.g. rental/MI355X)")
     p.add_argument(
         "--gpus",

@@ -4,11 +4,10 @@ machine). The older spellings ``eval --baseline ...`` and ``eval-prepare`` still
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from wafer_sglang.cli.options import positive_int
+from wafer_sglang.cli.options import positive_float, positive_int
 
 DEFAULT_TASKS = "gsm8k,gpqa_diamond"
 
@@ -60,7 +59,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--max-gen-toks", type=int, help="generation limit for every task (default: gsm8k 256, gpqa_diamond 16384)"
     )
-    p.add_argument("--timeout", type=int, default=3600, help="per-request timeout, seconds")
+    p.add_argument(
+        "--timeout", type=positive_float, default=3600.0, help="per-request timeout, seconds (default %(default)s)"
+    )
     p.add_argument("--z", type=float, default=1.96, help="'within noise' means |delta| <= z * stderr of delta")
     p.add_argument(
         "--gate-threshold",
@@ -80,6 +81,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--api-key", help="bearer token for both endpoints (default: $OPENAI_API_KEY); never written to any output"
     )
     p.add_argument(
+        "--header",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra header on every call to both endpoints (repeatable, as bench's); credentials among them are "
+        "masked in every file of the run",
+    )
+    p.add_argument(
         "--sequential", action="store_true", help="one endpoint at a time (automatic when both URLs are the same)"
     )
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -96,7 +105,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(args) -> int:
     import requests
 
-    from wafer_sglang.bench.endpoint import base_url
+    from wafer_sglang.bench.endpoint import base_url, headers
     from wafer_sglang.evals import lmeval, report
     from wafer_sglang.evals.run import ROLES, Endpoint, Options, evaluate, model_name
     from wafer_sglang.evals.stats import Gate
@@ -104,16 +113,16 @@ def cmd_eval(args) -> int:
 
     tasks = parse_tasks(args.tasks)
     lmeval.version()  # the install hint before anything else
-    api_key = args.api_key or os.environ.get("OPENAI_API_KEY")
+    sent = headers(args.api_key, args.header)  # --api-key, else OPENAI_API_KEY, as bench
     urls = {role: base_url(getattr(args, role), f"--{role}") for role in ROLES}
     with requests.Session() as session:
         endpoints = {
             role: Endpoint(
                 role,
                 urls[role],
-                getattr(args, f"{role}_model") or model_name(urls[role], session, role, api_key),
+                getattr(args, f"{role}_model") or model_name(urls[role], session, role, sent),
                 getattr(args, f"{role}_log"),
-                api_key,
+                sent,
             )
             for role in ROLES
         }

@@ -15,12 +15,13 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.evals import redact
+from wafer_sglang.evals.lm_eval_headers import HEADERS_ENV
 from wafer_sglang.evals.tasks import Task
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -73,7 +74,29 @@ class Settings:
     max_gen_toks: int | None = None  # overrides each task's default
 
 
-def command(task: Task, seed: int, *, url: str, model: str, settings: Settings, task_dir: Path, out: Path) -> list[str]:
+def credentials(headers: Mapping[str, str]) -> dict[str, str]:
+    """lm-eval's environment for the request headers: a bearer token alone is OPENAI_API_KEY, which
+    its local backends send; any other header set goes whole through lm_eval_headers."""
+    auth = headers.get("Authorization", "")
+    if not headers:
+        return {}
+    if set(headers) == {"Authorization"} and auth.startswith("Bearer "):
+        return {"OPENAI_API_KEY": auth.removeprefix("Bearer ")}
+    return {HEADERS_ENV: json.dumps(dict(headers))}
+
+
+def command(
+    task: Task,
+    seed: int,
+    *,
+    url: str,
+    model: str,
+    settings: Settings,
+    task_dir: Path,
+    out: Path,
+    env: Mapping[str, str] | None = None,
+) -> list[str]:
+    """lm-eval's command line; ``env`` is what ``credentials`` gave (it chooses the entry point)."""
     backend, path = API_PATHS[settings.api]
     if any(c in model for c in ",="):
         raise WaferError(f"model name {model!r} contains ',' or '=', which lm-eval's --model_args cannot carry")
@@ -98,7 +121,7 @@ def command(task: Task, seed: int, *, url: str, model: str, settings: Settings, 
     cmd = [
         sys.executable,
         "-m",
-        "lm_eval",
+        "wafer_sglang.evals.lm_eval_headers" if HEADERS_ENV in (env or {}) else "lm_eval",
         "run",
         "--model",
         backend,
@@ -156,16 +179,17 @@ def run(
     stop: threading.Event,
     env: dict[str, str] | None = None,
     report: Callable[[tuple[int, int]], None] | None = None,
+    secrets: list[str] = (),
 ) -> RunOutput:
     """Run lm-eval into a fresh ``out``; its log is kept there; a failure quotes the log's end.
     Setting ``stop`` (the other endpoint failed, Ctrl-C, SIGTERM) terminates it. ``env`` adds to
     its environment (credentials: never on the command line, which is recorded, and masked in
-    everything the run writes); ``report`` hears its progress."""
+    everything the run writes, with ``secrets``); ``report`` hears its progress."""
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
     (out / "command.json").write_text(json.dumps(cmd, indent=1) + "\n")
     log = out / "lm_eval.log"
-    secrets = list((env or {}).values())
+    secrets = [*secrets, *(env or {}).values()]
     try:
         returncode = _supervise(cmd, log, stop, env, secrets, report)
     finally:

@@ -9,12 +9,28 @@ of a run is checked afterwards (``scrub_tree``) for what a third party might hav
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import BinaryIO
 
 from wafer_sglang.fsutil import atomic_write_bytes
 
 MASK = b"***"
+CREDENTIAL_NAME = re.compile(r"auth|key|token|secret|cookie|password|signature", re.IGNORECASE)
+PLAIN_VALUE_MAX = 7  # a value this short in a header not named as a credential (a tenant, a flag) stays
+VALUE_MIN = 4  # nor is anything shorter masked, credential or not
+
+
+def header_secrets(headers: Mapping[str, str]) -> list[str]:
+    """What to mask of the request headers: every credential-named header's value (and a bearer's
+    token alone), and any value long enough to be one. Masking "1" or "true" would rewrite the
+    scores in lm-eval's files, and no credential is that short."""
+    found = []
+    for name, value in headers.items():
+        if CREDENTIAL_NAME.search(name) or len(value) > PLAIN_VALUE_MAX:
+            found += [value, *value.split()[1:]]  # "Bearer KEY": KEY is also masked where it stands alone
+    return [s for s in found if len(s) >= VALUE_MIN]
 
 
 def redact(data: bytes, secrets: list[bytes]) -> bytes:

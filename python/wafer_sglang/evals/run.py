@@ -14,7 +14,7 @@ from pathlib import Path
 import requests
 
 from wafer_sglang.errors import WaferError
-from wafer_sglang.evals import lmeval
+from wafer_sglang.evals import lmeval, redact
 from wafer_sglang.evals.acceptance import Acceptance, Window
 from wafer_sglang.evals.stats import Gate, Score, score
 from wafer_sglang.evals.tasks import Task, check_dataset
@@ -28,7 +28,7 @@ class Endpoint:
     url: str
     model: str
     log: Path | None = None
-    api_key: str | None = field(default=None, repr=False)  # to lm-eval by environment, never on its command line
+    headers: dict[str, str] = field(default_factory=dict, repr=False)  # to lm-eval by environment, never argv
 
 
 @dataclass
@@ -54,11 +54,11 @@ class TaskRun:
     commands: list[list[str]]
 
 
-def model_name(url: str, session: requests.Session, role: str, api_key: str | None = None) -> str:
+def model_name(url: str, session: requests.Session, role: str, headers: dict[str, str] | None = None) -> str:
     """Ask the endpoint what it serves; failing here is the clear error, not an hour of retries later."""
     models_url = url.rstrip("/") + "/v1/models"
     try:
-        response = session.get(models_url, timeout=15, headers=_auth(api_key))
+        response = session.get(models_url, timeout=15, headers=headers)
     except requests.RequestException as exc:
         raise WaferError(
             f"{role} endpoint {url} is unreachable ({type(exc).__name__}: {exc}); is the server up "
@@ -77,10 +77,6 @@ def model_name(url: str, session: requests.Session, role: str, api_key: str | No
         return response.json()["data"][0]["id"]
     except (ValueError, KeyError, IndexError, TypeError):
         raise WaferError(f"{role} endpoint {url}: /v1/models lists no model; pass --{role}-model") from None
-
-
-def _auth(api_key: str | None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
 
 
 def seeds_for(task: Task, opts: Options) -> tuple[int, ...]:
@@ -110,7 +106,8 @@ def prepare_tasks(opts: Options) -> tuple[Path, dict[str, dict]]:
 def run_endpoint(endpoint: Endpoint, opts: Options, task_dir: Path, stop: threading.Event) -> dict[str, TaskRun]:
     runs = {}
     with requests.Session() as session:
-        session.headers.update(_auth(endpoint.api_key))  # the /metrics scrapes too
+        session.headers.update(endpoint.headers)  # the /metrics scrapes too
+        env = lmeval.credentials(endpoint.headers)
         for task in opts.tasks:
             window = Window(endpoint.url, endpoint.log, session)
             values, per_seed, commands = [], [], []
@@ -124,6 +121,7 @@ def run_endpoint(endpoint: Endpoint, opts: Options, task_dir: Path, stop: thread
                     settings=opts.settings,
                     task_dir=task_dir,
                     out=out,
+                    env=env,
                 )
                 started = time.monotonic()
                 label = f"{endpoint.role}: {task.name} seed {seed}"
@@ -132,7 +130,8 @@ def run_endpoint(endpoint: Endpoint, opts: Options, task_dir: Path, stop: thread
                     cmd,
                     out,
                     stop,
-                    env={"OPENAI_API_KEY": endpoint.api_key} if endpoint.api_key else None,
+                    env=env,
+                    secrets=redact.header_secrets(endpoint.headers),
                     report=lambda p, label=label: print(
                         f"{label}: {p[0]}/{p[1]} requests done", file=sys.stderr, flush=True
                     ),
