@@ -427,6 +427,8 @@ def test_goodput_is_reported_per_step_and_the_vllm_export_reads_back(capsys, fau
     assert rc == 0 and step["goodput_attainment"] == 1.0 and step["request_goodput"] > 0, err
     (line,) = [json.loads(x) for x in (tmp_path / "vllm_bench_serve.jsonl").read_text().splitlines()]
     assert line["request_goodput"] == step["request_goodput"] and line["completed"] == step["succeeded"]
+    (agg,) = [json.loads(x) for x in (tmp_path / "inferencex_agg.jsonl").read_text().splitlines()]
+    assert agg["output_tput_per_gpu"] == pytest.approx(line["output_throughput"] / step["inferencex"]["gpus"])
     (series,) = compare.load(tmp_path / "vllm_bench_serve.jsonl")
     assert [p["load"] for p in series.points] == [4.0] and series.points[0]["success_rate"] == 1.0
 

@@ -483,9 +483,31 @@ def test_the_vllm_export_has_exactly_vllm_bench_serves_keys():
     row = export.bench_serving_result(step, [record], run, {}, 10.0)
     ours = export.vllm_result(row, step, [record], run, "20261204-050000")
     (theirs, *_) = [json.loads(line) for line in VLLM_RESULTS.read_text().splitlines()]
-    assert list(ours) == list(theirs)
+    e2el = [f"{stat}_e2el_ms" for stat in ("mean", "median", "std", "p99")]  # --percentile-metrics ...,e2el
+    assert list(ours) == list(theirs) + e2el
     assert ours["median_ttft_ms"] == row["median_ttft_ms"] == 200.0 and ours["request_goodput"] == 0.1
     assert ours["completed"] == 1 and ours["failed"] == 0 and ours["total_token_throughput"] == 1.3
+    assert ours["median_e2el_ms"] == 1000.0
+
+
+def test_the_inferencex_export_has_exactly_process_results_keys_and_values():
+    from wafer_sglang.bench.client import Record
+
+    record = Record(0, 1.0, "measure", 0.0, sent_s=0.1, ttft_s=0.2, e2e_s=1.0, chunk_gaps_s=[0.4], prompt_tokens=10)
+    record.completion_tokens = 3
+    run = {"server": {"api": "chat", "model": "m", "info": {}}, "tag": "t", "tokenizer": "m", "arrival": "poisson"}
+    step = {"mode": "concurrency", "concurrency": 4, "accept_length": None}
+    vllm = export.vllm_result(export.bench_serving_result(step, [record], run, {}, 10.0), step, [record], run, "d")
+    info = {"/get_server_info": {"tp_size": 8, "ep_size": 8, "enable_dp_attention": False, "quantization": "quark"}}
+    info["/get_server_info"]["speculative_algorithm"] = "EAGLE"
+    agg = export.inferencex_agg(vllm, info, {"input_len": 8000, "output_len": 1000}, 8)
+    assert list(agg) == json.loads((ROOT / "test/fixtures/bench/inferencex-agg-keys.json").read_text())
+    assert agg["tput_per_gpu"] == pytest.approx(1.3 / 8) and agg["output_tput_per_gpu"] == pytest.approx(0.3 / 8)
+    assert agg["median_ttft"] == pytest.approx(0.2) and agg["median_intvty"] == pytest.approx(1000 / 400)
+    said = (agg["conc"], agg["tp"], agg["dp_attention"], agg["spec_decoding"], agg["isl"])
+    assert said == (4, 8, "false", "eagle", 8000)
+    unknown = export.inferencex_agg(vllm, {}, {}, 8)  # not sglang: nothing is guessed
+    assert unknown["framework"] is unknown["tp"] is unknown["spec_decoding"] is unknown["dp_attention"] is None
 
 
 def test_num_prompts_draws_the_same_arrivals_ended_by_a_count():

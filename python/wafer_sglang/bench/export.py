@@ -11,8 +11,16 @@
   009e6d4a; default ``--metric-percentiles 99``), so vLLM users' scripts read our steps as theirs.
   Its percentiles are the bench_serving line's (the same definitions); ``queue_times`` are 0 (no
   client-side queue: closed-loop users wait for their own answer).
-* InferenceX-style aggregates per step (with ``--gpus``): output and total tok/s per GPU,
-  interactivity = 1000 / TPOT p50 in ms (tok/s per user), ``*_ms`` percentiles.
+  Its percentile metrics are ``ttft,tpot,itl,e2el``: InferenceX runs it so
+  (``benchmarks/benchmark_lib.sh``), vLLM's default leaves e2el out.
+* ``inferencex_agg.jsonl``: one line per step with exactly the keys of the ``agg_*.json`` that
+  InferenceX's ``utils/process_result.py`` (SemiAnalysisAI/InferenceX 77f3e680, single node)
+  makes of such a result: tok/s per GPU, every ``*_ms`` in seconds without the suffix, and
+  ``*_intvty`` = 1000 / TPOT ms (tok/s per user). What it reads from its environment comes from
+  the server's info where sglang says it (tp, ep, dp_attention, spec_decoding, precision) and is
+  null where nothing here knows it (hw, image, infmax_model_prefix).
+* ``inferencex`` in each summary step (our own names, read by the plots and compare): output and
+  total tok/s per GPU, interactivity = 1000 / TPOT p50 in ms, ``*_ms`` percentiles.
 """
 
 from __future__ import annotations
@@ -123,7 +131,8 @@ def inferencex(step: dict, gpus: int) -> dict:
     return out
 
 
-VLLM_PERCENTILE_METRICS = ("ttft", "tpot", "itl")  # vllm bench serve's default --percentile-metrics
+# vllm bench serve --percentile-metrics: InferenceX's choice, its name -> bench_serving's
+VLLM_PERCENTILE_METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2el": "e2e_latency"}
 
 
 def vllm_result(row: dict, step: dict, records: list[Record], run: dict, started: str) -> dict:
@@ -158,7 +167,40 @@ def vllm_result(row: dict, step: dict, records: list[Record], run: dict, started
         "max_concurrent_requests": row["max_concurrent_requests"],
         "rtfx": 0.0,
     }
-    for name in VLLM_PERCENTILE_METRICS:
+    for name, ours in VLLM_PERCENTILE_METRICS.items():
         for stat in ("mean", "median", "std", "p99"):
-            result[f"{stat}_{name}_ms"] = row[f"{stat}_{name}_ms"]
+            result[f"{stat}_{name}_ms"] = row[f"{stat}_{ours}_ms"]
     return result
+
+
+def inferencex_agg(vllm: dict, info: dict, workload: dict, gpus: int) -> dict:
+    """The step's vLLM-shaped result as InferenceX's process_result.py aggregates one (single node)."""
+    args = info.get("/get_server_info") or {}
+    total, output = vllm["total_token_throughput"], vllm["output_throughput"]
+    spec = args.get("speculative_algorithm")
+    data = {
+        "hw": None,
+        "conc": vllm["max_concurrency"],  # null for an open-loop step (InferenceX runs closed loops only)
+        "image": None,
+        "model": vllm["model_id"],
+        "infmax_model_prefix": None,
+        "framework": "sglang" if args else None,
+        "precision": args.get("quantization"),
+        "spec_decoding": (str(spec).lower() if spec else "none") if args else None,
+        "disagg": False,
+        "isl": workload.get("input_len"),
+        "osl": workload.get("output_len"),
+        "is_multinode": False,
+        "tp": args.get("tp_size"),
+        "ep": args.get("ep_size"),
+        "dp_attention": str(bool(args.get("enable_dp_attention"))).lower() if args else None,  # its env's spelling
+        "tput_per_gpu": total / gpus,
+        "output_tput_per_gpu": output / gpus,
+        "input_tput_per_gpu": (total - output) / gpus,
+    }
+    for key, value in vllm.items():  # its loop, its names
+        if key.endswith("ms"):
+            data[key.replace("_ms", "")] = value / 1000.0
+        if "tpot" in key:
+            data[key.replace("_ms", "").replace("tpot", "intvty")] = 1000.0 / value if value else None
+    return data

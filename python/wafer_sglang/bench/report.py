@@ -1,5 +1,5 @@
 """Benchmark outputs: summary.json, requests.jsonl, table.md, bench_serving.jsonl,
-vllm_bench_serve.jsonl and plots."""
+vllm_bench_serve.jsonl, inferencex_agg.jsonl and plots."""
 
 from __future__ import annotations
 
@@ -131,7 +131,7 @@ def _axes(ax, xlabel: str, ylabel: str) -> None:
 
 
 def write(out: Path, summary: dict, records: list, exports: dict[str, list[dict]], cost: bool) -> None:
-    """``exports``: JSON-lines files by name (bench_serving.jsonl, vllm_bench_serve.jsonl)."""
+    """``exports``: JSON-lines files by name (bench_serving.jsonl, vllm_bench_serve.jsonl, ...)."""
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))

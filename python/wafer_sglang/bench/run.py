@@ -327,7 +327,14 @@ class _Sweep:
         summary = self.summary(endpoint, server, tokenizer)
         for row in self.exports:
             row["server_info"] = server
-        exports = {"bench_serving.jsonl": self.exports, "vllm_bench_serve.jsonl": self.vllm_exports}
+        workload = self.workload()
+        exports = {
+            "bench_serving.jsonl": self.exports,
+            "vllm_bench_serve.jsonl": self.vllm_exports,
+            "inferencex_agg.jsonl": [
+                export.inferencex_agg(v, server, workload, self.options.gpus) for v in self.vllm_exports
+            ],
+        }
         report.write(self.options.out, summary, self.records, exports, cost=self.options.price is not None)
         return summary
 

@@ -16,7 +16,8 @@ knee: the highest load at which that step and every lower one were sustained by 
   with --goodput: >= 90% of requests within its SLOs.
   Loads are reported as offered (released in the window), never judged on the client's own draw.
 outputs (--out): summary.json, requests.jsonl, table.md, bench_serving.jsonl (sglang bench_serving
-  fields), vllm_bench_serve.jsonl (vllm bench serve's), throughput.png, ttft.png, pareto.png.
+  fields), vllm_bench_serve.jsonl (vllm bench serve's), inferencex_agg.jsonl (InferenceX's agg_*.json
+  fields), throughput.png, ttft.png, pareto.png.
 exit: 0 done; 1 a step had 0% success, or no knee with --fail-on-no-knee; 2 unusable input or
   unreachable server (checked before measuring); 130 Ctrl-C / 143 SIGTERM (what was measured is written).
 credentials: --api-key, else OPENAI_API_KEY; --header NAME=VALUE; sent on every call, never written.
@@ -338,7 +339,7 @@ def cmd_sweep(args) -> int:
     print(knee_line(summary))
     print(
         f"wrote {args.out}/summary.json, requests.jsonl, table.md, bench_serving.jsonl, vllm_bench_serve.jsonl, "
-        "throughput.png, ttft.png, pareto.png"
+        "inferencex_agg.jsonl, throughput.png, ttft.png, pareto.png"
     )
     if any(s.get("interrupted") for s in summary["steps"]):
         return _interrupted_exit(summary)
