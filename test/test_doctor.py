@@ -78,6 +78,16 @@ def test_healthy_mi355x_host_has_no_errors(tmp_path):
     assert by_check(findings, "fmoe")[0].summary == "GLM-5 fp4 MoE keys at TP4/TP8: 64 tuned (aiter)"
 
 
+def test_tools_other_than_the_engine_requires_are_said(tmp_path):
+    """Both wheels go in --no-deps on a ROCm host: nothing else checks the engine's exact pin."""
+    from wafer_sglang import __version__
+
+    assert by_check(doctor.run(host(tmp_path), {**MANIFEST, "tooling_version": __version__}), "install") == []
+    [finding] = by_check(doctor.run(host(tmp_path), {**MANIFEST, "tooling_version": "0.0.1"}), "install")
+    assert finding.severity == "warning" and "requires 0.0.1" in finding.summary
+    assert finding.fix == "pip install --no-deps wafer-sglang==0.0.1"
+
+
 @pytest.mark.parametrize(
     "env, severity, text",
     [

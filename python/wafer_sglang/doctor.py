@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from wafer_sglang import __version__ as tooling_version
 from wafer_sglang.host.system import Host, gpus
 
 SEVERITIES = ("ok", "info", "warning", "error")
@@ -205,7 +206,7 @@ def check_fork(host: Host, manifest: dict | None) -> list[Finding]:
                 "error",
                 f"both sglang {dists['sglang']} and wafer-sglang-rocm {dists['wafer-sglang-rocm']} are installed: "
                 "both own sglang/, uninstalling either breaks the other",
-                "pip uninstall -y sglang wafer-sglang-rocm && pip install --no-deps wafer-sglang-rocm",
+                "pip uninstall -y sglang wafer-sglang-rocm && pip install --no-deps wafer-sglang-rocm wafer-sglang",
             )
         )
     elif "sglang" in dists:
@@ -214,7 +215,7 @@ def check_fork(host: Host, manifest: dict | None) -> list[Finding]:
                 "install",
                 "warning",
                 f"upstream sglang {dists['sglang']} without the fork's patches",
-                "pip uninstall -y sglang && pip install --no-deps wafer-sglang-rocm",
+                "pip uninstall -y sglang && pip install --no-deps wafer-sglang-rocm wafer-sglang",
             )
         )
     if manifest is None:
@@ -222,8 +223,8 @@ def check_fork(host: Host, manifest: dict | None) -> list[Finding]:
             Finding(
                 "fork",
                 "warning",
-                "no wafer-sglang-rocm build is installed (tooling from a checkout)",
-                "pip install --no-deps wafer-sglang-rocm",
+                "no wafer-sglang-rocm build is installed (the tools alone, or a checkout)",
+                "pip install --no-deps wafer-sglang-rocm wafer-sglang",
             )
         )
     else:
@@ -235,6 +236,16 @@ def check_fork(host: Host, manifest: dict | None) -> list[Finding]:
                 f"{len(manifest['patches'])} patches",
             )
         )
+        built_with = manifest.get("tooling_version")
+        if built_with and built_with != tooling_version:  # both went in --no-deps: nothing checked the pin
+            findings.append(
+                Finding(
+                    "install",
+                    "warning",
+                    f"the tools are wafer-sglang {tooling_version}, but this engine requires {built_with}",
+                    f"pip install --no-deps wafer-sglang=={built_with}",
+                )
+            )
     return findings
 
 

@@ -1,18 +1,20 @@
 """The fork manifest: what an installed wafer-sglang-rocm was built from.
 
-Written into the wheel as ``wafer_sglang/fork_manifest.json``; ``wafer-sglang info`` and
-``doctor`` read it back from the installed package.
+Written into the engine wheel's ``.dist-info`` as ``fork_manifest.json`` (the engine owns it; the
+tools, ``wafer_sglang/``, are another distribution); ``wafer-sglang info`` and ``doctor`` read it
+back from the installed distribution.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 from dataclasses import dataclass
-from importlib import resources
 
 from wafer_sglang.errors import WaferError
 
 MANIFEST_NAME = "fork_manifest.json"
+ENGINE_DIST = "wafer-sglang-rocm"
 
 
 @dataclass(frozen=True)
@@ -29,13 +31,20 @@ def render(manifest: dict) -> bytes:
 
 
 def installed_manifest() -> dict | None:
-    """The manifest of the installed fork, or None when running the tooling from a checkout."""
+    """The manifest of the installed fork, or None where no engine is installed (the tools alone,
+    or a checkout)."""
     try:
-        text = resources.files("wafer_sglang").joinpath(MANIFEST_NAME).read_text()
-    except (FileNotFoundError, ModuleNotFoundError):
+        dist = importlib.metadata.distribution(ENGINE_DIST)
+        text = dist.read_text(MANIFEST_NAME)
+        installed = dist.read_text("RECORD") is not None  # not a checkout's egg-info (setup.py egg_info)
+    except importlib.metadata.PackageNotFoundError:
         return None
     except (OSError, UnicodeDecodeError) as exc:
         raise _unreadable(exc) from None
+    if text is None:
+        if not installed:
+            return None
+        raise _unreadable(f"no {MANIFEST_NAME} in its .dist-info")
     try:
         manifest = json.loads(text)
     except ValueError as exc:
@@ -63,15 +72,15 @@ def _missing(manifest) -> list[str]:
 
 def _unreadable(why: object) -> WaferError:
     return WaferError(
-        f"the installed fork's manifest (wafer_sglang/{MANIFEST_NAME}) is damaged ({why}); reinstall wafer-sglang-rocm"
+        f"the installed fork's manifest ({ENGINE_DIST}'s {MANIFEST_NAME}) is damaged ({why}); reinstall {ENGINE_DIST}"
     )
 
 
 def format_info(manifest: dict | None) -> str:
     if manifest is None:
         return (
-            "wafer-sglang tooling from a source checkout: no fork manifest "
-            "(install a wheel from `wafer-sglang build` to get the patched sglang)"
+            "wafer-sglang tools without the engine: no wafer-sglang-rocm installed here "
+            "(install the engine wheel from `wafer-sglang build` to get the patched sglang)"
         )
     base = manifest["base"]
     lines = [

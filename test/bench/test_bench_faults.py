@@ -352,7 +352,7 @@ def test_a_missing_extra_is_named_before_measuring(capsys, fault, tokenizer, tmp
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a))
     server = fault()
     rc, _, err = sweep(capsys, server, tokenizer, tmp_path, *QUICK)
-    assert rc == 2 and "pip install 'wafer-sglang-rocm[bench]'" in err and "matplotlib" in err
+    assert rc == 2 and "pip install 'wafer-sglang[bench]'" in err and "matplotlib" in err
     assert not any(call["path"] == "/v1/completions" for call in server.faults.seen)
 
 

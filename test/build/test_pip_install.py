@@ -24,7 +24,12 @@ def test_pip_install_dot_builds_the_default_base(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
     env["WAFER_SGLANG_CACHE_DIR"] = str(ROOT / "build/cache/wheels")
-    subprocess.run([venv / "bin/python", "-m", "pip", "install", "-q", "--no-deps", str(source)], check=True, env=env)
+    from wafer_sglang.build.tools_wheel import build_tools
+
+    tools = build_tools(ROOT, tmp_path / "tools")  # the release the engine requires (not on the index yet)
+    subprocess.run(
+        [venv / "bin/python", "-m", "pip", "install", "-q", "--no-deps", str(tools), str(source)], check=True, env=env
+    )
     info = subprocess.run(
         [venv / "bin/wafer-sglang", "info"], capture_output=True, text=True, check=True, env=env, cwd=tmp_path
     ).stdout
@@ -64,4 +69,7 @@ def test_checkout_metadata_declares_the_extras_and_python_the_wheel_does(tmp_pat
     assert {"bench", "eval", "router"} <= set(info.get_all("Provides-Extra"))
     assert info["Requires-Python"] == ">=3.10"  # sglang 0.5.14's own; its ROCm images run 3.10
     requires = (tmp_path / "wafer_sglang_rocm.egg-info" / "requires.txt").read_text()
-    assert "[bench]\naiohttp>=3.9" in requires and "[router]\nsglang-router==0.3.2" in requires
+    from wafer_sglang import __version__
+
+    assert f"\nwafer-sglang=={__version__}\n" in requires  # exactly the tools of its release
+    assert f"[bench]\nwafer-sglang[bench]=={__version__}" in requires and "[router]\nsglang-router==0.3.2" in requires

@@ -1,4 +1,5 @@
-"""The fork wheel: builds, installs with --no-deps into fresh venvs, is valid and reproducible."""
+"""The fork wheel: builds, installs with --no-deps (beside the tools wheel it requires) into fresh
+venvs, is valid and reproducible, and holds sglang only: the tools are their own distribution."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from support.common import ROOT, python_exe, run_cli
 
-from wafer_sglang import bases
+from wafer_sglang import __version__, bases
 from wafer_sglang.build.metadata import DROPPED_REQUIREMENTS
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
@@ -93,15 +94,15 @@ def test_record_and_metadata_are_valid(wheels, base, py):
         raw = zf.read(f"{dist_info}/METADATA")
         wheel_file = zf.read(f"{dist_info}/WHEEL").decode()
         entry_points = zf.read(f"{dist_info}/entry_points.txt").decode()
-        manifest = json.loads(zf.read("wafer_sglang/fork_manifest.json"))
-        record_copy = zf.read("wafer_sglang/data/bases.toml")  # what an installed fork's tools read
-    assert record_copy == (ROOT / "patches/bases.toml").read_bytes()
+        manifest = json.loads(zf.read(f"{dist_info}/fork_manifest.json"))  # the engine's own, in its dist-info
+    assert not [n for n in names if n.startswith("wafer_sglang/")]  # the tools wheel's, not two owners
     meta = Metadata.from_email(raw, validate=True)
     assert (meta.name, str(meta.version)) == ("wafer-sglang-rocm", f"{base}.post1")
     assert "Root-Is-Purelib: false" in wheel_file and f"Tag: cp{py.replace('.', '')}-" in wheel_file
-    assert (
-        "wafer-sglang = wafer_sglang.cli.main:main" in entry_points and "sglang = sglang.cli.main:main" in entry_points
-    )
+    assert "wafer-sglang =" not in entry_points and "sglang = sglang.cli.main:main" in entry_points
+    tools = [str(r) for r in meta.requires_dist if canonicalize_name(r.name) == "wafer-sglang"]
+    assert tools[0] == f"wafer-sglang=={__version__}"
+    assert f'wafer-sglang[bench]=={__version__}; extra == "bench"' in tools
     for requirement in meta.requires_dist:
         name = canonicalize_name(requirement.name)
         assert name not in DROPPED_REQUIREMENTS and not name.startswith(("nvidia-", "cuda-")), requirement
@@ -114,15 +115,23 @@ def test_record_and_metadata_are_valid(wheels, base, py):
 
 
 @pytest.fixture(scope="module")
-def installed(wheels, tmp_path_factory):
-    """(base, py) -> venv with the first wheel installed --no-deps (not byte-compiled: the
-    derived-wheel test compiles what it checks; pip's compile of ~3k modules was most of the time)."""
+def tools_wheel(tmp_path_factory):
+    from wafer_sglang.build.tools_wheel import build_tools
+
+    return build_tools(ROOT, tmp_path_factory.mktemp("tools"))
+
+
+@pytest.fixture(scope="module")
+def installed(wheels, tools_wheel, tmp_path_factory):
+    """(base, py) -> venv with the first wheel and its tools installed --no-deps (not byte-compiled:
+    the derived-wheel test compiles what it checks; pip's compile of ~3k modules was most of the time)."""
 
     def make(base, py):
         venv = tmp_path_factory.mktemp(f"venv-{base}-{py}")
         subprocess.run([python_exe(py), "-m", "venv", str(venv)], check=True)
         subprocess.run(
-            [venv / "bin/python", "-m", "pip", "install", "-q", "--no-deps", "--no-compile", str(wheels[base, py])],
+            [venv / "bin/python", "-m", "pip", "install", "-q", "--no-deps", "--no-compile"]
+            + [str(wheels[base, py]), str(tools_wheel)],
             check=True,
         )
         return venv
@@ -161,7 +170,7 @@ def test_derived_cp310_wheel_is_the_cp311_one_without_its_311_only_module(wheels
         zipfile.ZipFile(wheels["0.5.14", "3.11"]) as source,
     ):
         derived_names, source_names = set(derived.namelist()), set(source.namelist())
-        manifest = json.loads(derived.read("wafer_sglang/fork_manifest.json"))
+        manifest = json.loads(derived.read("wafer_sglang_rocm-0.5.14.post1.dist-info/fork_manifest.json"))
         meta = Metadata.from_email(derived.read("wafer_sglang_rocm-0.5.14.post1.dist-info/METADATA"), validate=True)
         sglang_files = {n for n in source_names if n.startswith("sglang/")}
         assert sglang_files - derived_names == {"sglang/srt/grpc/_core.cpython-311-x86_64-linux-gnu.so"}
@@ -170,7 +179,7 @@ def test_derived_cp310_wheel_is_the_cp311_one_without_its_311_only_module(wheels
     assert manifest["base"]["wheel"] == "sglang-0.5.14-cp311-cp311-manylinux_2_34_x86_64.whl"
     assert manifest["base"]["derived"]["from"] == "cp311"
     assert str(meta.requires_python) == ">=3.10"
-    assert 'tomli>=2; python_version < "3.11"' in [str(r) for r in meta.requires_dist]
+    assert f"wafer-sglang=={__version__}" in [str(r) for r in meta.requires_dist]  # the tools, Python 3.10 too
     # every module of the patched package byte-compiles on a real Python 3.10 (syntax, not imports)
     venv = installed["0.5.14", "3.10"]
     site = next(venv.glob("lib/python3.10/site-packages"))

@@ -75,25 +75,26 @@ def test_version_of_an_installed_fork(monkeypatch):
 
 @pytest.mark.parametrize(
     "text, says",
-    [("{not json", "not JSON"), ('{"version": "1"}', "missing distribution"), ("[]", "not an object")],
+    [
+        ("{not json", "not JSON"),
+        ('{"version": "1"}', "missing distribution"),
+        ("[]", "not an object"),
+        (None, "no fork_manifest.json"),
+    ],
 )
 def test_a_damaged_manifest_is_an_error_for_version_and_info_not_a_traceback(capsys, monkeypatch, text, says):
-    from importlib import resources
+    import importlib.metadata
 
     from wafer_sglang import manifest
 
-    real = resources.files
+    class Installed:  # the engine's installed .dist-info, with a damaged manifest in it
+        def read_text(self, name):
+            return {manifest.MANIFEST_NAME: text, "RECORD": ""}.get(name)
 
-    class Files:  # the installed package's files, with a damaged manifest among them
-        def __init__(self, package):
-            self.root = real(package)
-
-        def joinpath(self, name):
-            if name != manifest.MANIFEST_NAME:
-                return self.root.joinpath(name)
-            return type("Damaged", (), {"read_text": lambda self: text})()
-
-    monkeypatch.setattr(resources, "files", Files)
+    real = importlib.metadata.distribution
+    monkeypatch.setattr(
+        importlib.metadata, "distribution", lambda name: Installed() if name == manifest.ENGINE_DIST else real(name)
+    )
     with pytest.raises(SystemExit) as exit_:
         run_cli(capsys, "--version")
     err = capsys.readouterr().err
@@ -101,6 +102,18 @@ def test_a_damaged_manifest_is_an_error_for_version_and_info_not_a_traceback(cap
     assert "Traceback" not in err
     rc, _, err = run_cli(capsys, "info")
     assert rc == 2 and says in err and "internal error" not in err
+
+
+def test_a_checkouts_egg_info_is_no_installed_fork(monkeypatch):
+    """`setup.py egg_info` leaves wafer_sglang_rocm.egg-info in a checkout (no RECORD, no
+    manifest), and the current folder is on sys.path: that is no engine, not a damaged one."""
+    import importlib.metadata
+
+    from wafer_sglang import manifest
+
+    egg_info = type("EggInfo", (), {"read_text": lambda self, name: None})()
+    monkeypatch.setattr(importlib.metadata, "distribution", lambda name: egg_info)
+    assert manifest.installed_manifest() is None
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh"])

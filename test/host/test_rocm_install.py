@@ -53,10 +53,13 @@ def fake_rocm_host(venv: Path, stack: dict[str, str]) -> None:
 
 
 def dry_run(tmp_path: Path, base: str, stack: dict[str, str]) -> subprocess.CompletedProcess:
-    """pip's plan for installing the fork on a host with ``stack``, constrained by rocm-constraints."""
+    """pip's plan for installing the fork on a host with ``stack``, constrained by rocm-constraints,
+    with the tools wheel it requires beside it (pip finds it there, as on the index)."""
+    from wafer_sglang.build.tools_wheel import build_tools
     from wafer_sglang.build.wheel import build
 
     wheel = build(ROOT, base, f"cp{sys.version_info.major}{sys.version_info.minor}", tmp_path / "dist", quiet=True)
+    build_tools(ROOT, tmp_path / "dist")
     venv = tmp_path / "host"
     fake_rocm_host(venv, stack)
     env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}  # our CLI, run by the host's python
@@ -81,6 +84,8 @@ def dry_run(tmp_path: Path, base: str, stack: dict[str, str]) -> subprocess.Comp
             str(tmp_path / "report.json"),
             "-c",
             str(tmp_path / "c.txt"),
+            "--find-links",
+            str(tmp_path / "dist"),
             str(wheel),
         ],
         capture_output=True,
@@ -96,7 +101,7 @@ def test_constrained_install_keeps_the_rocm_stack(tmp_path, base):
     installs = [
         canonicalize_name(i["metadata"]["name"]) for i in json.loads((tmp_path / "report.json").read_text())["install"]
     ]
-    assert "wafer-sglang-rocm" in installs
+    assert "wafer-sglang-rocm" in installs and "wafer-sglang" in installs
     assert [n for n in installs if n.startswith(FORBIDDEN_PREFIXES)] == []
 
 

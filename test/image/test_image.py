@@ -105,6 +105,7 @@ needs_buildah = pytest.mark.skipif(
 def built(tmp_path_factory):
     from support.standin_image import AITER_FMOE, SITE, build_standin, buildah
 
+    from wafer_sglang.build.tools_wheel import build_tools
     from wafer_sglang.build.wheel import build
 
     work = tmp_path_factory.mktemp("image")
@@ -119,6 +120,7 @@ def built(tmp_path_factory):
     )
     os.environ["WAFER_SGLANG_CACHE_DIR"] = str(CACHE)
     wheel = build(root, "0.5.14", "cp311", work / "dist", quiet=True)
+    tools = build_tools(ROOT, work / "dist")  # beside the fork wheel, where `image build` looks (root has no git)
     cache = ROOT / "build" / "cache" / "standin"
     wheelhouse = cache / "wheelhouse"
     if not wheelhouse.is_dir():
@@ -140,7 +142,7 @@ def built(tmp_path_factory):
             check=True,
         )
     upstream = next(CACHE.glob("sglang-0.5.14-cp311-*.whl"))
-    digest = build_standin(cache, work, upstream, wheel, wheelhouse, "localhost/wafer-standin:0.5.14")
+    digest = build_standin(cache, work, upstream, [wheel, tools], wheelhouse, "localhost/wafer-standin:0.5.14")
     pins = root / "docker/base-images.toml"
     text = pins.read_text()
     start, end = text.index('[images."0.5.14"]'), text.index('[images."0.5.23"]')

@@ -385,7 +385,7 @@ def test_k8s_without_its_extra_says_what_to_install(capsys, tmp_path, monkeypatc
         str(tmp_path / "k8s"),
     ]
     rc, _, err = run_cli(capsys, *argv)
-    assert rc == 2 and "pip install 'wafer-sglang-rocm[k8s]'" in err and "Traceback" not in err
+    assert rc == 2 and "pip install 'wafer-sglang[k8s]'" in err and "Traceback" not in err
     assert not (tmp_path / "k8s").exists() or not any((tmp_path / "k8s").iterdir())
     rc, out, err = run_cli(capsys, *argv, "--no-validate")
     assert rc == 0 and "not validated" in out and "not checked" in err

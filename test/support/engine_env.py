@@ -1,11 +1,12 @@
-"""One engine environment per base, as users install the fork: the cp311 wheel `make` builds,
-installed by pip with its own declared requirements, plus what a ROCm image would bring and
-PyPI has for CPU: torch (the CPU build, pinned by requirements/constraints.txt) and triton
-(sglang imports it at module level; the fork drops it from its requirements). Nothing else is
-pinned against the wheel.
+"""One engine environment per base, as users install the fork: the cp311 wheel `make` builds
+and the tools wheel it requires, installed by pip with their own declared requirements, plus
+what a ROCm image would bring and PyPI has for CPU: torch (the CPU build, pinned by
+requirements/constraints.txt) and triton (sglang imports it at module level; the fork drops it
+from its requirements). Nothing else is pinned against the wheel.
 
-Created once per wheel (keyed by its sha256) under build/engine/<base>/ and reused; a
-changed queue builds another wheel and so another environment. Safe under parallel test
+Created once per engine wheel (keyed by its sha256) under build/engine/<base>/ and reused; a
+changed queue builds another wheel and so another environment. Changed tools are reinstalled
+into it (seconds), not the environment remade (minutes). Safe under parallel test
 workers (a lock per base). ``python support/engine_env.py [BASE...]`` prepares them ahead
 of a test run (make test does).
 """
@@ -48,6 +49,14 @@ def fork_wheel(base: str) -> Path:
         return build(ROOT, base, PYTHON_TAG, ROOT / "build" / "dist", quiet=True)
 
 
+def tools_wheel() -> Path:
+    """The wafer-sglang wheel the engine wheel requires, built from the checkout."""
+    from wafer_sglang.build.tools_wheel import build_tools
+
+    with locked(ENGINES / ".tools.wheel.lock"):
+        return build_tools(ROOT, ROOT / "build" / "dist")
+
+
 def sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -60,12 +69,13 @@ def sha256(path: Path) -> str:
 def ensure(base: str) -> Path:
     """The environment's interpreter, created if the wheel or the stack changed (checked once
     per process: a test run does not change the queue under itself)."""
-    wheel = fork_wheel(base)
+    wheel, tools = fork_wheel(base), tools_wheel()
     venv = ENGINES / base
     key = "\n".join([sha256(wheel), CONSTRAINTS.read_text(), *STACK])
     stamp = venv / ".wafer-engine-key"
     with locked(ENGINES / f".{base}.venv.lock"):
         if stamp.is_file() and stamp.read_text() == key:
+            _current_tools(venv, tools)
             return venv / "bin" / "python"
         shutil.rmtree(venv, ignore_errors=True)  # ours: build/engine/<base> holds nothing else
         started = time.monotonic()
@@ -73,16 +83,29 @@ def ensure(base: str) -> Path:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
         pip = subprocess.run(
             [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-            + ["-c", str(CONSTRAINTS), str(wheel), *STACK],
+            + ["-c", str(CONSTRAINTS), str(wheel), str(tools), *STACK],
             capture_output=True,
             text=True,
             env={**os.environ, "PIP_NO_INPUT": "1"},
         )
         if pip.returncode:
             raise RuntimeError(f"engine env {base}: pip install failed:\n{pip.stdout[-3000:]}{pip.stderr[-3000:]}")
+        (venv / ".wafer-tools-key").write_text(sha256(tools))
         stamp.write_text(key)  # last: a half-made environment is never taken for a ready one
         print(f"engine env {base}: ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return venv / "bin" / "python"
+
+
+def _current_tools(venv: Path, tools: Path) -> None:
+    """The checkout's tools in the environment: reinstalled when the wheel changed (its version
+    stays the same between releases), with any requirement it gained."""
+    stamp = venv / ".wafer-tools-key"
+    if stamp.is_file() and stamp.read_text() == sha256(tools):
+        return
+    pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for extra in (["--force-reinstall", "--no-deps"], ["-c", str(CONSTRAINTS)]):
+        subprocess.run([*pip, *extra, str(tools)], check=True, capture_output=True)
+    stamp.write_text(sha256(tools))
 
 
 if __name__ == "__main__":

@@ -86,13 +86,15 @@ def dist_info(folder: Path, name: str, version: str) -> None:
     (info / "RECORD").write_text("")
 
 
-def stand_ins(folder: Path, fork_wheel: Path, real: set[str]) -> None:
-    """dist-info for every requirement of the fork not installed for real, the ROCm stack, and aiter's
-    configs (what `image setup` and aiter's file discovery look at)."""
-    with zipfile.ZipFile(fork_wheel) as zf:
-        meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
-        lines = zf.read(meta).decode().splitlines()
-    seen = set(real)
+def stand_ins(folder: Path, wheels: list[Path], real: set[str]) -> None:
+    """dist-info for every requirement of the fork and its tools not installed for real, the ROCm
+    stack, and aiter's configs (what `image setup` and aiter's file discovery look at)."""
+    lines = []
+    for wheel in wheels:
+        with zipfile.ZipFile(wheel) as zf:
+            meta = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            lines += zf.read(meta).decode().splitlines()
+    seen = set(real) | {"wafer-sglang"}  # the tools wheel: installed for real by the Dockerfile
     for line in lines:
         if line.startswith("Requires-Dist: "):
             req = Requirement(line.split(": ", 1)[1])
@@ -114,7 +116,9 @@ def stand_ins(folder: Path, fork_wheel: Path, real: set[str]) -> None:
     (folder / "flydsl" / "__init__.py").write_text("")
 
 
-def build_standin(cache: Path, work: Path, upstream_wheel: Path, fork_wheel: Path, wheelhouse: Path, name: str) -> str:
+def build_standin(
+    cache: Path, work: Path, upstream_wheel: Path, wheels: list[Path], wheelhouse: Path, name: str
+) -> str:
     """The stand-in image ``name``; returns its manifest digest."""
     ctr = buildah("from", "scratch")
     try:
@@ -137,7 +141,7 @@ def build_standin(cache: Path, work: Path, upstream_wheel: Path, fork_wheel: Pat
         buildah("run", ctr, "--", "/opt/venv/bin/pip", "install", "-q", "--no-deps", f"/tmp/{upstream_wheel.name}")
         real = {canonicalize_name(p.name.split("-")[0]) for p in wheelhouse.glob("*.whl")} | {"sglang", "pip"}
         extra = work / "site"
-        stand_ins(extra, fork_wheel, real)
+        stand_ins(extra, wheels, real)
         buildah("copy", ctr, str(extra), SITE)
         buildah("run", ctr, "--", "rm", "-rf", "/tmp/wheelhouse", f"/tmp/{upstream_wheel.name}")
         buildah(

@@ -29,9 +29,7 @@ EXTRA_MODULES = {
 def check_extras() -> None:
     missing = [dist for module, dist in EXTRA_MODULES.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise WaferError(
-            f"bench needs {', '.join(missing)} (the [bench] extra): pip install 'wafer-sglang-rocm[bench]'"
-        )
+        raise WaferError(f"bench needs {', '.join(missing)} (the [bench] extra): pip install 'wafer-sglang[bench]'")
 
 
 RUN_FILES = ("summary.json", "requests.jsonl")

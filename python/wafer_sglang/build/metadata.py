@@ -4,7 +4,9 @@ What changes: the name and version (Requires-Python stays upstream's: the tools 
 that would pull CUDA builds onto a ROCm host are dropped (ROCm torch, triton, aiter and
 sgl-kernel come from the ROCm environment — the image or the user's ROCm install — and
 ``wafer-sglang doctor`` checks them); self-referencing extras (``sglang[x]``) point at us, or
-installing an extra would pull upstream sglang over our files; our tooling's own needs are added.
+installing an extra would pull upstream sglang over our files; the tools are a requirement:
+exactly the ``wafer-sglang`` release built with it (its extras through ours), and the router
+extra per base.
 """
 
 from __future__ import annotations
@@ -14,11 +16,16 @@ import email.policy
 import io
 from email.generator import Generator
 from email.message import Message
+from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from wafer_sglang import __version__ as tooling_version
+from wafer_sglang.errors import WaferError
+
 DIST_NAME = "wafer-sglang-rocm"
+TOOLS_DIST = "wafer-sglang"  # the tools alone (build/tools_wheel.py); the engine requires exactly its release
 
 _ROCM_ENV = "provided by the ROCm environment; the PyPI build is CUDA and would replace the ROCm one"
 _CUDA_ONLY = "CUDA-only binary; not used on ROCm"
@@ -93,15 +100,20 @@ def fork_requirements(raw: bytes) -> tuple[list[str], dict[str, str]]:
             dropped[requirement] = DROPPED_REQUIREMENTS[canonicalize_name(Requirement(requirement).name)]
         else:
             kept.append(rewritten)
-    kept += TOOLING_REQUIREMENTS
     for extra, requirements in tooling_extras(parse(raw)["Version"]).items():
-        kept += [f'{r}; extra == "{extra}"' for r in requirements]
+        kept += [f'{r}; extra == "{extra}"' if extra else r for r in requirements]
     return kept, dropped
 
 
 def tooling_extras(base: str) -> dict[str, list[str]]:
-    """Our extras as a base's wheel declares them (the router is per base)."""
-    return {**TOOLING_EXTRAS, "router": router_requirements(base)}
+    """What the engine wheel of a base adds, by extra ("" for always): exactly its tools release,
+    each tools extra through it, and the base's own router (the tools wheel's is the LTS's)."""
+    tools = f"{TOOLS_DIST}=={tooling_version}"
+    return {
+        "": [tools],
+        **{extra: [f"{TOOLS_DIST}[{extra}]=={tooling_version}"] for extra in TOOLING_EXTRAS if extra != "router"},
+        "router": router_requirements(base),
+    }
 
 
 def router_requirements(base: str) -> list[str]:
@@ -111,6 +123,23 @@ def router_requirements(base: str) -> list[str]:
     from wafer_sglang.serve.router import release
 
     return list(dict.fromkeys([release(base).pin, "sglang-router==0.3.2"]))
+
+
+def check_tools_wheel(engine: Path, tools: Path) -> None:
+    """``tools`` is the wafer-sglang release the engine wheel requires (both go in together)."""
+    import zipfile
+
+    with zipfile.ZipFile(engine) as zf:
+        raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+    pins = [
+        Requirement(r)
+        for r in parse(raw).get_all("Requires-Dist") or []
+        if canonicalize_name(Requirement(r).name) == TOOLS_DIST and not Requirement(r).marker
+    ]
+    version = tools.name.split("-")[1]
+    if len(pins) != 1 or not pins[0].specifier.contains(version, prereleases=True):
+        wanted = str(pins[0].specifier) if pins else "no wafer-sglang requirement"
+        raise WaferError(f"{engine.name} requires wafer-sglang {wanted}, but the tools wheel is {tools.name}")
 
 
 def split_extras(requirements: list[str]) -> tuple[list[str], dict[str, list[str]]]:
@@ -155,13 +184,11 @@ def rewrite_metadata(raw: bytes, *, version: str, summary: str, preamble: str) -
             extras.append(value)
         if value is not None:
             fork[key] = value
-    for requirement in TOOLING_REQUIREMENTS:
-        fork["Requires-Dist"] = requirement
     for extra, requirements in tooling_extras(upstream["Version"]).items():
-        if extra not in extras:
+        if extra and extra not in extras:
             fork["Provides-Extra"] = extra
         for requirement in requirements:
-            fork["Requires-Dist"] = f'{requirement}; extra == "{extra}"'
+            fork["Requires-Dist"] = f'{requirement}; extra == "{extra}"' if extra else requirement
     fork.set_payload(preamble + "\n\n" + (upstream.get_payload() or ""))
     buffer = io.StringIO()
     Generator(buffer, policy=_SERIALIZE).flatten(fork)

@@ -1,7 +1,8 @@
-"""``wafer-sglang build --tools``: the tools alone as a pure-Python wheel, ``wafer-sglang``
-(py3-none-any), for client machines — `bench`, `eval`, `checkpoint`, `cluster`, `doctor` and the
-rest of the command without the patched sglang, whose requirements pull CUDA torch, triton and
-the nvidia-* wheels (7 GB, 11 min) onto a machine that serves nothing.
+"""``wafer-sglang build --tools``: the tools as a pure-Python wheel, ``wafer-sglang`` (py3-none-any).
+The only distribution that holds ``wafer_sglang/`` and the command: a client machine installs it
+alone — `bench`, `eval`, `checkpoint`, `cluster`, `doctor` without the patched sglang, whose
+requirements pull CUDA torch, triton and the nvidia-* wheels (7 GB, 11 min) onto a machine that
+serves nothing — and the engine wheel requires exactly its release.
 
 Byte-reproducible like the engine wheel (the same zip writer), dated by SOURCE_DATE_EPOCH or the
 checkout's HEAD commit.
@@ -12,12 +13,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from wafer_sglang import __version__ as tooling_version
-from wafer_sglang.build.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, router_requirements
+from wafer_sglang.build.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, TOOLS_DIST, router_requirements
 from wafer_sglang.build.wheel import CONSOLE_SCRIPT, TOOLING_PACKAGE, _tooling_files, _zip, source_date_epoch
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.queue.pins import load_pins
 
-TOOLS_DIST = "wafer-sglang"
 # `checkpoint check` reads safetensors headers (safe_open, framework="numpy")
 TOOLS_REQUIREMENTS = [*TOOLING_REQUIREMENTS, "packaging>=24", "safetensors>=0.4", "numpy"]
 
@@ -53,9 +53,8 @@ def _dist_info(root: Path) -> dict[str, bytes]:
         lines.append(f"Provides-Extra: {extra}")
         lines += [f'Requires-Dist: {r}; extra == "{extra}"' for r in requirements]
     readme = (
-        "The `wafer-sglang` command of wafer-sglang-rocm for a client machine: no sglang, no torch. "
-        "The engine wheel, `wafer-sglang-rocm`, carries the same tools with the patched sglang; "
-        "install one or the other in an environment, not both (both own `wafer_sglang/`).\n"
+        "The `wafer-sglang` command of wafer-sglang-rocm: alone on a client machine (no sglang, no "
+        "torch), or beside the engine wheel, `wafer-sglang-rocm`, which requires exactly this release.\n"
     )
     name, target = (s.strip() for s in CONSOLE_SCRIPT.split("="))
     return {

@@ -3,13 +3,14 @@
 The wheel keeps upstream's tags (it ships upstream's compiled ``grpc/_core`` extension), gets a
 fresh ``.dist-info`` (PEP 427 escaping), a regenerated RECORD, and is byte-reproducible: entries
 sorted, fixed permissions and compression, timestamps from ``SOURCE_DATE_EPOCH`` (default: the
-newest commit in the patched tree, itself fixed by the patches' dates).
+newest commit in the patched tree, itself fixed by the patches' dates). It holds ``sglang/`` and its
+``.dist-info`` only, the fork manifest among them; the tools (``wafer_sglang/``, the command) are
+the ``wafer-sglang`` wheel, which it requires at exactly this build's release.
 """
 
 from __future__ import annotations
 
 import base64
-import configparser
 import csv
 import hashlib
 import io
@@ -106,10 +107,8 @@ def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet
         upstream_info = f"sglang-{applied.base.version}.dist-info"
         files = _tree_files(work, exclude_prefix=upstream_info + "/")
         tag_triple = _derive(files, applied.base, python_tag, applied.wheel.tag_triple)
-        files.update(_tooling_files(root))
         meta, dropped = _dist_info(work / upstream_info, version, applied.base.version, tag_triple, headers)
-        manifest = _manifest(applied, version, dropped, epoch)
-        files[f"{TOOLING_PACKAGE}/{fork_manifest.MANIFEST_NAME}"] = (fork_manifest.render(manifest), 0o644)
+        meta[fork_manifest.MANIFEST_NAME] = fork_manifest.render(_manifest(applied, version, dropped, epoch))
         name = wheel_name(applied.base, python_tag)  # the name build_if_changed looks for
         data = _zip(files, {f"{dist_info}/{k}": v for k, v in meta.items()}, f"{dist_info}/RECORD", epoch)
     target = out_dir / name
@@ -224,8 +223,9 @@ def _dist_info(
     preamble = (
         f"# wafer-sglang-rocm {version}\n\n"
         f"SGLang {base_version} patched for AMD Instinct MI355X (ROCm, gfx950). This distribution "
-        f"installs the `sglang` package (upstream {base_version} with the patches below) and the "
-        "`wafer-sglang` tools. Do not install it beside upstream `sglang`: both own `sglang/`.\n\n"
+        f"installs the `sglang` package (upstream {base_version} with the patches below) and requires "
+        f"the `wafer-sglang` tools of its release ({tooling_version}). Do not install it beside "
+        "upstream `sglang`: both own `sglang/`.\n\n"
         f"Patches:\n\n{patch_lines}\n\n"
         "Requirements left to the ROCm environment (not declared here):\n\n"
         + "\n".join(f"- `{d}`: {why}" for d, why in sorted(dropped.items()))
@@ -237,16 +237,6 @@ def _dist_info(
         summary=f"SGLang {base_version} patched for AMD Instinct MI355X (ROCm)",
         preamble=preamble,
     )
-    entry_points = configparser.ConfigParser(interpolation=None)
-    entry_points.optionxform = str
-    entry_points.read_string((upstream / "entry_points.txt").read_text())
-    if not entry_points.has_section("console_scripts"):
-        entry_points.add_section("console_scripts")
-    name, target = (s.strip() for s in CONSOLE_SCRIPT.split("="))
-    entry_points.set("console_scripts", name, target)
-    buffer = io.StringIO()
-    entry_points.write(buffer)
-    top_level = sorted({*(upstream / "top_level.txt").read_text().split(), TOOLING_PACKAGE})
     files = {
         "METADATA": metadata,
         "WHEEL": (
@@ -255,8 +245,8 @@ def _dist_info(
             "Root-Is-Purelib: false\n"
             f"Tag: {tag}\n"
         ).encode(),
-        "entry_points.txt": buffer.getvalue().encode(),
-        "top_level.txt": ("\n".join(top_level) + "\n").encode(),
+        "entry_points.txt": (upstream / "entry_points.txt").read_bytes(),  # the command is the tools wheel's
+        "top_level.txt": (upstream / "top_level.txt").read_bytes(),
     }
     licenses = upstream / "licenses"
     for license_file in sorted(licenses.rglob("*")) if licenses.is_dir() else []:

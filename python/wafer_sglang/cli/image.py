@@ -56,6 +56,7 @@ def cmd_build(args) -> int:
     base_image = image.base_image(root, base)
     version = fork_version(pins.base(base))
     wheel = args.wheel or _fork_wheel(root, base, version, base_image.python_tag, build=not args.print_only)
+    tools = _tools_wheel(root, wheel, build=not args.print_only)
     vcs_ref = subprocess.run(
         ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
@@ -65,6 +66,7 @@ def cmd_build(args) -> int:
         version,
         args.engine,
         wheel,
+        tools,
         build_dir(root) / "image-context" / base,
         default_base=base == pins.default_base,
         vcs_ref=vcs_ref or "unknown",
@@ -73,6 +75,7 @@ def cmd_build(args) -> int:
     print(f"base image:  {plan.image.reference}")
     print(f"             Python {plan.image.python}, sglang {plan.image.sglang}")
     print(f"fork wheel:  {plan.wheel}")
+    print(f"tools wheel: {plan.tools_wheel}")
     print(f"tags:        {', '.join(plan.tags)}")
     print(f"context:     {plan.context} (wheels/, fmoe/, image/, Dockerfile.mi355x)")
     print(shlex.join(plan.command))
@@ -99,6 +102,20 @@ def _fork_wheel(root: Path, base: str, version: str, python_tag: str, *, build: 
     if not build:
         return dist / f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-(built on demand).whl"
     return build_wheel(root, base, python_tag, dist)
+
+
+def _tools_wheel(root: Path, wheel: Path, *, build: bool) -> Path:
+    """The wafer-sglang wheel the fork wheel requires: beside it, else built from the checkout."""
+    from wafer_sglang.build.metadata import check_tools_wheel
+    from wafer_sglang.build.tools_wheel import build_tools, tools_wheel_name
+    from wafer_sglang.repo import build_dir
+
+    beside = wheel.parent / tools_wheel_name()
+    if not build:
+        return beside if beside.is_file() else build_dir(root) / "dist" / tools_wheel_name()
+    tools = beside if beside.is_file() else build_tools(root, build_dir(root) / "dist")
+    check_tools_wheel(wheel, tools)
+    return tools
 
 
 def cmd_resolve(args) -> int:

@@ -35,7 +35,7 @@ def version() -> str:
     try:
         return importlib.metadata.version("lm_eval")
     except importlib.metadata.PackageNotFoundError:
-        raise WaferError("lm-eval is not installed: pip install 'wafer-sglang-rocm[eval]' (lm-eval[api])") from None
+        raise WaferError("lm-eval is not installed: pip install 'wafer-sglang[eval]' (lm-eval[api])") from None
 
 
 def builtin_tasks_dir() -> Path:

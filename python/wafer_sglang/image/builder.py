@@ -48,6 +48,7 @@ def aiter_config_fmoe(image: BaseImage, root: Path) -> str:
 class Plan:
     image: BaseImage
     wheel: Path
+    tools_wheel: Path  # the wafer-sglang release the fork wheel requires
     context: Path
     build_args: dict[str, str]
     tags: list[str]
@@ -60,6 +61,7 @@ def plan(
     version: str,
     engine: str,
     wheel: Path,
+    tools_wheel: Path,
     context: Path,
     *,
     default_base: bool,
@@ -75,6 +77,7 @@ def plan(
         "WAFER_BASE": base,
         "WAFER_VERSION": version,
         "WAFER_WHEEL": wheel.name,
+        "WAFER_TOOLS_WHEEL": tools_wheel.name,
         "VCS_REF": vcs_ref,
         "SOURCE_URL": source_url(root),
         "AITER_CONFIG_FMOE": aiter_config_fmoe(image, root),
@@ -100,14 +103,15 @@ def plan(
         command += ["--build-arg", f"{key}={value}"]
     for tag in tags:
         command += ["-t", tag]
-    return Plan(image, wheel, context, build_args, tags, command + [str(context)])
+    return Plan(image, wheel, tools_wheel, context, build_args, tags, command + [str(context)])
 
 
 def assemble_context(root: Path, plan_: Plan) -> None:
-    """Only what the Dockerfile copies: the wheel, the fork's fMoE CSVs, the image scripts."""
+    """Only what the Dockerfile copies: the wheels, the fork's fMoE CSVs, the image scripts."""
     shutil.rmtree(plan_.context, ignore_errors=True)
     (plan_.context / "wheels").mkdir(parents=True)
-    shutil.copy2(plan_.wheel, plan_.context / "wheels" / plan_.wheel.name)
+    for wheel in (plan_.wheel, plan_.tools_wheel):
+        shutil.copy2(wheel, plan_.context / "wheels" / wheel.name)
     (plan_.context / "fmoe").mkdir()
     for file in fork_fmoe(root, plan_.image.base):
         shutil.copy2(file, plan_.context / "fmoe" / file.name)

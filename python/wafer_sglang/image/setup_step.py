@@ -24,17 +24,25 @@ from wafer_sglang.manifest import installed_manifest
 from wafer_sglang.moe.files import aiter_configs_dir, aiter_tuned_files, fork_tuned_files
 
 DIST = "wafer-sglang-rocm"
-
+TOOLS_DIST = "wafer-sglang"  # installed beside it (--no-deps, like the fork): its requirements count too
 
 IMAGE_EXTRAS = ("", "router")  # the image serves through sglang-router too
 
 
 def missing_requirements() -> list[str]:
-    """The fork's own requirements (and the image's extras) this environment does not satisfy."""
+    """The fork's and its tools' own requirements (and the image's extras) this environment does
+    not satisfy."""
     missing = []
-    for text in importlib.metadata.requires(DIST) or []:
+    for dist, extras in ((DIST, IMAGE_EXTRAS), (TOOLS_DIST, ("",))):
+        missing += [r for r in _unmet(dist, extras) if r not in missing]
+    return missing
+
+
+def _unmet(dist: str, extras: tuple[str, ...]) -> list[str]:
+    missing = []
+    for text in importlib.metadata.requires(dist) or []:
         requirement = Requirement(text)
-        if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in IMAGE_EXTRAS):
+        if requirement.marker and not any(requirement.marker.evaluate({"extra": e}) for e in extras):
             continue
         unmarked = str(requirement).split(";")[0].strip()  # pip must install it whatever the marker said
         try:

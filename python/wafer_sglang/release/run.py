@@ -57,8 +57,9 @@ def release(opts: Options) -> Path:
     scratch = _mkdir(opts.out) / f".{tag}-{secrets.token_hex(6)}"
     try:
         scratch.mkdir()  # inside the try: an interrupt right after it still removes it
-        wheels = [_checked_wheel(root, base, py, scratch) for base, py in step_progress(builds, "release: wheel")]
-        wheels.append(_checked_tools_wheel(root, scratch))
+        tools = _checked_tools_wheel(root, scratch)  # first: every engine wheel is checked beside it
+        steps = step_progress(builds, "release: wheel")
+        wheels = [_checked_wheel(root, base, py, scratch, tools) for base, py in steps] + [tools]
         _twine_check(wheels)
         _write_sums(scratch, wheels)
         atomic_write_text(scratch / "RELEASE_NOTES.md", notes.render(tag, previous, before, now))
@@ -126,7 +127,7 @@ def _checked_tools_wheel(root: Path, out: Path) -> Path:
 
     first = _reproducible(lambda folder: build_tools(root, folder), out)
     with tempfile.TemporaryDirectory() as tmp:
-        command, env = _installed(first, sys.executable, Path(tmp))
+        command, env = _installed([first], sys.executable, Path(tmp))
         proc = subprocess.run([command, "--version"], capture_output=True, text=True, env=env, cwd=tmp)
         if proc.returncode != 0:
             raise WaferError(f"{first.name}: `wafer-sglang --version` in a fresh venv failed:\n{proc.stderr.strip()}")
@@ -134,14 +135,16 @@ def _checked_tools_wheel(root: Path, out: Path) -> Path:
     return first
 
 
-def _checked_wheel(root: Path, base: str, python: str, out: Path) -> Path:
+def _checked_wheel(root: Path, base: str, python: str, out: Path, tools: Path) -> Path:
+    from wafer_sglang.build.metadata import check_tools_wheel
     from wafer_sglang.build.wheel import build
     from wafer_sglang.queue.pins import python_tag
 
     tag = python_tag(python)
     first = _reproducible(lambda folder: build(root, base, tag, folder, quiet=True), out)
+    check_tools_wheel(first, tools)
     with tempfile.TemporaryDirectory() as tmp:
-        _install_check(first, python, sbom.wheel_manifest(first), Path(tmp))
+        _install_check([first, tools], python, sbom.wheel_manifest(first), Path(tmp))
     _write_sbom(out, first, sbom.build_sbom(first, root / "patches" / base))
     return first
 
@@ -163,24 +166,26 @@ def _reproducible(build_into: Callable[[Path], Path], out: Path) -> Path:
     return first
 
 
-def _installed(wheel: Path, interpreter: str, tmp: Path) -> tuple[str, dict[str, str]]:
-    """``wheel`` installed --no-deps into a fresh venv of ``interpreter``: its wafer-sglang
+def _installed(wheels: list[Path], interpreter: str, tmp: Path) -> tuple[str, dict[str, str]]:
+    """``wheels`` installed --no-deps into a fresh venv of ``interpreter``: the wafer-sglang
     command, and the environment to run it in (nothing of the checkout's)."""
     venv = tmp / "venv"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
     for command in (
         [interpreter, "-m", "venv", str(venv)],
-        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", str(wheel)],
+        [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-deps", "--no-compile", *map(str, wheels)],
     ):
         proc = subprocess.run(command, capture_output=True, text=True, env=env)
         if proc.returncode != 0:
-            raise WaferError(f"{wheel.name}: `{' '.join(command[:4])} ...` failed:\n{proc.stderr.strip()[-2000:]}")
+            raise WaferError(f"{wheels[0].name}: `{' '.join(command[:4])} ...` failed:\n{proc.stderr.strip()[-2000:]}")
     return str(venv / "bin/wafer-sglang"), env
 
 
-def _install_check(wheel: Path, python: str, manifest: dict, tmp: Path) -> None:
-    """Installs --no-deps into a fresh venv of its Python, and `info` there lists every patch."""
-    command, env = _installed(wheel, _python(python), tmp)
+def _install_check(wheels: list[Path], python: str, manifest: dict, tmp: Path) -> None:
+    """The engine wheel and its tools install --no-deps into a fresh venv of its Python, and
+    `info` there lists every patch."""
+    wheel = wheels[0]
+    command, env = _installed(wheels, _python(python), tmp)
     info = subprocess.run([command, "info"], capture_output=True, text=True, env=env, cwd=tmp)
     missing = [p["file"] for p in manifest["patches"] if p["file"] not in info.stdout]
     if info.returncode != 0 or missing or not info.stdout.startswith(f"wafer-sglang-rocm {manifest['version']}"):

@@ -25,7 +25,7 @@ def sha256_file(path: Path) -> str:
 
 def wheel_manifest(wheel: Path) -> dict:
     with zipfile.ZipFile(wheel) as zf:
-        return json.loads(zf.read("wafer_sglang/fork_manifest.json"))
+        return json.loads(zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/fork_manifest.json"))))
 
 
 def build_sbom(wheel: Path, patch_dir: Path) -> str:

@@ -326,7 +326,7 @@ def validate(docs: list[dict]) -> list[str]:
         import kubernetes_validate
     except ImportError:
         raise WaferError(
-            "checking manifests needs the k8s extra: pip install 'wafer-sglang-rocm[k8s]' "
+            "checking manifests needs the k8s extra: pip install 'wafer-sglang[k8s]' "
             "(or --no-validate to write them unchecked)"
         ) from None
 
