@@ -273,6 +273,14 @@ ROWS = [
     ),
     ("doctor: root is a file", ["doctor", "--root", "{tmp}/afile"], write("afile", "x"), 1, "no AMD GPU visible"),
     ("doctor: --json on an empty root", ["doctor", "--json", "--root", "{tmp}"], None, 1, '"severity": "error"'),
+    ("check-kernels: no sglang here", ["check-kernels", "--arch", "gfx950"], None, 2, "runs where sglang runs"),
+    (
+        "doctor: --kernels without sglang",
+        ["doctor", "--kernels", "--root", "{tmp}"],
+        None,
+        2,
+        "check-kernels runs where sglang runs",
+    ),
     (
         "bench sweep: dead server",
         ["bench", "sweep", "--url", "{dead}", "--tokenizer", "x", "--out", "{tmp}/o"],

@@ -24,6 +24,7 @@ def parser() -> argparse.ArgumentParser:
     from wafer_sglang.cli import eval as cli_eval
     from wafer_sglang.cli import image as cli_image
     from wafer_sglang.cli import jit as cli_jit
+    from wafer_sglang.cli import kernels as cli_kernels
     from wafer_sglang.cli import moe as cli_moe
     from wafer_sglang.cli import patches as cli_patches
     from wafer_sglang.cli import release as cli_release
@@ -49,6 +50,7 @@ def parser() -> argparse.ArgumentParser:
     completion.set_defaults(func=cmd_completion)
     cli_patches.add_parsers(sub)
     cli_jit.add_parsers(sub)
+    cli_kernels.add_parsers(sub)
     cli_checkpoint.add_parsers(sub)
     cli_serve.add_parsers(sub)
     cli_cluster.add_parsers(sub)
