@@ -13,13 +13,19 @@ from support.common import ROOT
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 
 
-def test_pip_install_dot_builds_the_default_base(tmp_path):
+def checkout_copy(tmp_path):
+    """A copy, as a user's clean checkout: only what git tracks (pip writes its egg-info into the
+    source folder, which must not be ours: importlib.metadata then finds it from the checkout)."""
     source = tmp_path / "src"
-    # A copy, as a user's clean checkout: only what git tracks plus the shared wheel cache.
     tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True).stdout.split(b"\0")
     for name in filter(None, (t.decode() for t in tracked)):
         (source / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, source / name)
+    return source
+
+
+def test_pip_install_dot_builds_the_default_base(tmp_path):
+    source = checkout_copy(tmp_path)  # plus the shared wheel cache
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
@@ -43,7 +49,7 @@ def test_editable_install_is_refused_with_a_reason(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["WAFER_SGLANG_CACHE_DIR"] = str(ROOT / "build/cache/wheels")
     proc = subprocess.run(
-        [venv / "bin/python", "-m", "pip", "install", "--no-deps", "-e", str(ROOT)],
+        [venv / "bin/python", "-m", "pip", "install", "--no-deps", "-e", str(checkout_copy(tmp_path))],
         capture_output=True,
         text=True,
         env=env,
