@@ -6,7 +6,6 @@ DEV := build/venv-dev
 TEST := build/venv-test
 WS = $(DEV)/bin/python -m wafer_sglang
 
-LINTED := python test benchmark setup.py
 
 .PHONY: all dev-env test-env wheels status lint test test-fast benchmark release clean
 
@@ -33,8 +32,8 @@ status: dev-env
 
 # The same checks as .pre-commit-config.yaml, at the versions requirements/test.txt pins.
 lint: test-env
-	$(TEST)/bin/ruff check $(LINTED)
-	$(TEST)/bin/ruff format --check $(LINTED)
+	$(TEST)/bin/ruff check .
+	$(TEST)/bin/ruff format --check .
 	$(TEST)/bin/actionlint .github/workflows/*.yml
 	scripts/check-large-files
 

@@ -32,11 +32,11 @@ def _tooling():
 
 
 _tooling()
-from wafer_sglang.build.metadata import DIST_NAME, fork_requirements, requires_python, split_extras  # noqa: E402
-from wafer_sglang.build.wheel import build, fork_version  # noqa: E402
 from wafer_sglang.errors import WaferError  # noqa: E402
 from wafer_sglang.queue.apply import Queue  # noqa: E402
 from wafer_sglang.queue.pins import python_tag  # noqa: E402
+from wafer_sglang.wheels.metadata import DIST_NAME, fork_requirements, requires_python, split_extras  # noqa: E402
+from wafer_sglang.wheels.wheel import build, fork_version  # noqa: E402
 
 BASE = os.environ.get("WAFER_SGLANG_BASE") or None
 
@@ -50,7 +50,7 @@ def _upstream_metadata(queue):
 
 
 class ForkWheel(bdist_wheel):
-    """bdist_wheel whose run() makes the wheel with wafer_sglang.build.wheel.build.
+    """bdist_wheel whose run() makes the wheel with wafer_sglang.wheels.wheel.build.
 
     The rest of bdist_wheel stays: setuptools' dist_info (pip's metadata step) uses it.
     """

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 from wafer_sglang.bases import supported
-from wafer_sglang.build.wheel import build
 from wafer_sglang.queue.apply import Queue
 from wafer_sglang.queue.pins import python_tag
 from wafer_sglang.repo import find_repo_root
+from wafer_sglang.wheels.wheel import build
 
 TARGETS = {"apply": 30.0, "build": 60.0}
 

@@ -37,3 +37,18 @@ def test_no_script_or_module_extends_sys_path():
             ):
                 offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     assert offenders == []
+
+
+def test_make_lint_reaches_every_tracked_python_file_and_nothing_else():
+    """`make lint` is `ruff check .` from the root: it must see exactly what git tracks (ruff's
+    defaults once skipped python/wafer_sglang/build/; a folder list once missed docker/image/)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    ruff = Path(sys.executable).with_name("ruff")
+    shown = subprocess.run([ruff, "check", "--show-files", "."], cwd=ROOT, capture_output=True, text=True, check=True)
+    linted = {Path(line).relative_to(ROOT).as_posix() for line in shown.stdout.split() if line.endswith(".py")}
+    tracked = subprocess.run(["git", "ls-files", "*.py"], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert linted == set(tracked.stdout.split())
+    assert "\t$(TEST)/bin/ruff check .\n" in (ROOT / "Makefile").read_text()

@@ -55,8 +55,8 @@ def fake_rocm_host(venv: Path, stack: dict[str, str]) -> None:
 def dry_run(tmp_path: Path, base: str, stack: dict[str, str]) -> subprocess.CompletedProcess:
     """pip's plan for installing the fork on a host with ``stack``, constrained by rocm-constraints,
     with the tools wheel it requires beside it (pip finds it there, as on the index)."""
-    from wafer_sglang.build.tools_wheel import build_tools
-    from wafer_sglang.build.wheel import build
+    from wafer_sglang.wheels.tools_wheel import build_tools
+    from wafer_sglang.wheels.wheel import build
 
     wheel = build(ROOT, base, f"cp{sys.version_info.major}{sys.version_info.minor}", tmp_path / "dist", quiet=True)
     build_tools(ROOT, tmp_path / "dist")

@@ -105,8 +105,8 @@ needs_buildah = pytest.mark.skipif(
 def built(tmp_path_factory):
     from support.standin_image import AITER_FMOE, SITE, build_standin, buildah
 
-    from wafer_sglang.build.tools_wheel import build_tools
-    from wafer_sglang.build.wheel import build
+    from wafer_sglang.wheels.tools_wheel import build_tools
+    from wafer_sglang.wheels.wheel import build
 
     work = tmp_path_factory.mktemp("image")
     root = work / "checkout"

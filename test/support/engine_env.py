@@ -43,7 +43,7 @@ def locked(path: Path):
 def fork_wheel(base: str) -> Path:
     """The fork's cp311 wheel for ``base``, built from the current queue (byte-reproducible:
     an unchanged queue gives the same file, so the environment is reused)."""
-    from wafer_sglang.build.wheel import build
+    from wafer_sglang.wheels.wheel import build
 
     with locked(ENGINES / f".{base}.wheel.lock"):
         return build(ROOT, base, PYTHON_TAG, ROOT / "build" / "dist", quiet=True)
@@ -51,7 +51,7 @@ def fork_wheel(base: str) -> Path:
 
 def tools_wheel() -> Path:
     """The wafer-sglang wheel the engine wheel requires, built from the checkout."""
-    from wafer_sglang.build.tools_wheel import build_tools
+    from wafer_sglang.wheels.tools_wheel import build_tools
 
     with locked(ENGINES / ".tools.wheel.lock"):
         return build_tools(ROOT, ROOT / "build" / "dist")

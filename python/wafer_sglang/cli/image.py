@@ -45,10 +45,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_build(args) -> int:
-    from wafer_sglang.build.wheel import fork_version
     from wafer_sglang.image import builder as image
     from wafer_sglang.queue.pins import load_pins
     from wafer_sglang.repo import build_dir, find_repo_root
+    from wafer_sglang.wheels.wheel import fork_version
 
     root = find_repo_root()
     pins = load_pins(root)
@@ -92,8 +92,8 @@ def cmd_build(args) -> int:
 
 
 def _fork_wheel(root: Path, base: str, version: str, python_tag: str, *, build: bool) -> Path:
-    from wafer_sglang.build.wheel import build as build_wheel
     from wafer_sglang.repo import build_dir
+    from wafer_sglang.wheels.wheel import build as build_wheel
 
     dist = build_dir(root) / "dist"
     found = sorted(dist.glob(f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-*.whl"))
@@ -106,9 +106,9 @@ def _fork_wheel(root: Path, base: str, version: str, python_tag: str, *, build: 
 
 def _tools_wheel(root: Path, wheel: Path, *, build: bool) -> Path:
     """The wafer-sglang wheel the fork wheel requires: beside it, else built from the checkout."""
-    from wafer_sglang.build.metadata import check_tools_wheel
-    from wafer_sglang.build.tools_wheel import build_tools, tools_wheel_name
     from wafer_sglang.repo import build_dir
+    from wafer_sglang.wheels.metadata import check_tools_wheel
+    from wafer_sglang.wheels.tools_wheel import build_tools, tools_wheel_name
 
     beside = wheel.parent / tools_wheel_name()
     if not build:

@@ -324,12 +324,12 @@ def cmd_status(args) -> int:
 
 
 def cmd_build(args) -> int:
-    from wafer_sglang.build.wheel import build, build_if_changed
+    from wafer_sglang.wheels.wheel import build, build_if_changed
 
     root = find_repo_root()
     out_dir = args.out_dir or build_dir(root) / "dist"
     if args.tools:
-        from wafer_sglang.build.tools_wheel import build_tools
+        from wafer_sglang.wheels.tools_wheel import build_tools
 
         print(build_tools(root, out_dir))
         return 0

@@ -123,7 +123,7 @@ def _require_tools_version(root: Path, previous: str | None) -> None:
 
 def _checked_tools_wheel(root: Path, out: Path) -> Path:
     """The tools wheel, reproducible, valid for an index, installable, with its SBOM."""
-    from wafer_sglang.build.tools_wheel import build_tools
+    from wafer_sglang.wheels.tools_wheel import build_tools
 
     first = _reproducible(lambda folder: build_tools(root, folder), out)
     with tempfile.TemporaryDirectory() as tmp:
@@ -136,9 +136,9 @@ def _checked_tools_wheel(root: Path, out: Path) -> Path:
 
 
 def _checked_wheel(root: Path, base: str, python: str, out: Path, tools: Path) -> Path:
-    from wafer_sglang.build.metadata import check_tools_wheel
-    from wafer_sglang.build.wheel import build
     from wafer_sglang.queue.pins import python_tag
+    from wafer_sglang.wheels.metadata import check_tools_wheel
+    from wafer_sglang.wheels.wheel import build
 
     tag = python_tag(python)
     first = _reproducible(lambda folder: build(root, base, tag, folder, quiet=True), out)

@@ -32,7 +32,7 @@ def checkout(tmp_path, monkeypatch):
 
 
 def _build(root, out):
-    from wafer_sglang.build.tools_wheel import build_tools
+    from wafer_sglang.wheels.tools_wheel import build_tools
 
     with zipfile.ZipFile(build_tools(root, out)) as zf:
         return zf.namelist()

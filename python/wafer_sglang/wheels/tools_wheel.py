@@ -13,10 +13,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from wafer_sglang import __version__ as tooling_version
-from wafer_sglang.build.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, TOOLS_DIST, router_requirements
-from wafer_sglang.build.wheel import CONSOLE_SCRIPT, TOOLING_PACKAGE, _tooling_files, _zip, source_date_epoch
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.queue.pins import load_pins
+from wafer_sglang.wheels.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, TOOLS_DIST, router_requirements
+from wafer_sglang.wheels.wheel import CONSOLE_SCRIPT, TOOLING_PACKAGE, _tooling_files, _zip, source_date_epoch
 
 # `checkpoint check` reads safetensors headers (safe_open, framework="numpy")
 TOOLS_REQUIREMENTS = [*TOOLING_REQUIREMENTS, "packaging>=24", "safetensors>=0.4", "numpy"]

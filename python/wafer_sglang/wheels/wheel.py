@@ -28,7 +28,6 @@ from packaging.version import Version
 from wafer_sglang import __version__ as tooling_version
 from wafer_sglang import manifest as fork_manifest
 from wafer_sglang.bases import PACKAGED_RECORD
-from wafer_sglang.build.metadata import DIST_NAME, fork_requirements, rewrite_metadata
 from wafer_sglang.errors import WaferError
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.gitrun import out
@@ -36,6 +35,7 @@ from wafer_sglang.queue.apply import Applied, Queue
 from wafer_sglang.queue.pins import UpstreamPin
 from wafer_sglang.queue.worktree import overlay_files as fork_overlay_files
 from wafer_sglang.repo import PIN_FILE, build_dir, source_files
+from wafer_sglang.wheels.metadata import DIST_NAME, fork_requirements, rewrite_metadata
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest date a zip entry can hold
 TOOLING_PACKAGE = "wafer_sglang"

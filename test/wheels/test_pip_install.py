@@ -30,7 +30,7 @@ def test_pip_install_dot_builds_the_default_base(tmp_path):
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH" and not k.startswith("WAFER_SGLANG_")}
     env["WAFER_SGLANG_CACHE_DIR"] = str(ROOT / "build/cache/wheels")
-    from wafer_sglang.build.tools_wheel import build_tools
+    from wafer_sglang.wheels.tools_wheel import build_tools
 
     tools = build_tools(ROOT, tmp_path / "tools")  # the release the engine requires (not on the index yet)
     subprocess.run(

@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name
 from support.common import ROOT, python_exe, run_cli
 
 from wafer_sglang import __version__, bases
-from wafer_sglang.build.metadata import DROPPED_REQUIREMENTS
+from wafer_sglang.wheels.metadata import DROPPED_REQUIREMENTS
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 GUARD_FILE = "sglang/jit_kernel/csrc/elementwise/fused_metadata_copy.cuh"
@@ -41,7 +41,7 @@ class Lazy(dict):
 
 
 def _builder(tmp_path_factory):
-    from wafer_sglang.build.wheel import build
+    from wafer_sglang.wheels.wheel import build
 
     os.environ.setdefault("WAFER_SGLANG_CACHE_DIR", str(ROOT / "build/cache/wheels"))
     return Lazy(
@@ -116,7 +116,7 @@ def test_record_and_metadata_are_valid(wheels, base, py):
 
 @pytest.fixture(scope="module")
 def tools_wheel(tmp_path_factory):
-    from wafer_sglang.build.tools_wheel import build_tools
+    from wafer_sglang.wheels.tools_wheel import build_tools
 
     return build_tools(ROOT, tmp_path_factory.mktemp("tools"))
 
@@ -189,8 +189,8 @@ def test_derived_cp310_wheel_is_the_cp311_one_without_its_311_only_module(wheels
 
 def test_a_derived_tag_refuses_a_wheel_with_other_compiled_modules(tmp_path, scratch_root):
     """0.5.23's cp311 wheel has Rust modules sglang imports: no cp310 can be made from it."""
-    from wafer_sglang.build.wheel import build
     from wafer_sglang.errors import WaferError
+    from wafer_sglang.wheels.wheel import build
 
     pins = scratch_root / "patches" / "bases.toml"
     pins.write_text(
