@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import platform
 import signal
 import statistics
@@ -31,6 +32,7 @@ from wafer_sglang.bench.prompts import (
     unique_prompt,
 )
 from wafer_sglang.bench.stats import AGGREGATE_DEFINITION, add_costs, step_stats
+from wafer_sglang.errors import WaferError
 
 
 @dataclass
@@ -70,6 +72,47 @@ class SweepOptions:
     def plan(self, loads: list[float]) -> str:
         """How long the steps at ``loads`` take, in words (the start line and each step's ETA)."""
         return preflight.describe_plan([self.planned_step_s(x) for x in loads], self.drain_seconds, self.num_prompts)
+
+    def __post_init__(self):
+        """Every value checked before anything is sent (a dataset that is a FIFO or a device would
+        block the read, deaf to Ctrl-C)."""
+        warmup = self.warmup_seconds
+        if not (math.isfinite(warmup) and warmup >= 0 and (self.num_prompts or warmup < self.step_seconds)):
+            raise WaferError("--warmup-seconds must be >= 0 and shorter than a step")
+        if not 0 <= self.cache_hit < 1:
+            raise WaferError("--cache-hit must be in [0, 1)")
+        if self.dataset is not None and not self.dataset.is_file():
+            raise WaferError(f"--dataset sharegpt {self.dataset}: not a regular file (a ShareGPT JSON file)")
+
+    @classmethod
+    def from_flags(cls, *, step_seconds: float | None, warmup_seconds: float | None, dataset, **given) -> SweepOptions:
+        """The command's values with the defaults that depend on others: a step of 300 s, a warm-up
+        of a tenth of it (none with --num-prompts), rates when no concurrency is given."""
+        step_seconds = step_seconds or 300.0
+        if warmup_seconds is None:
+            warmup_seconds = 0.0 if given.get("num_prompts") else step_seconds * 0.1
+        if dataset:
+            kind, file = dataset
+            if kind != "sharegpt":
+                raise WaferError(f"--dataset {kind}: only sharegpt is supported")
+            dataset = Path(file)
+        given["loads"] = given["loads"] or [0.5, 1, 1.5, 2, 2.25, 2.4]
+        return cls(step_seconds=step_seconds, warmup_seconds=warmup_seconds, dataset=dataset or None, **given)
+
+
+def sweep_exit(summary: dict, fail_on_no_knee: bool) -> tuple[int, str | None]:
+    """The command's exit code for a finished sweep, and what to say: 130 / 143 interrupted (Ctrl-C
+    / SIGTERM); 1 when the sweep stopped on refusals, a step had no success, or (when asked) no knee."""
+    if any(s.get("interrupted") for s in summary["steps"]):
+        return (143 if summary.get("interrupted_by") == "SIGTERM" else 130), None
+    refused = [s for s in summary["steps"] if s.get("refused")]
+    if refused:
+        return 1, f"the sweep stopped: {refused[0]['aborted']}"
+    dead = [s for s in summary["steps"] if s["requests"] and not s["succeeded"]]
+    if dead:
+        return 1, f"{len(dead)} step(s) had no successful request"
+    no_knee = summary["knee"].get("concurrency", summary["knee"].get("target_rps")) is None
+    return (1 if fail_on_no_knee and no_knee else 0), None
 
 
 ASSUMED_GPUS = 8  # one MI355X node

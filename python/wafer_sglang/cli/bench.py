@@ -287,27 +287,9 @@ def cmd_sweep(args) -> int:
     _extras()
     from wafer_sglang.bench.costs import price
     from wafer_sglang.bench.knee import Slo
-    from wafer_sglang.bench.run import SweepOptions, knee_line, sweep
-    from wafer_sglang.errors import WaferError
+    from wafer_sglang.bench.run import SweepOptions, knee_line, sweep, sweep_exit
 
-    step_seconds = args.step_seconds or 300.0
-    warmup = args.warmup_seconds
-    if warmup is None:
-        warmup = 0.0 if args.num_prompts else step_seconds * 0.1
-    if not (math.isfinite(warmup) and warmup >= 0 and (args.num_prompts or warmup < step_seconds)):
-        raise WaferError("--warmup-seconds must be >= 0 and shorter than a step")
-    if not 0 <= args.cache_hit < 1:
-        raise WaferError("--cache-hit must be in [0, 1)")
-    dataset = None
-    if args.dataset:
-        kind, file = args.dataset
-        if kind != "sharegpt":
-            raise WaferError(f"--dataset {kind}: only sharegpt is supported")
-        dataset = Path(file)
-        if not dataset.is_file():  # a FIFO or device would block the read, deaf to Ctrl-C
-            raise WaferError(f"--dataset sharegpt {file}: not a regular file (a ShareGPT JSON file)")
-    closed = args.max_concurrency is not None
-    options = SweepOptions(
+    options = SweepOptions.from_flags(
         endpoint=_endpoint(args),
         tokenizer=args.tokenizer or args.model,
         out=args.out,
@@ -316,11 +298,11 @@ def cmd_sweep(args) -> int:
         cache_hit=args.cache_hit,
         prefix_groups=args.prefix_groups,
         primers=args.primers,
-        loads=args.max_concurrency if closed else (args.rates or [0.5, 1, 1.5, 2, 2.25, 2.4]),
-        closed=closed,
-        step_seconds=step_seconds,
+        loads=args.max_concurrency or args.rates,
+        closed=args.max_concurrency is not None,
+        step_seconds=args.step_seconds,
         num_prompts=args.num_prompts,
-        warmup_seconds=warmup,
+        warmup_seconds=args.warmup_seconds,
         drain_seconds=args.drain_seconds,
         arrival=args.arrival,
         seed=args.seed,
@@ -328,7 +310,7 @@ def cmd_sweep(args) -> int:
         slo=Slo(ttft_p95_s=args.slo_ttft_p95, goodput=dict(args.goodput) if args.goodput else None),
         price=price(args.price_tier, args.gpu_hourly_usd),
         gpus=args.gpus,
-        dataset=dataset,
+        dataset=args.dataset,
         metrics_urls=[_base(u) for u in args.metrics_url],
         fail_after=args.fail_after,
         tag=args.tag,
@@ -341,18 +323,10 @@ def cmd_sweep(args) -> int:
         f"wrote {args.out}/summary.json, requests.jsonl, table.md, bench_serving.jsonl, vllm_bench_serve.jsonl, "
         "inferencex_agg.jsonl, throughput.png, ttft.png, pareto.png"
     )
-    if any(s.get("interrupted") for s in summary["steps"]):
-        return _interrupted_exit(summary)
-    refused = [s for s in summary["steps"] if s.get("refused")]
-    if refused:
-        print(f"error: the sweep stopped: {refused[0]['aborted']}", file=sys.stderr)
-        return 1
-    dead = [s for s in summary["steps"] if s["requests"] and not s["succeeded"]]
-    if dead:
-        print(f"error: {len(dead)} step(s) had no successful request", file=sys.stderr)
-        return 1
-    no_knee = summary["knee"].get("concurrency", summary["knee"].get("target_rps")) is None
-    return 1 if args.fail_on_no_knee and no_knee else 0
+    code, said = sweep_exit(summary, args.fail_on_no_knee)
+    if said:
+        print(f"error: {said}", file=sys.stderr)
+    return code
 
 
 def _base(url: str) -> str:
