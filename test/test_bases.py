@@ -85,3 +85,14 @@ def test_a_base_without_engine_facts_is_said_by_name(scratch_root):
     )
     with pytest.raises(WaferError, match="needs exactly draft-mapping"):
         bases.supported()
+
+
+def test_the_routers_and_jit_ledgers_are_keyed_by_the_record():
+    """Each base's router release and JIT review ledger; the test venv pins exactly those routers."""
+    from wafer_sglang.serve.router import colauncher, release
+
+    routers = tomllib.loads((DATA / "topologies.toml").read_text())["router"]
+    ledgers = {p.stem for p in (DATA / "jit_rocm_reviewed").glob("*.toml")}
+    assert set(routers) == ledgers == set(BASES)
+    pinned = {line.split("#")[0].strip() for line in (ROOT / "requirements/test.txt").read_text().splitlines()}
+    assert {release(base).pin for base in BASES} | {colauncher().pin} <= pinned

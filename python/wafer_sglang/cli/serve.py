@@ -38,6 +38,7 @@ def cmd_serve(args) -> int:
     from wafer_sglang.bases import default_base
     from wafer_sglang.errors import WaferError
     from wafer_sglang.serve import recipes
+    from wafer_sglang.serve.router import colauncher
 
     if args.list:
         for recipe in recipes.load_recipes().values():
@@ -73,13 +74,14 @@ def cmd_serve(args) -> int:
         return 1
     if args.dry_run:
         return 0
-    if expansion.argv[2] == "sglang_router.launch_server":
+    router = colauncher()
+    if expansion.argv[2] == f"{router.module}.launch_server":
         import importlib.util
 
-        if importlib.util.find_spec("sglang_router") is None:
+        if importlib.util.find_spec(router.module) is None:
             raise WaferError(
-                "this recipe co-launches sglang-router (cache-aware DP routing): pip install sglang-router, or pass "
-                "--no-router"
+                f"this recipe co-launches {router.package} (cache-aware DP routing): pip install {router.pin}, or "
+                "pass --no-router"
             )
     os.execvpe(expansion.argv[0], expansion.argv, {**os.environ, **env})
     return 0  # not reached

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from wafer_sglang import resources
 from wafer_sglang.compat import tomllib
 from wafer_sglang.errors import WaferError
+from wafer_sglang.serve.router import colauncher
 
 DATA = resources.DATA
 
@@ -170,7 +171,7 @@ def expand(
             Flag("--load-balance-method", ("total_tokens",))
         ]
         notes.append("--no-router: sglang's own DP balancer (total_tokens), which is not cache-aware")
-    module = "sglang_router.launch_server" if use_router else "sglang.launch_server"
+    module = f"{colauncher().module}.launch_server" if use_router else "sglang.launch_server"
     argv = [sys.executable, "-m", module] + [t for f in server for t in f.tokens()]
     if use_router:
         argv += recipe.router_args

@@ -51,6 +51,12 @@ def release(base: str) -> RouterRelease:
     return RouterRelease(entry["package"], entry["version"], entry["module"])
 
 
+def colauncher() -> RouterRelease:
+    """What `serve` co-launches in front of one node's DP ranks, on every base."""
+    entry = config()["colauncher"]
+    return RouterRelease(entry["package"], entry["version"], entry["module"])
+
+
 @contextlib.contextmanager
 def _without_sglang():
     """sglang-router 0.3.2's launch_router imports its mini load balancer, which tries sglang's

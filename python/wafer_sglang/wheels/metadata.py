@@ -118,11 +118,10 @@ def tooling_extras(base: str) -> dict[str, list[str]]:
 
 def router_requirements(base: str) -> list[str]:
     """The [router] extra of a base's wheel: the router its cluster plans are checked with, and
-    sglang-router 0.3.2's launch_server, which `serve` co-launches on one node on every base
-    (smg's own co-launcher, `smg serve`, runs sglang behind its gRPC servicer: not validated here)."""
-    from wafer_sglang.serve.router import release
+    what `serve` co-launches on one node on every base (data/topologies.toml [router], [colauncher])."""
+    from wafer_sglang.serve.router import colauncher, release
 
-    return list(dict.fromkeys([release(base).pin, "sglang-router==0.3.2"]))
+    return list(dict.fromkeys([release(base).pin, colauncher().pin]))
 
 
 def check_tools_wheel(engine: Path, tools: Path) -> None:
