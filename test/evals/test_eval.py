@@ -434,18 +434,22 @@ def test_the_key_reaches_no_file_and_no_message_when_the_server_answers_an_error
         monkeypatch.setenv("OPENAI_API_KEY", secret)
         rc, out, err = evaluate(capsys, tmp_path, server.url, server.url, data_dir, "--tasks", "gsm8k", "--limit", "1")
         assert rc == 2 and "lm-eval failed" in err and str(status) in err
-        rc, out2, err2 = evaluate(  # the same through --header: lm-eval gets a header set, not OPENAI_API_KEY
-            capsys,
-            tmp_path / "headers",
-            server.url,
-            server.url,
-            data_dir,
-            *("--tasks", "gsm8k", "--limit", "1", "--header", f"X-Gateway-Token={gateway}"),
-        )
-        assert rc == 2 and "lm-eval failed" in err2 and str(status) in err2
-        assert server.faults.seen[-1]["headers"].get("X-Gateway-Token") == gateway
+        out2 = err2 = ""
+        if status == 500:  # the same through --header (once: each lm-eval run costs ~15 s)
+            rc, out2, err2 = evaluate(  # lm-eval gets a header set, not OPENAI_API_KEY
+                capsys,
+                tmp_path / "headers",
+                server.url,
+                server.url,
+                data_dir,
+                *("--tasks", "gsm8k", "--limit", "1", "--header", f"X-Gateway-Token={gateway}"),
+            )
+            assert rc == 2 and "lm-eval failed" in err2 and str(status) in err2
+            assert server.faults.seen[-1]["headers"].get("X-Gateway-Token") == gateway
         files = [p for p in tmp_path.rglob("*") if p.is_file()]
-        assert any(p.name == "lm_eval.log" for p in files) and any("headers" in p.parts for p in files)
+        assert any(p.name == "lm_eval.log" for p in files) and (
+            status != 500 or any("headers" in p.parts for p in files)
+        )
         for text in (secret, gateway):
             assert text not in out + err + out2 + err2
             assert [p for p in files if text.encode() in p.read_bytes()] == []
@@ -453,6 +457,7 @@ def test_the_key_reaches_no_file_and_no_message_when_the_server_answers_an_error
         server.stop()
 
 
+@pytest.mark.slow
 def test_headers_reach_every_call_lm_eval_makes_and_no_file(capsys, data_dir, tmp_path, monkeypatch):
     """eval takes bench's --header: the model check, lm-eval's requests and the /metrics scrapes all
     carry it with the key, lm-eval gets them off its command line, and no credential is written."""
