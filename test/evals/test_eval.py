@@ -420,6 +420,7 @@ def test_credentials_reach_the_model_check_lm_eval_and_metrics_and_no_output(cap
         server.stop()
 
 
+@pytest.mark.slow  # three lm-eval runs, ~50 s: in make test, not the fast suite
 @pytest.mark.parametrize("status", [401, 500])
 def test_the_key_reaches_no_file_and_no_message_when_the_server_answers_an_error(
     capsys, data_dir, tmp_path, monkeypatch, status
