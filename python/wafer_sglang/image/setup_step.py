@@ -22,9 +22,7 @@ from wafer_sglang.fsutil import atomic_write_text
 from wafer_sglang.host.rocm_env import constraints, installed_stack
 from wafer_sglang.manifest import installed_manifest
 from wafer_sglang.moe.files import aiter_configs_dir, aiter_tuned_files, fork_tuned_files
-
-DIST = "wafer-sglang-rocm"
-TOOLS_DIST = "wafer-sglang"  # installed beside it (--no-deps, like the fork): its requirements count too
+from wafer_sglang.wheels.metadata import DIST_NAME, TOOLS_DIST
 
 IMAGE_EXTRAS = ("", "router")  # the image serves through sglang-router too
 
@@ -33,7 +31,7 @@ def missing_requirements() -> list[str]:
     """The fork's and its tools' own requirements (and the image's extras) this environment does
     not satisfy."""
     missing = []
-    for dist, extras in ((DIST, IMAGE_EXTRAS), (TOOLS_DIST, ("",))):
+    for dist, extras in ((DIST_NAME, IMAGE_EXTRAS), (TOOLS_DIST, ("",))):  # both went in --no-deps
         missing += [r for r in _unmet(dist, extras) if r not in missing]
     return missing
 

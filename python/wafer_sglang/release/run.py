@@ -152,17 +152,15 @@ def _checked_wheel(root: Path, base: str, python: str, out: Path, tools: Path) -
 def _reproducible(build_into: Callable[[Path], Path], out: Path) -> Path:
     """The wheel ``build_into(out)`` makes, built a second time to compare the bytes, with
     metadata an index accepts."""
-    import zipfile
-
     from packaging.metadata import Metadata
+
+    from wafer_sglang.wheels.metadata import dist_info_file
 
     first = build_into(out)
     with tempfile.TemporaryDirectory(dir=out) as again:
         if build_into(Path(again)).read_bytes() != first.read_bytes():
             raise WaferError(f"{first.name} is not reproducible: two builds from the same commit differ")
-    with zipfile.ZipFile(first) as zf:
-        raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
-    Metadata.from_email(raw, validate=True)  # raises on anything an index would reject
+    Metadata.from_email(dist_info_file(first, "METADATA"), validate=True)  # raises on what an index rejects
     return first
 
 

@@ -24,8 +24,10 @@ def sha256_file(path: Path) -> str:
 
 
 def wheel_manifest(wheel: Path) -> dict:
-    with zipfile.ZipFile(wheel) as zf:
-        return json.loads(zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/fork_manifest.json"))))
+    from wafer_sglang.manifest import MANIFEST_NAME
+    from wafer_sglang.wheels.metadata import dist_info_file
+
+    return json.loads(dist_info_file(wheel, MANIFEST_NAME))
 
 
 def build_sbom(wheel: Path, patch_dir: Path) -> str:

@@ -19,12 +19,13 @@ from email.message import Message
 from pathlib import Path
 
 from packaging.requirements import Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import canonicalize_name, parse_wheel_filename
 
 from wafer_sglang import __version__ as tooling_version
 from wafer_sglang.errors import WaferError
+from wafer_sglang.manifest import ENGINE_DIST
 
-DIST_NAME = "wafer-sglang-rocm"
+DIST_NAME = ENGINE_DIST
 TOOLS_DIST = "wafer-sglang"  # the tools alone (build/tools_wheel.py); the engine requires exactly its release
 
 _ROCM_ENV = "provided by the ROCm environment; the PyPI build is CUDA and would replace the ROCm one"
@@ -124,18 +125,22 @@ def router_requirements(base: str) -> list[str]:
     return list(dict.fromkeys([release(base).pin, colauncher().pin]))
 
 
-def check_tools_wheel(engine: Path, tools: Path) -> None:
-    """``tools`` is the wafer-sglang release the engine wheel requires (both go in together)."""
+def dist_info_file(wheel: Path, name: str) -> bytes:
+    """A file of a built wheel's ``.dist-info`` (METADATA, the engine's fork_manifest.json, ...)."""
     import zipfile
 
-    with zipfile.ZipFile(engine) as zf:
-        raw = zf.read(next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA")))
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read(next(n for n in zf.namelist() if n.endswith(f".dist-info/{name}")))
+
+
+def check_tools_wheel(engine: Path, tools: Path) -> None:
+    """``tools`` is the wafer-sglang release the engine wheel requires (both go in together)."""
     pins = [
         Requirement(r)
-        for r in parse(raw).get_all("Requires-Dist") or []
+        for r in parse(dist_info_file(engine, "METADATA")).get_all("Requires-Dist") or []
         if canonicalize_name(Requirement(r).name) == TOOLS_DIST and not Requirement(r).marker
     ]
-    version = tools.name.split("-")[1]
+    version = parse_wheel_filename(tools.name)[1]
     if len(pins) != 1 or not pins[0].specifier.contains(version, prereleases=True):
         wanted = str(pins[0].specifier) if pins else "no wafer-sglang requirement"
         raise WaferError(f"{engine.name} requires wafer-sglang {wanted}, but the tools wheel is {tools.name}")

@@ -10,16 +10,36 @@ checkout's HEAD commit.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from wafer_sglang import __version__ as tooling_version
+from wafer_sglang import manifest as fork_manifest
+from wafer_sglang.bases import PACKAGED_RECORD
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.queue.pins import load_pins
+from wafer_sglang.repo import PIN_FILE, source_files
 from wafer_sglang.wheels.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, TOOLS_DIST, router_requirements
-from wafer_sglang.wheels.wheel import CONSOLE_SCRIPT, TOOLING_PACKAGE, _tooling_files, _zip, source_date_epoch
+from wafer_sglang.wheels.wheel import TOOLING_PACKAGE, _zip, source_date_epoch
 
+CONSOLE_SCRIPT = "wafer-sglang = wafer_sglang.cli.main:main"
 # `checkpoint check` reads safetensors headers (safe_open, framework="numpy")
 TOOLS_REQUIREMENTS = [*TOOLING_REQUIREMENTS, "packaging>=24", "safetensors>=0.4", "numpy"]
+
+
+def _tooling_files(root: Path) -> dict[str, tuple[bytes, int]]:
+    package = root / "python" / TOOLING_PACKAGE
+    paths, notes = source_files(root, package)
+    for note in notes:
+        print(f"build: {note}", file=sys.stderr)
+    files = {}
+    for path in paths:
+        if path.name == fork_manifest.MANIFEST_NAME:
+            continue  # a stale manifest from a checkout is never shipped
+        files[f"{TOOLING_PACKAGE}/{path.relative_to(package).as_posix()}"] = (path.read_bytes(), 0o644)
+    # the base records, so an installed fork's tools know every base (wafer_sglang.bases)
+    files[f"{TOOLING_PACKAGE}/{PACKAGED_RECORD}"] = ((root / PIN_FILE).read_bytes(), 0o644)
+    return files
 
 
 def tools_wheel_name() -> str:

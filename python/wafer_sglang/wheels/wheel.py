@@ -15,7 +15,6 @@ import csv
 import hashlib
 import io
 import os
-import sys
 import tempfile
 import time
 import zipfile
@@ -27,7 +26,6 @@ from packaging.version import Version
 
 from wafer_sglang import __version__ as tooling_version
 from wafer_sglang import manifest as fork_manifest
-from wafer_sglang.bases import PACKAGED_RECORD
 from wafer_sglang.errors import WaferError
 from wafer_sglang.fsutil import atomic_write_bytes
 from wafer_sglang.gitrun import out
@@ -39,7 +37,6 @@ from wafer_sglang.wheels.metadata import DIST_NAME, fork_requirements, rewrite_m
 
 ZIP_EPOCH_MIN = 315532800  # 1980-01-01, the earliest date a zip entry can hold
 TOOLING_PACKAGE = "wafer_sglang"
-CONSOLE_SCRIPT = "wafer-sglang = wafer_sglang.cli.main:main"
 
 
 def fork_version(base: UpstreamPin) -> str:
@@ -157,21 +154,6 @@ def _tree_files(work: Path, exclude_prefix: str) -> dict[str, tuple[bytes, int]]
             continue
         mode = 0o755 if meta.split()[0] == "100755" else 0o644
         files[path] = ((work / path).read_bytes(), mode)
-    return files
-
-
-def _tooling_files(root: Path) -> dict[str, tuple[bytes, int]]:
-    package = root / "python" / TOOLING_PACKAGE
-    paths, notes = source_files(root, package)
-    for note in notes:
-        print(f"build: {note}", file=sys.stderr)
-    files = {}
-    for path in paths:
-        if path.name == fork_manifest.MANIFEST_NAME:
-            continue  # a stale manifest from a checkout is never shipped
-        files[f"{TOOLING_PACKAGE}/{path.relative_to(package).as_posix()}"] = (path.read_bytes(), 0o644)
-    # the base records, so an installed fork's tools know every base (wafer_sglang.bases)
-    files[f"{TOOLING_PACKAGE}/{PACKAGED_RECORD}"] = ((root / PIN_FILE).read_bytes(), 0o644)
     return files
 
 
