@@ -85,6 +85,8 @@ def test_a_client_install_brings_no_torch_and_the_tools_run(capsys, tmp_path):
     assert proc.returncode == 0 and (tmp_path / "plan").is_dir(), proc.stderr
     proc = run("--version")
     assert proc.returncode == 0 and "wafer-sglang" in proc.stdout
+    proc = run("check-kernels")  # no sglang, no torch here: said, not an internal error
+    assert proc.returncode == 2 and "check-kernels runs where sglang runs" in proc.stderr, proc.stderr
     where = subprocess.run(
         [venv / "bin/python", "-c", "import wafer_sglang; print(wafer_sglang.__file__)"],
         capture_output=True,

@@ -28,9 +28,7 @@ def cmd_doctor(args) -> int:
     findings = doctor.run(doctor.Host(root=args.root), installed_manifest())
     if args.kernels:
         from wafer_sglang.kernels.check import findings as kernel_findings
-        from wafer_sglang.kernels.check import prepare_sglang
 
-        prepare_sglang()
         findings += [doctor.Finding("kernels", *found) for found in kernel_findings()]
     if args.json:
         print(json.dumps([f.as_dict() for f in findings], indent=2))

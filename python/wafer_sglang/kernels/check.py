@@ -30,26 +30,30 @@ class LaunchResult:
     not_checked_here: str | None = None  # the launcher could not run on this host, or ran no Triton kernel
 
 
-def prepare_sglang() -> str:
-    """sglang takes its HIP branches at import (``torch.version.hip``), as on an MI355X; on a host
-    without ROCm torch that is set here, before sglang is imported. The sglang version."""
-    import torch
-
+def sglang_root() -> Path:
+    """The installed sglang package's folder (found, not imported)."""
     spec = importlib.util.find_spec("sglang")
     if spec is None or not spec.origin:
         raise WaferError("check-kernels runs where sglang runs: install wafer-sglang-rocm (or run it in the image)")
-    generated = Path(spec.origin).parent / "_version.py"  # what sglang.version reads, without importing sglang
+    return Path(spec.origin).parent
+
+
+def prepare_sglang() -> str:
+    """sglang takes its HIP branches at import (``torch.version.hip``), as on an MI355X; on a host
+    without ROCm torch that is set here, before sglang is imported. The sglang version."""
+    generated = sglang_root() / "_version.py"  # what sglang.version reads, without importing sglang
     found = (
         re.search(r"""__version__ = version = ["']([^"']+)""", generated.read_text()) if generated.is_file() else None
     )
-    version = found[1] if found else "unknown"
+    import torch  # after the check above: the tools alone have no torch, and no sglang either
+
     if torch.version.hip is None:
         torch.version.hip = "0.0-wafer-check-kernels"  # read by sglang's is_hip(); nothing of ROCm is loaded
-    return version
+    return found[1] if found else "unknown"
 
 
 def run_launches(arch: str) -> list[LaunchResult]:
-    root = Path(importlib.util.find_spec("sglang").origin).parent
+    root = sglang_root()
     results = []
     for item in LAUNCHES:
         found = _sites(root, item)
@@ -90,11 +94,10 @@ def _kernel_row(compiled, arch: str) -> dict:
     kernel = compiled.compiled
     meta = kernel.metadata
     used = resources.read(kernel.asm["amdgcn"], meta.num_warps, arch)
-    constexprs = {k: v for k, v in _constexprs(kernel).items()}
     return {
         "module": compiled.module,
         "kernel": compiled.kernel,
-        "constexprs": constexprs,
+        "constexprs": _constexprs(kernel),
         "num_stages": meta.num_stages,
         **used.as_dict(),
     }
@@ -139,8 +142,7 @@ def inventory() -> dict[str, tuple[str, list[str]]]:
 
 def _origin(module: str) -> Path | None:
     """The module's file, found without importing it (a package's import may ask for a GPU)."""
-    root = Path(importlib.util.find_spec("sglang").origin).parent
-    path = root.joinpath(*module.split(".")[1:]).with_suffix(".py")
+    path = sglang_root().joinpath(*module.split(".")[1:]).with_suffix(".py")
     return path if path.is_file() else None
 
 
@@ -151,9 +153,12 @@ def _is_jit(decorator: ast.expr) -> bool:
     )
 
 
-def check(arch: str) -> dict:
-    """The report for ``arch``: what ``check-kernels --json`` prints."""
+def check(arch: str, base: str | None = None) -> dict:
+    """The report for ``arch``: what ``check-kernels --json`` prints. ``base``: the sglang release
+    this environment must run (refused before anything compiles)."""
     version = prepare_sglang()
+    if base and base != version:
+        raise WaferError(f"this environment runs sglang {version}, not --base {base}: run it in that base's")
     import triton
 
     results = run_launches(arch)
