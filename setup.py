@@ -32,9 +32,9 @@ def _tooling():
 
 
 _tooling()
+from wafer_sglang.bases import python_tag  # noqa: E402
 from wafer_sglang.errors import WaferError  # noqa: E402
 from wafer_sglang.queue.apply import Queue  # noqa: E402
-from wafer_sglang.queue.pins import python_tag  # noqa: E402
 from wafer_sglang.wheels.metadata import DIST_NAME, fork_requirements, requires_python, split_extras  # noqa: E402
 from wafer_sglang.wheels.wheel import build, fork_version  # noqa: E402
 

@@ -15,9 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from wafer_sglang.bases import supported
+from wafer_sglang.bases import python_tag, supported
 from wafer_sglang.queue.apply import Queue
-from wafer_sglang.queue.pins import python_tag
 from wafer_sglang.repo import find_repo_root
 from wafer_sglang.wheels.wheel import build
 

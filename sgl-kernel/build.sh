@@ -21,24 +21,13 @@ while [ $# -gt 0 ]; do
   esac
 done
 python=${PYTHON:-python3}
-read -r base tag version archs commit < <("$python" - "$here/../patches/bases.toml" "$base" <<'PY'
-import sys
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-record = tomllib.load(open(sys.argv[1], "rb"))
-base = sys.argv[2] or record["default-base"]
-kernels = {v: e["kernel"] for v, e in record["upstream"].items() if e.get("role") == "base" and "kernel" in e}
-if base not in kernels:
-    sys.exit(f"no sgl-kernel recipe for base {base!r}: known {', '.join(kernels)}")
-k = kernels[base]
-commit = k.get("sglang-commit", "")
-if commit and (len(commit) != 40 or any(c not in "0123456789abcdef" for c in commit)):
-    sys.exit(f"patches/bases.toml: kernel.sglang-commit for {base} is not a 40-digit commit")
-print(base, k["sglang-tag"], k["version"], ",".join(k["archs"]), commit or "-")
-PY
-)
+# The base's record is read by the tools' own reader (wafer_sglang.bases), linked in alone:
+# python/ itself on the path would shadow sglang with the overlay.
+tools=$(mktemp -d)
+trap 'rm -rf "$tools"' EXIT
+ln -s "$here/../python/wafer_sglang" "$tools/wafer_sglang"
+recipe=$(cd "$here/.." && PYTHONPATH=$tools "$python" -m wafer_sglang bases --kernel "$base") || exit 2
+read -r base tag version archs commit <<< "$recipe"
 echo "sgl-kernel $version for sglang $base ($tag), architectures: $archs (setup_rocm.py builds one per wheel)"
 [ "$commit" = "-" ] && commit=""
 missing="patches/bases.toml records no kernel.sglang-commit for $base: a tag can move. Record the commit of $tag

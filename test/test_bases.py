@@ -3,7 +3,9 @@ a base (patch folder, flag tables, image records, the Makefile's builds) agrees 
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import subprocess
 
 import pytest
@@ -28,7 +30,7 @@ def test_each_base_has_everything_the_tools_read(base):
 
 def test_nothing_is_keyed_by_a_base_the_record_does_not_have():
     flag_tables = {p.stem for p in (DATA / "server_flags").glob("*.json")}
-    images = set(tomllib.loads((ROOT / "docker/base-images.toml").read_text())["images"])
+    images = set(bases.image_records(ROOT))
     folders = {p.name for p in (ROOT / "patches").iterdir() if p.is_dir()}
     assert flag_tables == images == folders == set(BASES)
 
@@ -96,3 +98,64 @@ def test_the_routers_and_jit_ledgers_are_keyed_by_the_record():
     assert set(routers) == ledgers == set(BASES)
     pinned = {line.split("#")[0].strip() for line in (ROOT / "requirements/test.txt").read_text().splitlines()}
     assert {release(base).pin for base in BASES} | {colauncher().pin} <= pinned
+
+
+RECORD_NAMES = re.compile(r"bases\.toml|base-images\.toml|\bPIN_FILE\b|\bIMAGES_FILE\b")
+TOML_PARSERS = {"tomllib": {"load", "loads"}, "tomli": {"load", "loads"}, "tomlkit": {"load", "loads", "parse"}}
+
+
+def _parses_toml(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.attr in TOML_PARSERS.get(node.func.value.id, ())
+    )
+
+
+def record_readers() -> set[str]:
+    """Every function (or top-level statement) of a tracked file that parses TOML and names one
+    of the two record files; a script that embeds a TOML parser and names them counts whole."""
+    tracked = subprocess.run(["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, text=True)
+    readers = set()
+    for name in filter(None, tracked.stdout.split("\0")):
+        path = ROOT / name
+        text = path.read_text(errors="replace") if path.is_file() else ""
+        if path.suffix != ".py":
+            if re.search(r"\btoml(lib|kit|i)\b", text) and RECORD_NAMES.search(text) and not name.endswith(".md"):
+                readers.add(name)
+            continue
+        tree = ast.parse(text)
+        units = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))] + tree.body
+        for unit in units:
+            if any(_parses_toml(n) for n in ast.walk(unit)) and RECORD_NAMES.search(ast.get_source_segment(text, unit)):
+                readers.add(f"{name}::{getattr(unit, 'name', unit.lineno)}")
+    return readers
+
+
+def test_only_the_bases_package_parses_the_records():
+    """patches/bases.toml and docker/base-images.toml have one home: three readers through two
+    entry points, a shell script's own parser and two test copies read them before."""
+    package = "python/wafer_sglang/bases"
+    assert record_readers() == {
+        f"{package}/record.py::respins",
+        f"{package}/record.py::record_pin",
+        f"{package}/images.py::load_records",
+        f"{package}/images.py::record_image",
+    }
+    # the parser proper takes a path; only bases.pins() hands it one
+    callers = subprocess.run(
+        ["git", "grep", "-lE", r"record import .*\bread\b|record\.read\(", "--", ":!test/test_bases.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert callers.stdout.split() == [f"{package}/__init__.py"]
+
+
+def test_the_kernel_recipe_comes_from_the_record(capsys):
+    rc, out, _ = run_cli(capsys, "bases", "--kernel")
+    kernel = bases.record(LTS).kernel
+    assert rc == 0 and out.split()[:4] == [LTS, kernel["sglang-tag"], kernel["version"], ",".join(kernel["archs"])]
+    rc, _, err = run_cli(capsys, "bases", "--kernel", "0.5.99")
+    assert rc == 2 and "unsupported base '0.5.99'" in err

@@ -168,11 +168,11 @@ def _bench_serving_result_keys(wheel, member: str) -> list[str]:
     "version, member", [("0.5.14", "sglang/bench_serving.py"), ("0.5.23", "sglang/benchmark/serving.py")]
 )
 def test_bench_serving_export_has_exactly_the_bases_fields(version, member):
+    from wafer_sglang import bases
     from wafer_sglang.bench.client import Record
     from wafer_sglang.queue import download
-    from wafer_sglang.queue.pins import load_pins
 
-    wheels = [download.fetch(load_pins(ROOT).base(version).any_wheel("cp311"), CACHE, quiet=True)]
+    wheels = [download.fetch(bases.pins(ROOT).base(version).any_wheel("cp311"), CACHE, quiet=True)]
 
     record = Record(
         0,

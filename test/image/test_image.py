@@ -24,18 +24,17 @@ from packaging.version import Version
 from support import aiter_standin
 from support.common import CACHE, ROOT, needs_tool, run_cli
 
-from wafer_sglang.bases import DIGEST, base_image, load_records
-from wafer_sglang.compat import tomllib
+from wafer_sglang import bases
+from wafer_sglang.bases import DIGEST, base_image, image_records
 from wafer_sglang.moe.fork_rows import ROWS_FILE
 from wafer_sglang.moe.shapes import glm5_keys
-from wafer_sglang.queue.pins import load_pins
 
 DOCKERFILE = (ROOT / "docker" / "Dockerfile.mi355x").read_text()
 
 
 def test_every_base_has_a_record_and_resolved_ones_are_pinned_consistently():
-    pins = load_pins(ROOT)
-    records = load_records(ROOT)
+    pins = bases.pins(ROOT)
+    records = image_records(ROOT)
     assert set(records) == set(pins.bases)
     resolved = [base for base, r in records.items() if r.get("digest")]
     assert resolved == ["0.5.14"]  # 0.5.23 is recorded as unresolved (no digest read yet)
@@ -76,7 +75,7 @@ def test_a_pushed_build_carries_provenance_and_sbom_attestations(capsys):
 def test_print_shows_the_exact_build_without_building(capsys):
     rc, out, _ = run_cli(capsys, "image", "build", "--print")
     assert rc == 0
-    record = load_records(ROOT)["0.5.14"]
+    record = image_records(ROOT)["0.5.14"]
     assert f"{record['repository']}:{record['tag']}@{record['digest']}" in out
     assert "--build-arg WAFER_VERSION=0.5.14.post1" in out and "--load" in out
     # immutable per respin, and the moving LTS tag (the default base only)
@@ -434,7 +433,7 @@ def test_resolve_records_digest_and_contents_read_from_the_image(built, monkeypa
         resolve(built["root"], "0.5.14", "0.5.14", run_=runner)
     finally:
         buildah("rm", base_ctr)
-    record = tomllib.loads((built["root"] / "docker/base-images.toml").read_text())["images"]["0.5.14"]
+    record = image_records(built["root"])["0.5.14"]
     assert (record["digest"], record["tag"], record["python"], record["sglang"]) == (
         built["digest"],
         "0.5.14",

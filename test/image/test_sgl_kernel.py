@@ -10,17 +10,17 @@ import zipfile
 import pytest
 from support.common import CACHE, ROOT
 
-from wafer_sglang.queue.pins import load_pins
+from wafer_sglang import bases
 
-KERNELS = {base: load_pins(ROOT).base(base).kernel for base in load_pins(ROOT).bases}
+KERNELS = {base: bases.pins(ROOT).base(base).kernel for base in bases.pins(ROOT).bases}
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("base", load_pins(ROOT).bases)
+@pytest.mark.parametrize("base", bases.pins(ROOT).bases)
 def test_recipe_pins_the_sgl_kernel_its_base_requires(base):
     from wafer_sglang.queue import download
 
-    pin = load_pins(ROOT).base(base)
+    pin = bases.pins(ROOT).base(base)
     wheel = download.fetch(pin.any_wheel("cp311"), CACHE, quiet=True)
     with zipfile.ZipFile(wheel) as zf:
         metadata = zf.read(f"sglang-{base}.dist-info/METADATA").decode()
@@ -71,4 +71,4 @@ def test_build_script_refuses_an_unknown_base():
         text=True,
         env={"PATH": "/usr/bin:/bin", "PYTHON": sys.executable},
     )
-    assert proc.returncode != 0 and "no sgl-kernel recipe for base '0.6.0'" in proc.stderr
+    assert proc.returncode != 0 and "unsupported base '0.6.0': supported bases are" in proc.stderr

@@ -10,9 +10,10 @@ import threading
 import pytest
 from support.common import CACHE, ROOT, run_cli
 
+from wafer_sglang import bases
+from wafer_sglang.bases import WheelPin
 from wafer_sglang.errors import WaferError
 from wafer_sglang.queue import download
-from wafer_sglang.queue.pins import WheelPin, load_pins
 
 PAYLOAD = b"not really a wheel, but 64 KiB of bytes to hash " * 1400
 NAME = "sglang-0.0.1-cp311-cp311-manylinux_2_34_x86_64.whl"
@@ -95,7 +96,7 @@ def test_tampered_cache_is_refused_until_refresh(server, tmp_path):
 @pytest.mark.network
 def test_tampered_real_base_wheel_fails_fetch_and_apply(capsys, tmp_path, monkeypatch):
     """The done-when case: a flipped byte in the cached 0.5.14 wheel stops fetch and apply."""
-    pin = load_pins(ROOT).base("0.5.14").wheel("cp311")
+    pin = bases.pins(ROOT).base("0.5.14").wheel("cp311")
     download.fetch(pin, CACHE, quiet=True)
     cache = tmp_path / "cache"
     cache.mkdir()
@@ -210,7 +211,7 @@ def test_pin_records_a_release_and_is_idempotent(capsys, scratch_root, index):
     )
     rc, out, _ = run_cli(capsys, "patches", "pin", "0.5.99")
     assert rc == 0 and "pinned (cp311, cp312)" in out
-    pins = load_pins(scratch_root).get("0.5.99")
+    pins = bases.pins(scratch_root).get("0.5.99")
     assert pins.role == "reference" and pins.wheels["cp312"].sha256 == "cd" * 32 and pins.released == "2026-11-30"
     text = (scratch_root / "patches/bases.toml").read_text()
     rc, out, _ = run_cli(capsys, "patches", "pin", "0.5.99")

@@ -10,8 +10,7 @@ import threading
 import pytest
 from support.common import run_cli
 
-from wafer_sglang.compat import tomllib
-from wafer_sglang.queue.pins import load_pins
+from wafer_sglang import bases
 
 TAGS = ("cp311", "cp312", "cp313")
 
@@ -67,7 +66,7 @@ def test_a_new_release_is_pinned_exactly_and_nothing_else_changes(capsys, scratc
     assert rc == 0 and "sglang 0.5.24: pinned (cp311, cp312, cp313)" in out, err
     after = pin_file.read_text()
     assert after.startswith(before.rstrip("\n"))  # comments, records and order kept; the release appended
-    pin = load_pins(scratch_root).get("0.5.24")
+    pin = bases.pins(scratch_root).get("0.5.24")
     assert pin.role == "reference" and pin.released == "2026-11-20"
     for f in wanted:
         tag = f["filename"].split("-")[2]
@@ -81,7 +80,7 @@ def test_a_new_release_is_pinned_exactly_and_nothing_else_changes(capsys, scratc
 
 
 def test_an_index_whose_hash_differs_from_the_pin_is_refused(capsys, scratch_root, index):
-    pins = load_pins(scratch_root).get("0.5.14")
+    pins = bases.pins(scratch_root).get("0.5.14")
     index.files = [
         {**wheel_file("0.5.14", tag), "filename": pins.wheels[tag].filename, "size": pins.wheels[tag].size}
         for tag in TAGS
@@ -95,24 +94,23 @@ def test_an_index_whose_hash_differs_from_the_pin_is_refused(capsys, scratch_roo
 def test_refreshing_a_base_keeps_its_record(capsys, scratch_root, index):
     """A base's pythons, engine facts, kernel and derived tags are not the index's to change."""
     pin_file = scratch_root / "patches/bases.toml"
-    record = tomllib.loads(pin_file.read_text())["upstream"]["0.5.14"]
+    record = bases.pins(scratch_root).base("0.5.14")
     text = pin_file.read_text()
     start = text.index('[upstream."0.5.14".wheels.cp313]')
     pin_file.write_text(text[:start] + text[text.index("\n\n", start) + 2 :])  # cp313 not pinned yet
     index.files = [
         {
-            "filename": w["filename"],
-            "url": w["url"],
-            "hashes": {"sha256": w["sha256"]},
-            "size": w["size"],
+            "filename": w.filename,
+            "url": w.url,
+            "hashes": {"sha256": w.sha256},
+            "size": w.size,
             "upload-time": "2026-06-26T00:00:00Z",
         }
-        for w in record["wheels"].values()
+        for w in record.wheels.values()
     ]
     rc, out, err = run_cli(capsys, "patches", "pin", "0.5.14", "--role", "base")
     assert rc == 0 and "pinned" in out, err
-    assert tomllib.loads(pin_file.read_text())["upstream"]["0.5.14"] == record
-    assert load_pins(scratch_root).base("0.5.14").engine == record["engine"]
+    assert bases.pins(scratch_root).base("0.5.14") == record  # every field, the engine facts and kernel too
 
 
 @pytest.mark.parametrize(

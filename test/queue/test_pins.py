@@ -3,12 +3,13 @@ from pathlib import Path
 import pytest
 from support.common import ROOT, run_cli
 
+from wafer_sglang import bases
+from wafer_sglang.bases import python_tag
 from wafer_sglang.errors import WaferError
-from wafer_sglang.queue.pins import load_pins, python_tag
 
 
 def test_pin_file_has_both_bases_for_cp311_and_cp312():
-    pins = load_pins(ROOT)
+    pins = bases.pins(ROOT)
     assert pins.bases == ["0.5.14", "0.5.23"]
     assert pins.default_base == "0.5.14"
     for base in pins.bases:
@@ -27,19 +28,19 @@ def test_unsupported_base_fails_with_the_supported_list(capsys):
 
 def test_reference_release_is_not_a_base():
     with pytest.raises(WaferError, match="unsupported base '0.5.16'"):
-        load_pins(ROOT).base("0.5.16")
+        bases.pins(ROOT).base("0.5.16")
 
 
 def test_unpinned_release_says_how_to_pin_it():
     with pytest.raises(WaferError, match="patches pin 0.5.99"):
-        load_pins(ROOT).get("0.5.99")
+        bases.pins(ROOT).get("0.5.99")
 
 
 def test_missing_python_tag_names_the_pinned_ones():
     with pytest.raises(
         WaferError, match=r"no pinned wheel for cp39 \(pinned: cp311, cp312, cp313; cp310 derived from cp311\)"
     ):
-        load_pins(ROOT).base("0.5.14").wheel("cp39")
+        bases.pins(ROOT).base("0.5.14").wheel("cp39")
 
 
 @pytest.mark.parametrize("spec, tag", [("3.12", "cp312"), ("cp311", "cp311"), ("3.13", "cp313")])
@@ -72,4 +73,4 @@ def test_malformed_pins_are_rejected(tmp_path: Path, wheel, message):
         '[upstream."0.5.14".wheels.cp311]\n' + "\n".join(lines) + "\n"
     )
     with pytest.raises(WaferError, match=message):
-        load_pins(tmp_path)
+        bases.pins(tmp_path)

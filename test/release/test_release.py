@@ -13,7 +13,7 @@ import pytest
 from support.common import ROOT, run_cli
 from support.gitrepo import git
 
-from wafer_sglang.queue.pins import load_pins
+from wafer_sglang import bases
 from wafer_sglang.release import gitstate, notes
 
 
@@ -60,7 +60,7 @@ def test_a_tagged_clean_tree_releases_checked_wheels_sums_notes_and_sboms(capsys
     assert bom["bomFormat"] == "CycloneDX" and bom["specVersion"] == "1.6"
     assert bom["metadata"]["component"]["hashes"][0]["content"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
     by_name = {c["name"]: c["hashes"][0]["content"] for c in bom["components"]}
-    pin = load_pins(repo).base("0.5.14").wheel("cp311")
+    pin = bases.pins(repo).base("0.5.14").wheel("cp311")
     assert by_name.pop("sglang") == pin.sha256
     series = [e for e in (repo / "patches/0.5.14/series").read_text().split() if e.endswith(".patch")]
     assert by_name == {n: hashlib.sha256((repo / "patches/0.5.14" / n).read_bytes()).hexdigest() for n in series}

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from wafer_sglang.queue.pins import load_pins
+from wafer_sglang import bases
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "build" / "cache" / "wheels"
 # The supported bases, from their record (patches/bases.toml): tests parametrise from it, so
 # adding a base runs every per-base test on it.
-BASES = load_pins(ROOT).bases
-LTS = load_pins(ROOT).default_base
+BASES = bases.pins(ROOT).bases
+LTS = bases.pins(ROOT).default_base
 
 
 def needs_tool(*tools: str):

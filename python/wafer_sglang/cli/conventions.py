@@ -107,12 +107,12 @@ def version_text() -> str:
             f"tooling {__version__})"
         )
     try:
+        from wafer_sglang import bases
         from wafer_sglang.queue.apply import Queue
-        from wafer_sglang.queue.pins import load_pins
         from wafer_sglang.repo import find_repo_root
 
         root = find_repo_root()
-        pins = load_pins(root)
+        pins = bases.pins(root)
         bases = ", ".join(
             f"sglang {b}{' (LTS)' if b == pins.default_base else ''} + "
             f"{len(Queue.open(root, b).series().entries)} patches"

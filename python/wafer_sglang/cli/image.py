@@ -45,13 +45,13 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_build(args) -> int:
+    from wafer_sglang import bases
     from wafer_sglang.image import builder as image
-    from wafer_sglang.queue.pins import load_pins
     from wafer_sglang.repo import build_dir, find_repo_root
     from wafer_sglang.wheels.wheel import fork_version
 
     root = find_repo_root()
-    pins = load_pins(root)
+    pins = bases.pins(root)
     base = args.base or pins.default_base
     base_image = image.base_image(root, base)
     version = fork_version(pins.base(base))

@@ -44,6 +44,13 @@ def parser() -> argparse.ArgumentParser:
     bases = sub.add_parser("bases", help="the supported bases and everything recorded about each")
     bases.add_argument("--json", action="store_true", help="every field, as JSON")
     bases.add_argument("--builds", action="store_true", help="'BASE PYTHON' per wheel `make` builds, one per line")
+    bases.add_argument(
+        "--kernel",
+        nargs="?",
+        const="",
+        metavar="BASE",
+        help="'BASE TAG VERSION ARCHS COMMIT' of the base's sgl-kernel recipe (default: the LTS; sgl-kernel/build.sh)",
+    )
     bases.set_defaults(func=cmd_bases)
     completion = sub.add_parser("completion", help="print a shell completion script")
     completion.add_argument("shell", choices=("bash", "zsh", "tcsh"), help="the shell to complete in")
@@ -76,6 +83,10 @@ def cmd_bases(args) -> int:
     from wafer_sglang import bases
     from wafer_sglang.repo import find_repo_root
 
+    if args.kernel is not None:
+        k = bases.kernel_recipe(args.kernel or None)
+        print(k.base, k.tag, k.version, ",".join(k.archs), k.commit or "-")
+        return 0
     if args.builds:
         for base, python in bases.builds():
             print(base, python)

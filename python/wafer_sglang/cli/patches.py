@@ -137,15 +137,15 @@ def _queue(args):
 
 
 def python_tag(spec: str | None) -> str:
-    from wafer_sglang.queue.pins import python_tag as parse
+    from wafer_sglang.bases import python_tag as parse
 
     return parse(spec)
 
 
 def _bases(root: Path, one: str | None) -> list[str]:
-    from wafer_sglang.queue.pins import load_pins
+    from wafer_sglang import bases
 
-    return [one] if one else load_pins(root).bases
+    return [one] if one else bases.pins(root).bases
 
 
 def cmd_fetch(args) -> int:
@@ -276,8 +276,8 @@ def cmd_backport(args) -> int:
 
 
 def cmd_pin(args) -> int:
+    from wafer_sglang.bases.record import record_pin
     from wafer_sglang.queue.index import release_wheels
-    from wafer_sglang.queue.pins import record_pin
 
     root = find_repo_root()
     wheels, released = release_wheels(args.version)

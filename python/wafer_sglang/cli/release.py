@@ -53,7 +53,8 @@ def cmd_release(args) -> int:
 
 
 def cmd_canary(args) -> int:
-    from wafer_sglang.queue.pins import load_pins, record_pin
+    from wafer_sglang import bases
+    from wafer_sglang.bases.record import record_pin
     from wafer_sglang.release import canary
     from wafer_sglang.repo import find_repo_root
 
@@ -63,7 +64,7 @@ def cmd_canary(args) -> int:
         from wafer_sglang.queue.index import latest_release, release_wheels
 
         version = latest_release()
-        if version not in load_pins(root).upstream:
+        if version not in bases.pins(root).upstream:
             record_pin(root, version, "reference", *release_wheels(version))
             print(f"pinned sglang {version} as a reference in patches/bases.toml", file=sys.stderr)
     results = canary.check_all(root, version)
@@ -74,5 +75,5 @@ def cmd_canary(args) -> int:
             )
         )
         return 0
-    emit(canary.render(version, load_pins(root).get(version).released, results), args.out)
+    emit(canary.render(version, bases.pins(root).get(version).released, results), args.out)
     return 0

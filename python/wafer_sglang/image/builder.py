@@ -13,8 +13,9 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from wafer_sglang.bases import DIGEST, BaseImage, base_image, load_records
+from wafer_sglang.bases import DIGEST, BaseImage, base_image, image_records
 from wafer_sglang.bases import IMAGES_FILE as PIN_FILE
+from wafer_sglang.bases.images import record_image
 from wafer_sglang.errors import WaferError
 from wafer_sglang.moe.files import FORK_FMOE_IN_IMAGE, config_fmoe_value, fork_rows_dir, fork_tuned_files
 from wafer_sglang.moe.fork_rows import ROWS_FILE
@@ -190,11 +191,7 @@ def resolve(root: Path, base: str, tag: str, run_=_capture) -> dict:
     import datetime
     import json
 
-    import tomlkit
-
-    from wafer_sglang.fsutil import atomic_write_text
-
-    record = load_records(root).get(base)
+    record = image_records(root).get(base)
     if record is None:
         raise WaferError(f"{PIN_FILE} has no [images.{base!r}]: add it with the upstream repository first")
     reference = f"{record['repository']}:{tag}"
@@ -220,10 +217,9 @@ def resolve(root: Path, base: str, tag: str, run_=_capture) -> dict:
             ]
         )
     )
-    path = root / PIN_FILE
-    doc = tomlkit.parse(path.read_text())
-    entry = tomlkit.table()
-    entry.update(
+    record_image(
+        root,
+        base,
         {
             "repository": record["repository"],
             "tag": tag,
@@ -233,8 +229,6 @@ def resolve(root: Path, base: str, tag: str, run_=_capture) -> dict:
             "recorded": f"{datetime.date.today().isoformat()}: docker/build --resolve (registry digest, image "
             "inventory)",
             "aiter-fmoe": found["aiter-fmoe"],
-        }
+        },
     )
-    doc["images"][base] = entry
-    atomic_write_text(path, tomlkit.dumps(doc))
     return base_image(root, base).__dict__

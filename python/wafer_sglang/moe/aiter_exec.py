@@ -25,6 +25,7 @@ from enum import Enum
 from pathlib import Path
 
 from wafer_sglang.errors import WaferError
+from wafer_sglang.fsutil import scratch_dir
 from wafer_sglang.moe.aiter_tree import AiterTree
 from wafer_sglang.moe.keys import MoeKey
 
@@ -90,7 +91,7 @@ def aiter_decisions(tree: AiterTree, files: list[Path], keys: list[MoeKey]) -> d
     torch = _torch()
     gfx = keys[0].gfx if keys else "gfx950"
     with (
-        tempfile.TemporaryDirectory(prefix="aiter-exec-") as root,
+        scratch_dir(prefix="aiter-exec-") as root,
         _env("AITER_CONFIG_FMOE", ":".join(map(str, files))),
         _chip_info(_gfx_from_cu_num(tree, gfx)),
     ):

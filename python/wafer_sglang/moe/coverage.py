@@ -5,11 +5,11 @@ by aiter's own merge and lookup (moe/aiter_exec.py) — any disagreement is repo
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wafer_sglang.errors import WaferError
+from wafer_sglang.fsutil import scratch_dir
 from wafer_sglang.moe import lookup
 from wafer_sglang.moe.aiter_tree import AiterTree
 from wafer_sglang.moe.fork_rows import read_provenance
@@ -132,7 +132,7 @@ def _verdict(key: MoeKey, row: lookup.Row | None, names: KernelNames | None, pro
 def _own_decisions(tree: AiterTree, files: list[TunedFile], keys: list[MoeKey]) -> dict:
     from wafer_sglang.moe.aiter_exec import aiter_decisions
 
-    with tempfile.TemporaryDirectory(prefix="aiter-files-") as tmp:
+    with scratch_dir(prefix="aiter-files-") as tmp:
         paths = []
         for index, f in enumerate(files):
             path = Path(tmp) / f"{index:03d}_{Path(f.name).name}"

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from wafer_sglang import bases
+from wafer_sglang.bases import UpstreamPin, WheelPin
 from wafer_sglang.queue import download
 from wafer_sglang.queue.headers import PatchHeader, read_header
-from wafer_sglang.queue.pins import UpstreamPin, WheelPin, load_pins
 from wafer_sglang.queue.series import Series, read_series
 from wafer_sglang.queue.worktree import (
     AppliedPatch,
@@ -50,7 +51,7 @@ class Queue:
 
     @classmethod
     def open(cls, root: Path, base: str | None = None) -> Queue:
-        pins = load_pins(root)
+        pins = bases.pins(root)
         return cls(root=root, base=pins.base(base or pins.default_base))
 
     @property

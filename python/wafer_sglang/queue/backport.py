@@ -14,19 +14,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.version import Version
 
+from wafer_sglang import bases
 from wafer_sglang.errors import WaferError
+from wafer_sglang.fsutil import scratch_dir, signals_deferred
 from wafer_sglang.gitrun import git, out
 from wafer_sglang.queue import download
 from wafer_sglang.queue.apply import Queue
 from wafer_sglang.queue.export import work_tree_base
-from wafer_sglang.queue.pins import load_pins
 from wafer_sglang.queue.worktree import STRIP, UPSTREAM_TAG, filename_of, is_overlay_commit
 
 REPO_URL = "https://github.com/sgl-project/sglang"
@@ -102,7 +104,7 @@ def from_commit(repo: Path, rev: str, url: str | None) -> Change:
 
 def parse_mbox(data: bytes, url: str | None, fallback_url: str | None = None) -> Change:
     """A format-patch mbox (one or several commits: a PR's .patch) or a plain diff."""
-    with tempfile.TemporaryDirectory(prefix="wafer-backport-") as tmp:
+    with scratch_dir(prefix="wafer-backport-") as tmp:
         folder = Path(tmp)
         (folder / "in").write_bytes(data)
         git(folder, "mailsplit", "-b", "-o" + str(folder), str(folder / "in"))
@@ -185,22 +187,18 @@ def _insertion_point(work: Path, after: str | None) -> str:
     raise WaferError(f"--after {after!r}: no such patch in {work} (patches: {', '.join(names)})")
 
 
-class _scratch:
+@contextmanager
+def _scratch(work: Path, point: str) -> Iterator[Path]:
     """A detached worktree at ``point``; removed on exit, so the work tree is untouched on failure."""
-
-    def __init__(self, work: Path, point: str):
-        self.work, self.point = work, point
-
-    def __enter__(self) -> Path:
-        self.tmp = tempfile.TemporaryDirectory(prefix="wafer-backport-")
-        self.path = Path(self.tmp.name) / "tree"
-        git(self.work, "worktree", "add", "-q", "--detach", str(self.path), self.point)
-        return self.path
-
-    def __exit__(self, *exc) -> None:
-        git(self.work, "worktree", "remove", "--force", str(self.path), check=False)
-        git(self.work, "worktree", "prune", check=False)
-        self.tmp.cleanup()
+    with scratch_dir(prefix="wafer-backport-") as tmp:
+        path = Path(tmp) / "tree"
+        git(work, "worktree", "add", "-q", "--detach", str(path), point)
+        try:
+            yield path
+        finally:
+            with signals_deferred():
+                git(work, "worktree", "remove", "--force", str(path), check=False)
+                git(work, "worktree", "prune", check=False)
 
 
 def _reverse_applies(tree: Path, diffs: list[str]) -> bool:
@@ -253,7 +251,7 @@ def _hunk_headers(diff: str) -> dict[str, list[str]]:
 
 def first_release_with(queue: Queue, diffs: list[str]) -> str | None:
     """The first pinned release after the base that already contains the change."""
-    pins = load_pins(queue.root)
+    pins = bases.pins(queue.root)
     base = Version(queue.base.version)
     later = sorted((v for v in pins.upstream if Version(v) > base), key=Version)
     for version in later:
@@ -267,7 +265,7 @@ def first_release_with(queue: Queue, diffs: list[str]) -> str | None:
 def _contained_in(wheel: Path, diffs: list[str]) -> bool:
     """Whether the change reverse-applies to the wheel's files (one line of context may differ)."""
     paths = {b.removeprefix(WHEEL_PREFIX) for d in diffs for _, b in DIFF_HEADER.findall(d)}
-    with tempfile.TemporaryDirectory(prefix="wafer-release-") as tmp:
+    with scratch_dir(prefix="wafer-release-") as tmp:
         tree = Path(tmp)
         git(tree, "init", "-q")
         with zipfile.ZipFile(wheel) as zf:

@@ -13,9 +13,9 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from wafer_sglang.bases import WheelPin
 from wafer_sglang.errors import WaferError
 from wafer_sglang.progress import download_progress
-from wafer_sglang.queue.pins import WheelPin
 
 CHUNK = 1 << 20
 

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import difflib
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wafer_sglang.errors import WaferError
-from wafer_sglang.fsutil import atomic_write_bytes
+from wafer_sglang.fsutil import atomic_write_bytes, scratch_dir
 from wafer_sglang.gitrun import out
 from wafer_sglang.queue.apply import Queue
 from wafer_sglang.queue.series import Series, SeriesEntry
@@ -83,7 +82,7 @@ def plan_export(queue: Queue, work: Path) -> ExportPlan:
     _refuse_overlay_edits(work, patch_commits, overlay_files(queue.overlay_root))
     names = _names(work, patch_commits, queue.patch_dir)
     files: dict[str, bytes] = {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         for commit, name in zip(patch_commits, names):
             path = Path(_format_patch(work, commit, Path(tmp)))
             files[name] = _strip_filename_trailer(path.read_bytes())

@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import re
-import tempfile
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
 
+from wafer_sglang.fsutil import scratch_dir
 from wafer_sglang.gitrun import git
 
 URL = r"https?://\S+"
@@ -135,7 +135,7 @@ def read_header(patch: Path) -> PatchHeader:
 
 def parse_header(name: str, data: bytes) -> PatchHeader:
     """The header of a patch file's bytes (``name``: its file name), as git mailinfo reads it."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         msg, diff = Path(tmp) / "msg", Path(tmp) / "diff"
         info = git(Path(tmp), "mailinfo", "-k", str(msg), str(diff), input=data).stdout.decode()
         message = msg.read_text()

@@ -11,8 +11,8 @@ from datetime import date
 from packaging.utils import InvalidWheelFilename, parse_wheel_filename
 from packaging.version import InvalidVersion, Version
 
+from wafer_sglang.bases.record import WheelPin, checked_wheel
 from wafer_sglang.errors import WaferError
-from wafer_sglang.queue.pins import WheelPin, checked_wheel
 
 DEFAULT_INDEX = "https://pypi.org/simple"
 # The interpreters we build for; upstream ships these for every release we support.

@@ -22,11 +22,12 @@ from pathlib import Path
 
 from packaging.version import Version
 
+from wafer_sglang import bases
+from wafer_sglang.fsutil import scratch_dir
 from wafer_sglang.gitrun import git, out
 from wafer_sglang.queue import download
 from wafer_sglang.queue.apply import Queue
 from wafer_sglang.queue.headers import read_header
-from wafer_sglang.queue.pins import load_pins
 from wafer_sglang.queue.worktree import (
     STRIP,
     add_overlay,
@@ -58,10 +59,10 @@ def check_against(queue: Queue, version: str, python_tag: str, work: Path | None
     With ``work`` given, the scratch tree is made there and keeps the applicable patches as
     commits (that is ``rebase``); otherwise a temporary tree is used and thrown away.
     """
-    pin = load_pins(queue.root).get(version)
+    pin = bases.pins(queue.root).get(version)
     wheel_pin = pin.any_wheel(python_tag)
     wheel = download.fetch(wheel_pin, queue.cache_dir, quiet=True)
-    with tempfile.TemporaryDirectory(prefix="wafer-upstream-") as tmp:
+    with scratch_dir(prefix="wafer-upstream-") as tmp:
         tree = work or Path(tmp)
         import_upstream(tree, wheel, pin, wheel_pin)
         return [_verdict(tree, queue.patch_dir / e.name, Version(version)) for e in queue.series().entries]

@@ -26,9 +26,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from wafer_sglang.bases import UpstreamPin, WheelPin
 from wafer_sglang.errors import WaferError
 from wafer_sglang.gitrun import git, out
-from wafer_sglang.queue.pins import UpstreamPin, WheelPin
 from wafer_sglang.queue.series import Series
 from wafer_sglang.repo import source_files
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from wafer_sglang import bases
+from wafer_sglang.bases import python_tag
 from wafer_sglang.queue.apply import Queue
-from wafer_sglang.queue.pins import load_pins, python_tag
 from wafer_sglang.queue.upstream import Verdict, check_against
 
 
 def check_all(root: Path, against: str) -> dict[str, list[Verdict]]:
-    pins = load_pins(root)
+    pins = bases.pins(root)
     pins.get(against)  # pinned first (`patches pin`): its wheel is verified like any other
     return {base: check_against(Queue.open(root, base), against, python_tag("3.11")) for base in pins.bases}
 

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from wafer_sglang.compat import tomllib
+from wafer_sglang.bases.record import respins
 from wafer_sglang.queue.headers import PatchHeader, parse_header
 from wafer_sglang.queue.series import parse_series
 from wafer_sglang.release.gitstate import file_at
@@ -32,18 +32,15 @@ def queues_at(root: Path, rev: str | None) -> dict[str, QueueAt]:
     raw = file_at(root, rev, PIN_FILE.as_posix())
     if raw is None:
         return {}
-    record = tomllib.loads(raw.decode())
     found = {}
-    for version, entry in record.get("upstream", {}).items():
-        if entry.get("role") != "base":
-            continue
+    for version, respin in respins(raw.decode()).items():
         series = file_at(root, rev, f"patches/{version}/series")
         names = [e.name for e in parse_series(series.decode()).entries] if series else []
         patches = {}
         for name in names:
             data = file_at(root, rev, f"patches/{version}/{name}") or b""
             patches[name] = (data, parse_header(name, data))
-        found[version] = QueueAt(version, int(entry.get("respin", 0)), patches)
+        found[version] = QueueAt(version, respin, patches)
     return found
 
 

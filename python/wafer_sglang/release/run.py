@@ -11,14 +11,13 @@ import secrets
 import shutil
 import subprocess
 import sys
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from wafer_sglang import bases
 from wafer_sglang.errors import WaferError
-from wafer_sglang.fsutil import atomic_write_text
+from wafer_sglang.fsutil import atomic_write_text, scratch_dir
 from wafer_sglang.progress import step_progress
 from wafer_sglang.release import gitstate, notes, sbom
 
@@ -126,7 +125,7 @@ def _checked_tools_wheel(root: Path, out: Path) -> Path:
     from wafer_sglang.wheels.tools_wheel import build_tools
 
     first = _reproducible(lambda folder: build_tools(root, folder), out)
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         command, env = _installed([first], sys.executable, Path(tmp))
         proc = subprocess.run([command, "--version"], capture_output=True, text=True, env=env, cwd=tmp)
         if proc.returncode != 0:
@@ -136,14 +135,14 @@ def _checked_tools_wheel(root: Path, out: Path) -> Path:
 
 
 def _checked_wheel(root: Path, base: str, python: str, out: Path, tools: Path) -> Path:
-    from wafer_sglang.queue.pins import python_tag
+    from wafer_sglang.bases import python_tag
     from wafer_sglang.wheels.metadata import check_tools_wheel
     from wafer_sglang.wheels.wheel import build
 
     tag = python_tag(python)
     first = _reproducible(lambda folder: build(root, base, tag, folder, quiet=True), out)
     check_tools_wheel(first, tools)
-    with tempfile.TemporaryDirectory() as tmp:
+    with scratch_dir() as tmp:
         _install_check([first, tools], python, sbom.wheel_manifest(first), Path(tmp))
     _write_sbom(out, first, sbom.build_sbom(first, root / "patches" / base))
     return first
@@ -157,7 +156,7 @@ def _reproducible(build_into: Callable[[Path], Path], out: Path) -> Path:
     from wafer_sglang.wheels.metadata import dist_info_file
 
     first = build_into(out)
-    with tempfile.TemporaryDirectory(dir=out) as again:
+    with scratch_dir(dir=out) as again:
         if build_into(Path(again)).read_bytes() != first.read_bytes():
             raise WaferError(f"{first.name} is not reproducible: two builds from the same commit differ")
     Metadata.from_email(dist_info_file(first, "METADATA"), validate=True)  # raises on what an index rejects

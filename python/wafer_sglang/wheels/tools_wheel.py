@@ -14,10 +14,10 @@ import sys
 from pathlib import Path
 
 from wafer_sglang import __version__ as tooling_version
+from wafer_sglang import bases
 from wafer_sglang import manifest as fork_manifest
 from wafer_sglang.bases import PACKAGED_RECORD
 from wafer_sglang.fsutil import atomic_write_bytes
-from wafer_sglang.queue.pins import load_pins
 from wafer_sglang.repo import PIN_FILE, source_files
 from wafer_sglang.wheels.metadata import TOOLING_EXTRAS, TOOLING_REQUIREMENTS, TOOLS_DIST, router_requirements
 from wafer_sglang.wheels.wheel import TOOLING_PACKAGE, _zip, source_date_epoch
@@ -58,7 +58,7 @@ def build_tools(root: Path, out_dir: Path) -> Path:
 
 
 def _dist_info(root: Path) -> dict[str, bytes]:
-    lts = load_pins(root).default_base
+    lts = bases.pins(root).default_base
     extras = {**TOOLING_EXTRAS, "router": router_requirements(lts)}  # the LTS's router pin
     lines = [
         "Metadata-Version: 2.1",

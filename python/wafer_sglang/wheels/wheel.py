@@ -15,7 +15,6 @@ import csv
 import hashlib
 import io
 import os
-import tempfile
 import time
 import zipfile
 from dataclasses import asdict
@@ -26,11 +25,11 @@ from packaging.version import Version
 
 from wafer_sglang import __version__ as tooling_version
 from wafer_sglang import manifest as fork_manifest
+from wafer_sglang.bases import UpstreamPin
 from wafer_sglang.errors import WaferError
-from wafer_sglang.fsutil import atomic_write_bytes
+from wafer_sglang.fsutil import atomic_write_bytes, scratch_dir
 from wafer_sglang.gitrun import out
 from wafer_sglang.queue.apply import Applied, Queue
-from wafer_sglang.queue.pins import UpstreamPin
 from wafer_sglang.queue.worktree import overlay_files as fork_overlay_files
 from wafer_sglang.repo import PIN_FILE, build_dir, source_files
 from wafer_sglang.wheels.metadata import DIST_NAME, fork_requirements, rewrite_metadata
@@ -94,7 +93,7 @@ def build(root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet
     queue = Queue.open(root, base)
     scratch = build_dir(root) / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="build-", dir=scratch) as tmp:
+    with scratch_dir(prefix="build-", dir=scratch) as tmp:
         work = Path(tmp) / "tree"
         applied = queue.apply(python_tag, work, quiet=quiet)
         headers = applied.headers

@@ -1,4 +1,5 @@
-"""The pin: each upstream sglang release we build from or compare against, per CPython tag.
+"""The typed record of ``patches/bases.toml`` and its one parser (read through ``wafer_sglang.bases``):
+each upstream sglang release we build from or compare against, per CPython tag.
 
 ``patches/bases.toml`` records, for every pinned version, the exact PyPI wheel file name, its
 sha256, size and URL (conda-forge ``source: {url, sha256}`` style). Roles:
@@ -131,11 +132,7 @@ def python_tag(spec: str | None = None) -> str:
     raise WaferError(f"--python expects a version like 3.12 (or a tag like cp312), got {spec!r}")
 
 
-def load_pins(root: Path) -> PinSet:
-    return load_pin_file(root / PIN_FILE)
-
-
-def load_pin_file(path: Path) -> PinSet:
+def read(path: Path) -> PinSet:
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
@@ -147,6 +144,16 @@ def load_pin_file(path: Path) -> PinSet:
     if default not in upstream or upstream[default].role != "base":
         raise WaferError(f"{path}: default-base {default!r} is not a pinned base")
     return PinSet(default_base=default, upstream=upstream)
+
+
+def respins(text: str) -> dict[str, int]:
+    """Each base's respin in an earlier revision's record, read leniently: an older record lacks
+    fields today's requires, and release notes compare against it."""
+    try:
+        upstream = tomllib.loads(text).get("upstream", {})
+        return {v: int(e.get("respin", 0)) for v, e in upstream.items() if e.get("role") == "base"}
+    except (tomllib.TOMLDecodeError, AttributeError, TypeError, ValueError) as exc:
+        raise WaferError(f"an earlier {PIN_FILE} cannot be read: {exc}") from None
 
 
 def checked_wheel(where: str, version: str, w: object, tag: str | None = None) -> WheelPin:
