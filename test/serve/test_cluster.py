@@ -358,7 +358,11 @@ def test_cache_aware_shows_affinity_where_the_fleet_can(tmp_path):
         rows.append((seed, aware, spread))
     for seed, aware, spread in rows:
         table = f"seed {seed}: cache_aware {aware}, round_robin {spread}"
-        assert aware["hit"] >= 0.55 and spread["hit"] <= 0.40 and aware["hit"] - spread["hit"] >= 0.15, table
+        # Paired on one seed and one machine state, the difference is what separates affinity from
+        # none: alone 0.57-0.60 vs round_robin 0.20-0.34; on a fresh clone beside two CPU burners
+        # (load ~6) 0.47 vs 0.19. Measured, cause not isolated: the router's imbalance rule cannot
+        # fire (abs threshold 64, ~20 requests), so the loss is likely in the workers' ~2-prompt caches.
+        assert aware["hit"] >= 0.40 and spread["hit"] <= 0.40 and aware["hit"] - spread["hit"] >= 0.15, table
         # every worker serves (a worker holding one group of six gets ~1/6 of ~20 requests: >= 10 %
         # of them failed by chance once in CI-like load), and none takes nearly everything
         assert all(w["requests"] >= 1 for w in aware["workers"]), table

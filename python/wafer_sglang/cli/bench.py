@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from pathlib import Path
 
-from wafer_sglang.cli.options import positive_float
+from wafer_sglang.cli.options import path_arg, positive_float
 
 SWEEP_EPILOG = """\
 knee: the highest load at which that step and every lower one were sustained by the server:
@@ -100,7 +99,10 @@ def _common(p: argparse.ArgumentParser, input_len: int, output_len: int) -> None
     )
     p.add_argument("--seed", type=int, default=0, help="arrivals, prefix groups and prompts (default %(default)s)")
     p.add_argument(
-        "--out", type=Path, required=True, help="output folder: new, or without a run in it (checked before measuring)"
+        "--out",
+        type=path_arg,
+        required=True,
+        help="output folder: new, or without a run in it (checked before measuring)",
     )
     p.add_argument("--force", action="store_true", help="write over the run already in --out")
     p.add_argument(
@@ -224,7 +226,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "runs",
         nargs="*",
-        type=Path,
+        type=path_arg,
         metavar="INPUT",
         help="a bench sweep output folder, or a results file: sglang bench_serving (JSONL), vllm bench serve (JSON)",
     )
@@ -241,7 +243,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="a built-in dated reference (repeatable; --list-references)",
     )
     p.add_argument("--list-references", action="store_true", help="list the built-in references and exit")
-    p.add_argument("--out", type=Path, help="where comparison.md/.json and the plots go (default: print the table)")
+    p.add_argument("--out", type=path_arg, help="where comparison.md/.json and the plots go (default: print the table)")
     p.set_defaults(func=cmd_compare)
 
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from wafer_sglang.cli.options import path_arg, release_version
 
 EXIT_CLEAN, EXIT_PROBLEMS, EXIT_UNUSABLE = 0, 1, 2
 
@@ -20,8 +21,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         ("fix", "add the missing exclude entries (prints a diff; writes only with --write)"),
     ):
         p = csub.add_parser(name, help=helptext)
-        p.add_argument("path", type=Path, help="checkpoint folder (config.json + safetensors)")
-        p.add_argument("--base", help="sglang base whose rules apply (default: the installed fork's base)")
+        p.add_argument("path", type=path_arg, help="checkpoint folder (config.json + safetensors)")
+        p.add_argument(
+            "--base", type=release_version, help="sglang base whose rules apply (default: the installed fork's base)"
+        )
         p.add_argument(
             "--upstream", action="store_true", help="stock upstream sglang of that base, without the fork's patches"
         )

@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from wafer_sglang.cli.options import out_dir, positive_int
+from wafer_sglang.cli.options import out_dir, positive_int, release_version
 
 EPILOG = """\
 Flags after the options are sglang flags for every worker (e.g. --disaggregation-ib-device rdma0).
@@ -43,7 +43,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p = csub.add_parser(name, help=helptext, epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
         p.add_argument("--topology", required=True, help="dp | pd | tp (cluster topologies)")
         p.add_argument("--model", required=True, help="checkpoint path on every node (or in the model volume)")
-        p.add_argument("--base", help="sglang base whose flags apply (default: the installed fork's base)")
+        p.add_argument(
+            "--base", type=release_version, help="sglang base whose flags apply (default: the installed fork's base)"
+        )
         p.add_argument("--no-api-key", action="store_true", help="serve without an API key (not recommended)")
         p.add_argument("--out", type=out_dir, help="write the files into this folder (default: print)")
         if name == "plan":

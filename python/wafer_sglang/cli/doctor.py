@@ -6,6 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from wafer_sglang.cli.options import path_arg
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -17,7 +19,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="also compile the GLM-5 path's Triton kernels with this host's triton (check-kernels, for its GPU)",
     )
-    p.add_argument("--root", type=Path, default=Path("/"), help=argparse.SUPPRESS)  # a staged host, for tests
+    p.add_argument("--root", type=path_arg, default=Path("/"), help=argparse.SUPPRESS)  # a staged host, for tests
     p.set_defaults(func=cmd_doctor)
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from wafer_sglang.cli.options import positive_float, positive_int
+from wafer_sglang.cli.options import out_dir, path_arg, positive_float, positive_int
 
 DEFAULT_TASKS = "gsm8k,gpqa_diamond"
 
@@ -37,7 +36,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         p.add_argument(f"--{role}-model", help="model name in requests (default: the first of GET /v1/models)")
         p.add_argument(
             f"--{role}-log",
-            type=Path,
+            type=path_arg,
             metavar="FILE",
             help="the server's log, for 'accept len' when its /metrics has no speculative counters",
         )
@@ -47,7 +46,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--seeds", type=_seeds, help="seeds for every task (default: gsm8k 0; gpqa_diamond 0,1)")
     p.add_argument(
-        "--data-dir", type=Path, help="JSONL datasets from eval prepare (default: the offline Hugging Face cache)"
+        "--data-dir", type=path_arg, help="JSONL datasets from eval prepare (default: the offline Hugging Face cache)"
     )
     p.add_argument(
         "--api",
@@ -91,14 +90,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--sequential", action="store_true", help="one endpoint at a time (automatic when both URLs are the same)"
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--out", type=path_arg, required=True, help="output folder")
     p.set_defaults(func=cmd_eval)
 
     p = esub.add_parser(
         "prepare", help="on a connected machine: write eval datasets as the JSONL folder `eval run --data-dir` reads"
     )
     p.add_argument("--tasks", default=DEFAULT_TASKS, help="comma-separated task names")
-    p.add_argument("--data-dir", type=Path, required=True, help="the folder to write (copy it to the eval machine)")
+    p.add_argument("--data-dir", type=out_dir, required=True, help="the folder to write (copy it to the eval machine)")
     p.set_defaults(func=cmd_prepare)
 
 

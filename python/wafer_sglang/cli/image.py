@@ -7,17 +7,19 @@ import shlex
 import subprocess
 from pathlib import Path
 
+from wafer_sglang.cli.options import path_arg, release_version
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     image = sub.add_parser("image", help="the wafer/sglang:mi355x image: build on a release machine (docker/build)")
     isub = image.add_subparsers(dest="image_cmd", required=True, metavar="COMMAND")
     p = isub.add_parser("build", help="build and tag the image from the pinned upstream ROCm image")
-    p.add_argument("--base", help="sglang base (default: the default base)")
+    p.add_argument("--base", type=release_version, help="sglang base (default: the default base)")
     p.add_argument("--engine", choices=("docker", "buildah"), default="docker", help="the image builder to run")
-    p.add_argument("--wheel", type=Path, help="the fork wheel (default: build/dist/, built if missing)")
+    p.add_argument("--wheel", type=path_arg, help="the fork wheel (default: build/dist/, built if missing)")
     p.add_argument(
         "--aiter-src",
-        type=Path,
+        type=path_arg,
         metavar="CLONE",
         help="a clone of ROCm/aiter: make the fork's fMoE rows for the image first (wafer-sglang moe rows)",
     )
@@ -36,10 +38,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "setup", help="inside the image build: constraints, missing requirements, fMoE check, versions manifest"
     )
     p.add_argument(
-        "--constraints", type=Path, required=True, help="write the pip constraints of the image's ROCm stack here"
+        "--constraints", type=path_arg, required=True, help="write the pip constraints of the image's ROCm stack here"
     )
-    p.add_argument("--manifest", type=Path, required=True, help="write what the setup found and changed here (JSON)")
-    p.add_argument("--fork-fmoe", type=Path, required=True, help="the fork's tuned fMoE CSVs in the image")
+    p.add_argument(
+        "--manifest", type=path_arg, required=True, help="write what the setup found and changed here (JSON)"
+    )
+    p.add_argument("--fork-fmoe", type=path_arg, required=True, help="the fork's tuned fMoE CSVs in the image")
     p.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="recorded in the manifest")
     p.set_defaults(func=cmd_setup)
 
@@ -54,6 +58,10 @@ def cmd_build(args) -> int:
     pins = bases.pins(root)
     base = args.base or pins.default_base
     base_image = image.base_image(root, base)
+    if args.aiter_src:  # a clone with the image's aiter commit, checked before any wheel is built
+        from wafer_sglang.moe.aiter_tree import AiterTree
+
+        AiterTree.at(args.aiter_src, base_image.aiter_commit)
     version = fork_version(pins.base(base))
     wheel = args.wheel or _fork_wheel(root, base, version, base_image.python_tag, build=not args.print_only)
     tools = _tools_wheel(root, wheel, build=not args.print_only)

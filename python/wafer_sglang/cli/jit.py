@@ -7,6 +7,7 @@ import importlib.util
 import json
 from pathlib import Path
 
+from wafer_sglang.cli.options import path_arg
 from wafer_sglang.textfmt import table
 
 
@@ -15,9 +16,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "check-jit-rocm",
         help="which JIT kernel sources include CUDA-only headers under -DUSE_ROCM, and whether ROCm reaches them",
     )
-    p.add_argument("--tree", type=Path, help="a folder holding sglang/ (a work tree); default: the installed sglang")
     p.add_argument(
-        "--ledger", type=Path, help="reviewed units (default: the one shipped for the tree's sglang version)"
+        "--tree", type=path_arg, help="a folder holding sglang/ (a work tree); default: the installed sglang"
+    )
+    p.add_argument(
+        "--ledger", type=path_arg, help="reviewed units (default: the one shipped for the tree's sglang version)"
     )
     p.add_argument("--all", action="store_true", help="also list units proved unreachable")
     p.add_argument("--json", action="store_true", help="every unit and its verdict, as JSON")

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
+
+from wafer_sglang.cli.options import path_arg, release_version
 
 EPILOG = """\
 runs where sglang runs (the engine wheel's environment, or the image): sglang's launchers are called
@@ -24,7 +25,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--base", help="the base this environment must run (default: whatever sglang is installed)")
+    p.add_argument(
+        "--base",
+        type=release_version,
+        help="the base this environment must run (default: whatever sglang is installed)",
+    )
     p.add_argument("--arch", default="gfx950", help="target (default %(default)s, MI355X)")
     p.add_argument(
         "--contrast",
@@ -32,7 +37,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="also compile for ARCH and compare the fp8_e4m3 KV kernels (e.g. gfx942: why fp8 KV is gated on gfx95)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--out", type=Path, help="also write the JSON report here")
+    p.add_argument("--out", type=path_arg, help="also write the JSON report here")
     p.add_argument("--fail-on-spill", action="store_true", help="exit 1 when a decode-path kernel spills")
     p.set_defaults(func=cmd_check_kernels)
 

@@ -150,14 +150,14 @@ def normalize(argv: list[str]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = parser()
-    args, extra = p.parse_known_args(normalize(list(sys.argv[1:] if argv is None else argv)))
-    if extra and not getattr(args, "accepts_extra", False):
-        p.error(f"unrecognized arguments: {' '.join(extra)}")
-    args.extra = extra
+    p, args = parser(), None
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _terminate)
-    try:
+    try:  # parsing too: an argument type that reads the file system can fail
+        args, extra = p.parse_known_args(normalize(list(sys.argv[1:] if argv is None else argv)))
+        if extra and not getattr(args, "accepts_extra", False):
+            p.error(f"unrecognized arguments: {' '.join(extra)}")
+        args.extra = extra
         return args.func(args)
     except WaferError as exc:
         return _fail(f"wafer-sglang: error: {exc}", exc.exit_code, args)

@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from wafer_sglang.cli.options import emit, out_dir
+from wafer_sglang.cli.options import emit, out_dir, path_arg, release_version
 from wafer_sglang.textfmt import table
 
 
@@ -17,7 +17,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     msub = moe.add_subparsers(dest="moe_cmd", required=True, metavar="COMMAND")
     shapes = msub.add_parser("shapes", help="the keys the model looks up, as aiter's untuned CSV")
     _model_args(shapes)
-    shapes.add_argument("-o", "--out", "--output", dest="output", type=Path, help="write this file (default: stdout)")
+    shapes.add_argument(
+        "-o", "--out", "--output", dest="output", type=path_arg, help="write this file (default: stdout)"
+    )
     shapes.set_defaults(func=cmd_shapes)
 
     cov = msub.add_parser(
@@ -35,10 +37,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     path.set_defaults(func=cmd_config_path)
 
     rows = msub.add_parser("rows", help="make the fork's GLM-5 fp4 rows for a base's image from a clone of ROCm/aiter")
-    rows.add_argument("--image", metavar="BASE", required=True, help="the base whose image the rows are for")
+    rows.add_argument(
+        "--image", type=release_version, metavar="BASE", required=True, help="the base whose image the rows are for"
+    )
     rows.add_argument(
         "--aiter-src",
-        type=Path,
+        type=path_arg,
         required=True,
         metavar="CLONE",
         help="a clone of ROCm/aiter with PR #4344 fetched (git fetch origin pull/4344/head)",
@@ -54,7 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--verify rows already made), output in that aiter's format + provenance",
     )
     _model_args(tune, required=False)  # --verify needs no model
-    tune.add_argument("--aiter-root", type=Path, help="an aiter source checkout (default: the installed aiter)")
+    tune.add_argument("--aiter-root", type=path_arg, help="an aiter source checkout (default: the installed aiter)")
     tune.add_argument(
         "--out",
         "--out-dir",
@@ -65,7 +69,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     tune.add_argument(
         "--verify",
-        type=Path,
+        type=path_arg,
         metavar="ROWS_CSV",
         help="run aiter's --run_config on these rows (e.g. the fork's) instead of tuning",
     )
@@ -74,7 +78,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
-    p.add_argument("--model", required=required, type=Path, help="checkpoint folder or its config.json")
+    p.add_argument("--model", required=required, type=path_arg, help="checkpoint folder or its config.json")
     p.add_argument("--tp", type=int, action="append", required=required, help="tensor parallel size (repeatable)")
     p.add_argument("--ep", type=int, default=1, help="expert parallel size (default 1)")
     p.add_argument(
@@ -86,17 +90,26 @@ def _model_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--max-tokens", type=int, default=32768, help="largest batch per rank (chunked prefill)")
     p.add_argument(
         "--base",
+        type=release_version,
         default=None,
         help="the fork's base deciding fusion (default: --image, else the installed fork's / the LTS)",
     )
 
 
 def _target_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--image", metavar="BASE", help="the fork's image of BASE (its aiter commit, its file list)")
     p.add_argument(
-        "--aiter-src", type=Path, metavar="CLONE", help="with --image: a clone of ROCm/aiter to read that commit from"
+        "--image",
+        type=release_version,
+        metavar="BASE",
+        help="the fork's image of BASE (its aiter commit, its file list)",
     )
-    p.add_argument("--aiter-root", type=Path, help="an installed aiter or checkout (default: this host's aiter)")
+    p.add_argument(
+        "--aiter-src",
+        type=path_arg,
+        metavar="CLONE",
+        help="with --image: a clone of ROCm/aiter to read that commit from",
+    )
+    p.add_argument("--aiter-root", type=path_arg, help="an installed aiter or checkout (default: this host's aiter)")
     p.add_argument(
         "--aiter-version",
         metavar="VERSION",
@@ -104,7 +117,7 @@ def _target_args(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--fork-rows",
-        type=Path,
+        type=path_arg,
         metavar="DIR",
         help="the fork's rows (default with --image: build/fmoe/BASE; on a host: what AITER_CONFIG_FMOE lists)",
     )

@@ -28,6 +28,16 @@ def positive_float(text: str) -> float:
     return value
 
 
+def release_version(text: str) -> str:
+    """argparse type: a PEP 440 release such as 0.5.24 (a bad one is a usage error, exit 2)."""
+    from packaging.version import InvalidVersion, Version
+
+    try:
+        return str(Version(text))
+    except InvalidVersion:
+        raise argparse.ArgumentTypeError(f"{text[:60]!r} is not a release version like 0.5.24") from None
+
+
 def emit(text: str, path: Path | None, what: str = "") -> None:
     """Write ``text`` to ``path`` atomically (saying so on stderr), or print it."""
     import sys
@@ -41,9 +51,22 @@ def emit(text: str, path: Path | None, what: str = "") -> None:
     print(f"wrote {path}{f' ({what})' if what else ''}", file=sys.stderr)
 
 
+def path_arg(text: str) -> Path:
+    """A path; an empty one (``--x "$UNSET"``) is refused rather than read as the current folder."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (an unset variable?)")
+    return Path(text)
+
+
 def out_dir(text: str) -> Path:
     """A folder to write into: absent (it is created) or a folder, never an existing file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (an unset variable?); pass a folder")
     path = Path(text)
-    if path.exists() and not path.is_dir():
+    try:
+        is_file = path.exists() and not path.is_dir()
+    except OSError as exc:  # a name too long for the file system, ...
+        raise argparse.ArgumentTypeError(f"{text[:60]!r}: {exc.strerror}") from None
+    if is_file:
         raise argparse.ArgumentTypeError(f"{path} is a file; pass a folder")
     return path

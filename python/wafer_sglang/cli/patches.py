@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from wafer_sglang.cli.options import out_dir
+from wafer_sglang.cli.options import out_dir, path_arg, release_version
 from wafer_sglang.repo import build_dir, find_repo_root
 from wafer_sglang.textfmt import table
 
@@ -33,20 +33,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--work-dir",
         required=True,
-        type=Path,
+        type=path_arg,
         help="where to make the work tree: a git repo of the base wheel, one commit per patch",
     )
     p.add_argument("--force", action="store_true", help="replace an existing work dir made by this tool")
     p.set_defaults(func=cmd_apply)
 
     p = psub.add_parser("export", help="regenerate patch files + series from a work tree")
-    p.add_argument("--base", help="must match the base the work tree was made from (default: that base)")
-    p.add_argument("--work-dir", required=True, type=Path, help="the git work tree (made by `patches apply`)")
+    p.add_argument(
+        "--base", type=release_version, help="must match the base the work tree was made from (default: that base)"
+    )
+    p.add_argument("--work-dir", required=True, type=path_arg, help="the git work tree (made by `patches apply`)")
     p.add_argument("--check", action="store_true", help="write nothing; exit 1 and list what would change")
     p.set_defaults(func=cmd_export)
 
     p = psub.add_parser("lint", help="series <-> files, headers and trailers, whitespace, overlay collisions")
-    p.add_argument("--base", help="one base (default: all)")
+    p.add_argument("--base", type=release_version, help="one base (default: all)")
     _python(p)
     p.set_defaults(func=cmd_lint)
 
@@ -55,15 +57,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     _base(p)
     _python(p)
-    p.add_argument("--against", required=True, metavar="V", help="a pinned sglang release")
+    p.add_argument("--against", required=True, type=release_version, metavar="V", help="a pinned sglang release")
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_check_upstream)
 
     p = psub.add_parser("rebase", help="move a base's queue onto release V in a work tree (then export --base V)")
     _base(p)
     _python(p)
-    p.add_argument("--to", required=True, metavar="V", help="a release pinned with role = base")
-    p.add_argument("--work-dir", required=True, type=Path, help="the git work tree (made by `patches apply`)")
+    p.add_argument("--to", required=True, type=release_version, metavar="V", help="a release pinned with role = base")
+    p.add_argument("--work-dir", required=True, type=path_arg, help="the git work tree (made by `patches apply`)")
     p.add_argument("--force", action="store_true", help="replace an existing work dir made by this tool")
     p.set_defaults(func=cmd_rebase)
 
@@ -82,26 +84,26 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--pr", metavar="N|URL", help="an sglang PR: downloads its .patch from GitHub")
     source.add_argument(
-        "--patch", type=Path, metavar="FILE", help="a .patch (format-patch, one or more commits) or .diff"
+        "--patch", type=path_arg, metavar="FILE", help="a .patch (format-patch, one or more commits) or .diff"
     )
     source.add_argument("--commit", metavar="REV", help="a commit of the sglang clone given with --repo")
-    p.add_argument("--repo", type=Path, help="a local sglang clone (with --commit)")
+    p.add_argument("--repo", type=path_arg, help="a local sglang clone (with --commit)")
     p.add_argument(
         "--url", help="the PR or commit URL for the trailers (default: the PR, the commit, or '(#N)' in its title)"
     )
-    p.add_argument("--work-dir", required=True, type=Path, help="the base's work tree (made by `patches apply`)")
+    p.add_argument("--work-dir", required=True, type=path_arg, help="the base's work tree (made by `patches apply`)")
     p.add_argument("--after", metavar="PATCH", help="the patch file it goes after (default: the queue's last)")
     p.add_argument("--subject", help="the patch's subject (default: 'backport: ' and upstream's title)")
     p.add_argument("--no-export", action="store_true", help="commit in the work tree only; export later")
     p.set_defaults(func=cmd_backport)
 
     p = psub.add_parser("pin", help="record a release's wheel names and sha256 from PyPI in patches/bases.toml")
-    p.add_argument("version", help="the sglang release to pin, e.g. 0.5.24")
+    p.add_argument("version", type=release_version, help="the sglang release to pin, e.g. 0.5.24")
     p.add_argument("--role", choices=("reference", "base"), default="reference", help="what the release is to the fork")
     p.set_defaults(func=cmd_pin)
 
     p = psub.add_parser("status", help="each base's patches with Upstream-Status (no network)")
-    p.add_argument("--base", help="one base (default: all)")
+    p.add_argument("--base", type=release_version, help="one base (default: all)")
     p.add_argument("--json", action="store_true", help="as JSON")
     p.set_defaults(func=cmd_status)
 
@@ -123,7 +125,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def _base(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--base", help="supported base (default: patches/bases.toml default-base)")
+    p.add_argument("--base", type=release_version, help="supported base (default: patches/bases.toml default-base)")
 
 
 def _python(p: argparse.ArgumentParser) -> None:
@@ -248,11 +250,11 @@ def cmd_backport(args) -> int:
     from wafer_sglang.queue import backport as bp
     from wafer_sglang.queue.export import plan_export, write_export
 
-    if args.commit and not args.repo:
+    if args.commit is not None and not args.repo:
         raise WaferError("--commit needs --repo, the sglang clone it is in")
-    if args.pr:
+    if args.pr is not None:  # an empty --pr "$N" is said, not taken for no --pr
         change = bp.from_pr(args.pr)
-    elif args.patch:
+    elif args.patch is not None:
         change = bp.from_file(args.patch, args.url)
     else:
         change = bp.from_commit(args.repo, args.commit, args.url)

@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from wafer_sglang.cli.options import emit, out_dir
+from wafer_sglang.cli.options import emit, out_dir, path_arg, release_version
 
 RELEASE_EPILOG = """\
 Refuses a dirty tree, a HEAD without a v* tag, and a base whose wheel changed since the previous
@@ -25,18 +25,24 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         epilog=RELEASE_EPILOG,
     )
     p.add_argument("--out", type=out_dir, default=Path("build/release"), help="the release folder goes in here")
-    p.add_argument("--base", action="append", default=[], help="only this base (repeatable; default: every base)")
+    p.add_argument(
+        "--base",
+        action="append",
+        type=release_version,
+        default=[],
+        help="only this base (repeatable; default: every base)",
+    )
     p.add_argument("--python", action="append", default=[], help="only this Python, e.g. 3.11 (repeatable)")
     p.set_defaults(func=cmd_release)
     p = sub.add_parser("canary", help="every base's queue against an upstream release: the weekly tracking table")
     which = p.add_mutually_exclusive_group(required=True)
-    which.add_argument("--against", metavar="VERSION", help="a pinned upstream release")
+    which.add_argument("--against", type=release_version, metavar="VERSION", help="a pinned upstream release")
     which.add_argument(
         "--latest",
         action="store_true",
         help="the newest sglang on the index, pinned first as a reference (patches pin)",
     )
-    p.add_argument("--out", type=Path, help="write the markdown table here (default: print it)")
+    p.add_argument("--out", type=path_arg, help="write the markdown table here (default: print it)")
     p.add_argument("--json", action="store_true", help="the verdicts as JSON")
     p.set_defaults(func=cmd_canary)
 

@@ -8,6 +8,8 @@ import shlex
 import sys
 from pathlib import Path
 
+from wafer_sglang.cli.options import release_version
+
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -19,7 +21,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--recipe", help="NAME or NAME@VERSION (see --list)")
     p.add_argument("--model", help="checkpoint folder (or a hub id, which skips the checkpoint check)")
-    p.add_argument("--base", help="sglang base whose flags apply (default: the installed fork's base)")
+    p.add_argument(
+        "--base", type=release_version, help="sglang base whose flags apply (default: the installed fork's base)"
+    )
     p.add_argument("--dry-run", action="store_true", help="print the environment and command, run nothing")
     p.add_argument("--ignore-check", action="store_true", help="start even if `checkpoint check` finds problems")
     p.add_argument("--force", dest="ignore_check", action="store_true", help=argparse.SUPPRESS)  # the old name
