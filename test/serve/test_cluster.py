@@ -150,6 +150,34 @@ def test_flags_the_topology_sets_are_refused_not_silently_mis_split(flags):
         cluster.plan(cluster.load_topology("dp"), "/m", "0.5.14", ["a"], extra=flags)
 
 
+@pytest.mark.parametrize("flags", [["--api-key", "sk-live-123"], ["--api-key=sk-live-123"], ["--admin-api-key", "x"]])
+def test_a_literal_key_never_reaches_a_script_or_manifest(capsys, tmp_path, flags):
+    """It was written into every 0755 worker script, beside the plan's own --api-key "${WAFER_API_KEY}"."""
+    plan = ["cluster", "plan", "--topology", "dp", "--model", "/m", "--nodes", "a,b", "--out", str(tmp_path / "p")]
+    k8s = ["cluster", "k8s", "--topology", "dp", "--model", "/models/m", "--image", IMAGE, "--no-validate"]
+    for argv in (plan, [*k8s, "--out", str(tmp_path / "k")]):
+        rc, out, err = run_cli(capsys, *argv, *flags)
+        assert rc == 2 and "would write the key" in err and "sk-live" not in out + err, err
+    assert not (tmp_path / "p").exists() and not (tmp_path / "k").exists()
+
+
+def test_k8s_passes_worker_flags_through_as_its_help_says(capsys):
+    """The shared epilog says flags after the options go to every worker; k8s refused them."""
+    k8s = ["cluster", "k8s", "--topology", "pd", "--model", "/models/m", "--image", IMAGE, "--no-validate"]
+    rc, out, err = run_cli(capsys, *k8s, "--disaggregation-ib-device", "rdma0")
+    pods = [d for d in yaml.safe_load_all(out) if d and d["kind"] in ("StatefulSet", "LeaderWorkerSet")]
+    args = [c["args"] for p in pods for c in _containers(p)]
+    assert rc == 0 and len(args) == 2 and all(a[a.index("--disaggregation-ib-device") + 1] == "rdma0" for a in args)
+    rc, _, err = run_cli(capsys, *k8s, "--tp-size", "4")
+    assert rc == 2 and "is set by the pd topology" in err
+
+
+def _containers(doc: dict) -> list[dict]:
+    spec = doc["spec"]
+    template = spec["template"] if "template" in spec else spec["leaderWorkerTemplate"]["workerTemplate"]
+    return template["spec"]["containers"]
+
+
 def test_router_flags_are_checked_by_the_installed_router(monkeypatch):
     topology = cluster.load_topology("dp")
     broken = cluster.Topology(
@@ -400,12 +428,12 @@ def test_k8s_without_its_extra_says_what_to_install(capsys, tmp_path, monkeypatc
 
 
 def test_a_plan_with_an_empty_api_key_flag_is_refused(capsys, tmp_path):
-    """Extra sglang flags reach every worker through the recipe expansion, which refuses a blank key."""
+    """A key among the worker flags is refused whatever it holds (blank too: sglang runs open then)."""
     rc, out, err = run_cli(
         capsys, "cluster", "plan", "--topology", "dp", "--model", "/m", "--base", "0.5.14",
         "--nodes", "10.0.0.1,10.0.0.2", "--out", str(tmp_path / "plan"), "--api-key=",
     )  # fmt: skip
-    assert rc == 2 and "--api-key is empty" in err and not (tmp_path / "plan").exists()
+    assert rc == 2 and "--api-key would write the key" in err and not (tmp_path / "plan").exists()
 
 
 @pytest.mark.parametrize(

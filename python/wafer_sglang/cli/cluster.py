@@ -87,7 +87,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                 help="write the manifests without checking them against the Kubernetes schemas "
                 "(the check needs the [k8s] extra)",
             )
-            p.set_defaults(func=cmd_k8s)
+            p.set_defaults(func=cmd_k8s, accepts_extra=True)
 
 
 def _base(args) -> str:
@@ -172,6 +172,7 @@ def cmd_k8s(args) -> int:
         namespace=args.namespace,
         cache_claim=args.cache_claim,
         cache_size=args.cache_size,
+        flags=args.extra,
     )
     check_router_argv(k8s.router_args_of(docs[-1]), base)
     errors = [] if args.no_validate else k8s.validate(docs)

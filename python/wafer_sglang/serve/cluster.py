@@ -95,7 +95,7 @@ def plan(
 ) -> ClusterPlan:
     """``extra``: sglang flags for every worker (e.g. --disaggregation-ib-device), which win,
     except those the topology itself sets (parallelism, rendezvous, addresses)."""
-    _refuse_topology_flags(extra, topology, base)
+    refuse_worker_flags(extra, topology, base)
     nodes, prefill_nodes, decode_nodes = (names.node_list(n) if n else [] for n in (nodes, prefill_nodes, decode_nodes))
     router_node = names.node_address(router_node) if router_node else None
     ports = config()["ports"]
@@ -128,9 +128,11 @@ def plan(
 # (HIP_VISIBLE_DEVICES), the ranks or the router's worker addresses with it.
 TOPOLOGY_DESTS = ("tp_size", "dp_size", "pp_size", "nnodes", "node_rank", "dist_init_addr", "base_gpu_id")
 ADDRESS_DESTS = ("host", "port")
+SECRET_DESTS = ("api_key", "admin_api_key")  # a literal key would sit in every 0755 script
 
 
-def _refuse_topology_flags(extra, topology: Topology, base: str) -> None:
+def refuse_worker_flags(extra, topology: Topology, base: str) -> None:
+    """Extra sglang flags for every worker that the plan sets itself, or that would write a key."""
     flags = recipes.ServerFlags(base)
     for name in (token.split("=", 1)[0] for token in extra if token.startswith("--")):
         option = flags.resolve(name)
@@ -142,6 +144,11 @@ def _refuse_topology_flags(extra, topology: Topology, base: str) -> None:
             )
         if dest in ADDRESS_DESTS:
             raise WaferError(f"{name} is set by the plan (--nodes, and the ports in data/topologies.toml)")
+        if dest in SECRET_DESTS:
+            raise WaferError(
+                f"{name} would write the key into every generated script or manifest: they refer to "
+                "$WAFER_API_KEY instead (export it on every node, or create the wafer-api-key Secret)"
+            )
 
 
 def _worker(

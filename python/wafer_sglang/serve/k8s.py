@@ -21,7 +21,7 @@ import dataclasses
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.serve import names, recipes
-from wafer_sglang.serve.cluster import Topology, config
+from wafer_sglang.serve.cluster import Topology, config, refuse_worker_flags
 from wafer_sglang.serve.router import listen_args, release
 
 KUBERNETES = "1.37.0"  # the schema version manifests are checked against (kubernetes-validate's)
@@ -49,9 +49,12 @@ def manifests(
     namespace: str,
     cache_claim: str = "wafer-compile-cache",
     cache_size: str = CACHE_SIZE,
+    flags: list[str] = (),
 ) -> list[dict]:
+    """``flags``: sglang flags for every worker (after the command's options), as `cluster plan` takes them."""
     name = names.resource_name(name)
     _model_mount(model_path)  # refused before anything is built
+    refuse_worker_flags(flags, topology, base)
     ports = config()["ports"]
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/part-of": "wafer-sglang"}
     docs = [*_rbac(name, namespace, labels), _router_service(name, namespace, labels, ports)]
@@ -64,7 +67,8 @@ def manifests(
     for role, args in roles:
         selector = {**labels, "app.kubernetes.io/component": role}
         selectors[role] = selector
-        extra = args + (["--disaggregation-bootstrap-port", str(ports["bootstrap"])] if role == "prefill" else [])
+        bootstrap = ["--disaggregation-bootstrap-port", str(ports["bootstrap"])] if role == "prefill" else []
+        extra = [*args, *flags, *bootstrap]
         pod = _worker_pod(topology, role, extra, selector, image, base, model_claim, model_path, cache_claim, ports)
         docs.append(
             _lws(name, namespace, selector, pod, replicas, topology.nodes_per_worker)
