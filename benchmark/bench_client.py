@@ -118,14 +118,14 @@ def main() -> int:
         summary = asyncio.run(sweep(options, "bench_client.py"))
         after, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter() - wall
     endpoint_process.terminate()
-    step = summary["steps"][0]
+    step = summary.steps[0]
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    streamed = step["output_tok_s"]
+    streamed = step.output_tok_s
     core_share = cpu / wall
     per_1k = core_share / (streamed / 1000) if streamed else float("inf")
-    lateness_ms = step["send_lateness_p99_s"] * 1000
+    lateness_ms = step.send_lateness_p99_s * 1000
     print(
-        f"streamed {streamed:,.0f} tok/s over {step['requests']} requests ({rate:.1f} rps, {args.stream_rate:g} tok/s "
+        f"streamed {streamed:,.0f} tok/s over {step.requests} requests ({rate:.1f} rps, {args.stream_rate:g} tok/s "
         "per stream)"
     )
     print(f"arrival lateness p99: {lateness_ms:.2f} ms  (target < 2 ms, {lateness_ms / 2:.2f} of target)")

@@ -14,6 +14,7 @@ from wafer_sglang.bench import endpoint, export, sse
 from wafer_sglang.bench.knee import Slo, describe, knee
 from wafer_sglang.bench.load import arrivals
 from wafer_sglang.bench.prompts import SweepPrompts
+from wafer_sglang.bench.results import StepResult, SweepSummary
 from wafer_sglang.bench.stats import add_costs
 
 
@@ -66,20 +67,24 @@ def test_sse_errors(line, message):
 # -- the knee -------------------------------------------------------------------------------------
 
 
-def _step(rate, ttft95=1.0, success=1.0, offered=None, tok=100.0, trend=None, aborted=None, failures=None, requests=50):
-    return {
-        "mode": "rate",
-        "target_rps": rate,
-        "offered_rps": rate if offered is None else offered,
-        "requests": requests,
-        "ttft_p95_s": ttft95,
-        "success_rate": success,
-        "output_tok_s": tok,
-        "ttft_trend": trend,
-        "aborted": aborted,
-        "failures": failures or {},
-        "interrupted": False,
-    }
+def _step(
+    rate, ttft95=1.0, success=1.0, offered=None, tok=100.0, trend=None, aborted=None, failures=None, requests=50, **more
+) -> StepResult:
+    return StepResult(
+        **{
+            "mode": "rate",
+            "load": rate,
+            "offered_rps": rate if offered is None else offered,
+            "requests": requests,
+            "ttft_p95_s": ttft95,
+            "success_rate": success,
+            "output_tok_s": tok,
+            "ttft_trend": trend,
+            "aborted": aborted,
+            "failures": failures or {},
+            **more,
+        }
+    )
 
 
 def test_the_poisson_shortfall_of_the_clients_own_draw_is_not_a_failure():
@@ -89,7 +94,7 @@ def test_the_poisson_shortfall_of_the_clients_own_draw_is_not_a_failure():
     offered = sum(1 for o in offsets if o >= 30) / 270
     assert offered / 0.5 == pytest.approx(0.852, abs=0.001)
     steps = [_step(0.5, offered=offered), _step(1.0, offered=1.02), _step(2.4, offered=2.31)]
-    assert knee(steps, Slo())["target_rps"] == 2.4
+    assert knee(steps, Slo()).load == 2.4
     # by chance alone, over 2000 seeds: how often the old rule failed 0.5 rps — never a verdict now
     short = sum(sum(1 for o in arrivals(0.5, 300, "poisson", s) if o >= 30) / 270 < 0.95 * 0.5 for s in range(2000))
     assert 0.25 < short / 2000 < 0.33
@@ -115,34 +120,34 @@ def test_the_poisson_shortfall_of_the_clients_own_draw_is_not_a_failure():
 )
 def test_knee_rules_on_recorded_steps(steps, expected, reasons):
     result = knee(steps, Slo())
-    assert result["target_rps"] == expected
-    assert (result["failed_step"] or {}).get("reasons") == reasons
+    assert result.load == expected
+    assert (result.failed_step.reasons if result.failed_step else None) == reasons
 
 
 def test_a_closed_loop_cannot_build_a_queue():
     slower = {"early_p50_s": 0.6, "late_p50_s": 3.4, "per_third": 20}
-    closed = [{**_step(0, trend=slower), "mode": "concurrency", "concurrency": c} for c in (1, 4)]
-    assert knee(closed, Slo())["concurrency"] == 4
-    assert knee([_step(1), _step(2, trend=slower)], Slo())["target_rps"] == 1  # the same trend, open loop
+    closed = [_step(c, trend=slower, mode="concurrency") for c in (1, 4)]
+    assert knee(closed, Slo()).load == 4
+    assert knee([_step(1), _step(2, trend=slower)], Slo()).load == 1  # the same trend, open loop
 
 
 def test_a_step_without_a_measured_request_is_not_judged():
     result = knee([_step(0.5, requests=0, success=None), _step(2.0)], Slo())
-    assert result["target_rps"] == 2.0 and result["not_judged"] == [0.5]
+    assert result.load == 2.0 and result.not_judged == [0.5]
 
 
 def test_knee_names_the_failing_rule_in_one_line():
     result = knee([_step(0.5), _step(2.0, offered=1.98), _step(2.4, ttft95=6.1)], Slo())
     assert describe(result) == "knee 2 rps (offered 1.98 rps); 2.4 rps failed: TTFT p95 6.10 s > 5 s"
-    closed = knee([{**_step(0), "mode": "concurrency", "concurrency": 4}], Slo())
+    closed = knee([_step(4, mode="concurrency")], Slo())
     assert describe(closed).startswith("knee 4 users")
 
 
 def test_cost_per_million_tokens():
-    step = {"output_tok_s": 2626.0, "total_tok_s": 50400.0}
+    step = StepResult("rate", 1.0, output_tok_s=2626.0, total_tok_s=50400.0)
     add_costs(step, 2.90, 8)
-    assert step["usd_per_m_output_tokens"] == pytest.approx(2.90 * 8 * 1e6 / (3600 * 2626))
-    assert step["usd_per_m_total_tokens"] == pytest.approx(2.90 * 8 * 1e6 / (3600 * 50400))
+    assert step.usd_per_m_output_tokens == pytest.approx(2.90 * 8 * 1e6 / (3600 * 2626))
+    assert step.usd_per_m_total_tokens == pytest.approx(2.90 * 8 * 1e6 / (3600 * 50400))
 
 
 # -- exports --------------------------------------------------------------------------------------
@@ -186,7 +191,7 @@ def test_bench_serving_export_has_exactly_the_bases_fields(version, member):
         prompt_tokens=10,
         completion_tokens=3,
     )
-    step = {"mode": "rate", "target_rps": 1.0, "accept_length": None}
+    step = StepResult("rate", 1.0)
     ours = export.bench_serving_result(step, [record], {"server": {"api": "completions", "info": {}}}, {}, 10.0)
     assert list(ours) == _bench_serving_result_keys(wheels[0], member)
     assert ours["max_concurrent_requests"] == 1 and ours["max_output_tokens_per_s"] == 3.0
@@ -194,7 +199,9 @@ def test_bench_serving_export_has_exactly_the_bases_fields(version, member):
 
 
 def test_inferencex_aggregates_per_gpu_and_interactivity():
-    out = export.inferencex({"output_tok_s": 2626.0, "total_tok_s": 50400.0, "tpot_p50_s": 0.02, "ttft_p95_s": 1.5}, 8)
+    out = export.inferencex(
+        StepResult("rate", 1.0, output_tok_s=2626.0, total_tok_s=50400.0, tpot_p50_s=0.02, ttft_p95_s=1.5), 8
+    )
     assert out["output_tok_s_per_gpu"] == pytest.approx(328.25) and out["interactivity_tok_s_user"] == pytest.approx(
         50.0
     )
@@ -370,7 +377,7 @@ def test_compare_reads_sglang_bench_serving_lines_with_their_gpus(tmp_path):
     record.completion_tokens = 3
     rows = []
     for users in (4, 1):
-        step = {"mode": "concurrency", "concurrency": users, "accept_length": None}
+        step = StepResult("concurrency", users)
         info = {"/get_server_info": {"tp_size": 4, "dp_size": 2}}
         workload = {"input_len": 300, "output_len": 24, "dataset": None}
         rows.append(
@@ -398,21 +405,20 @@ def test_compare_refuses_what_it_cannot_read(capsys, tmp_path, text, message):
     assert rc == 2 and message in err and "Traceback" not in err
 
 
-def _summary(steps: list[dict]) -> dict:
-    from wafer_sglang.bench.knee import knee
-
+def _summary(steps: list[StepResult]) -> SweepSummary:
     for s in steps:
-        s.update({"ttft_p50_s": s["ttft_p95_s"] / 2})
-    return {
-        "steps": steps,
-        "knee": knee(steps, Slo()),
-        "run": {
+        s.ttft_p50_s = s.ttft_p95_s / 2
+    return SweepSummary(
+        run={
             "server": {"model": "m" * 80, "url": "http://h:1"},
             "started": "2026-12-04",
             "client": {"wafer_sglang": "0"},
         },
-        "workload": {"input_len": 300, "output_len": 24, "cache_hit_target": 0.6},
-    }
+        workload={"input_len": 300, "output_len": 24, "cache_hit_target": 0.6},
+        definitions={},
+        steps=steps,
+        knee=knee(steps, Slo()),
+    )
 
 
 def test_run_plots_mark_the_knee_and_failures_draw_the_frontier_and_fit():
@@ -421,7 +427,7 @@ def test_run_plots_mark_the_knee_and_failures_draw_the_frontier_and_fit():
     steps = [_step(0.5), _step(1.0), _step(2.0), _step(4.0, ttft95=6.0)]
     per_gpu_user = [(100, 50), (90, 40), (180, 45), (200, 20)]  # 1.0 rps is dominated by 2.0 rps
     for s, (gpu, user) in zip(steps, per_gpu_user):
-        s["inferencex"] = {"output_tok_s_per_gpu": gpu, "interactivity_tok_s_user": user}
+        s.inferencex = {"output_tok_s_per_gpu": gpu, "interactivity_tok_s_user": user}
     figs = report.figures(_summary(steps))
     assert {name: plots.outside(fig) for name, fig in figs.items()} == {name: [] for name in figs}
     (ax,) = figs["throughput.png"].axes
@@ -464,13 +470,13 @@ def test_goodput_counts_requests_as_vllm_does_and_feeds_the_knee():
     assert within(fast, {"ttft": 200, "tpot": 100}) and not within(fast, {"tpot": 99}) and within(one, {"tpot": 0})
     assert not within(fast, {"e2el": 1000})
     slo = Slo(goodput={"ttft": 500.0, "tpot": 50.0})
-    steps = [{**_step(1), "goodput_attainment": 0.95}, {**_step(2), "goodput_attainment": 0.85}]
+    steps = [_step(1, goodput_attainment=0.95), _step(2, goodput_attainment=0.85)]
     result = knee(steps, slo)
-    assert result["target_rps"] == 1
-    assert result["failed_step"]["reasons"] == ["goodput: 85.0% of requests within ttft <= 500 ms, tpot <= 50 ms < 90%"]
-    assert result["rules"][-1] == "goodput: >= 90% of measured requests within ttft <= 500 ms, tpot <= 50 ms"
-    assert knee(steps, Slo())["target_rps"] == 2  # without --goodput, attainment is not a rule
-    assert Slo(**result["slo"]) == slo  # summary.json's slo reads back
+    assert result.load == 1
+    assert result.failed_step.reasons == ["goodput: 85.0% of requests within ttft <= 500 ms, tpot <= 50 ms < 90%"]
+    assert result.rules[-1] == "goodput: >= 90% of measured requests within ttft <= 500 ms, tpot <= 50 ms"
+    assert knee(steps, Slo()).load == 2  # without --goodput, attainment is not a rule
+    assert Slo(**result.slo) == slo  # summary.json's slo reads back
 
 
 def test_the_vllm_export_has_exactly_vllm_bench_serves_keys():
@@ -479,7 +485,7 @@ def test_the_vllm_export_has_exactly_vllm_bench_serves_keys():
     record = Record(0, 1.0, "measure", 0.0, sent_s=0.1, ttft_s=0.2, e2e_s=1.0, chunk_gaps_s=[0.4], prompt_tokens=10)
     record.completion_tokens = 3
     run = {"server": {"api": "chat", "model": "m", "info": {}}, "tag": "t", "tokenizer": "m", "arrival": "poisson"}
-    step = {"mode": "rate", "target_rps": 1.0, "accept_length": None, "request_goodput": 0.1}
+    step = StepResult("rate", 1.0, request_goodput=0.1)
     row = export.bench_serving_result(step, [record], run, {}, 10.0)
     ours = export.vllm_result(row, step, [record], run, "20261204-050000")
     (theirs, *_) = [json.loads(line) for line in VLLM_RESULTS.read_text().splitlines()]
@@ -496,7 +502,7 @@ def test_the_inferencex_export_has_exactly_process_results_keys_and_values():
     record = Record(0, 1.0, "measure", 0.0, sent_s=0.1, ttft_s=0.2, e2e_s=1.0, chunk_gaps_s=[0.4], prompt_tokens=10)
     record.completion_tokens = 3
     run = {"server": {"api": "chat", "model": "m", "info": {}}, "tag": "t", "tokenizer": "m", "arrival": "poisson"}
-    step = {"mode": "concurrency", "concurrency": 4, "accept_length": None}
+    step = StepResult("concurrency", 4)
     vllm = export.vllm_result(export.bench_serving_result(step, [record], run, {}, 10.0), step, [record], run, "d")
     info = {"/get_server_info": {"tp_size": 8, "ep_size": 8, "enable_dp_attention": False, "quantization": "quark"}}
     info["/get_server_info"]["speculative_algorithm"] = "EAGLE"
@@ -523,8 +529,10 @@ def test_num_prompts_draws_the_same_arrivals_ended_by_a_count():
 @pytest.mark.parametrize(
     "summary, message",
     [
-        ({"schema_version": 3, "steps": []}, "schema_version 3 is newer than this wafer-sglang reads (<= 2)"),
+        ({"schema_version": 4, "steps": []}, "schema_version 4 is newer than this wafer-sglang reads (<= 3)"),
         ({"schema_version": 2, "kind": "single", "steps": []}, "a bench single result"),
+        ({"schema_version": "3", "steps": []}, "not a bench summary (schema_version '3')"),
+        ({"schema_version": 3, "run": {}}, "summary.json (schema 3) is damaged (KeyError: 'steps')"),
     ],
 )
 def test_compare_refuses_a_newer_schema_or_another_kind_by_name(capsys, tmp_path, summary, message):
@@ -536,8 +544,38 @@ def test_compare_refuses_a_newer_schema_or_another_kind_by_name(capsys, tmp_path
 def test_compare_reads_an_unversioned_summary_as_schema_1(tmp_path):
     from wafer_sglang.bench import compare
 
-    old = _summary([_step(1.0)])  # today's fields, no schema_version: how runs before it were written
+    old = _summary([_step(1.0), _step(2.0, ttft95=6.0)]).to_json()
+    # as runs before schema 2 were written: no schema_version or kind, loads under the mode's key only
     old["run"]["tag"] = "old run"
+    del old["schema_version"], old["kind"], old["knee"]["load"], old["knee"]["failed_step"]["load"]
+    for step in old["steps"]:
+        del step["load"]
     (tmp_path / "summary.json").write_text(json.dumps(old))
     series = compare.load_run(tmp_path)
-    assert series.label == "old run" and [p["load"] for p in series.points] == [1.0]
+    assert series.label == "old run" and [p["load"] for p in series.points] == [1.0, 2.0]
+    assert series.knee == "knee 1 rps (offered 1.00 rps); 2 rps failed: TTFT p95 6.00 s > 5 s"
+
+
+def test_a_summary_reads_back_as_it_was_written(tmp_path):
+    """One writer, one reader: every field of a step, the knee and a single-stream run round-trip."""
+    from dataclasses import replace
+
+    from wafer_sglang.bench import results
+
+    steps = [
+        replace(_step(1.0, trend={"early_p50_s": 0.1, "late_p50_s": 0.2, "per_third": 5}), accept_length=2.5),
+        _step(4.0, ttft95=6.0, mode="concurrency", per_server={"u": {"cache_hit": 0.5}}, checks=["x"]),
+    ]
+    written = _summary(steps)
+    results.write(tmp_path, written)
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert data["schema_version"] == results.SCHEMA_VERSION == 3 and data["kind"] == "sweep"
+    assert [(s["mode"], s["load"], s.get("target_rps"), s.get("concurrency")) for s in data["steps"]] == [
+        ("rate", 1.0, 1.0, None),
+        ("concurrency", 4.0, None, 4.0),
+    ]
+    assert "usd_per_m_output_tokens" not in data["steps"][0]  # written only with --price, as before
+    assert results.read(tmp_path) == written
+    single = results.SingleSummary({"tag": "t"}, {"runs": 1}, {}, [{"index": 0}], 80.0, 0.5, 1.0, "SIGTERM")
+    results.write(tmp_path, single)
+    assert results.read(tmp_path) == single and json.loads((tmp_path / "summary.json").read_text())["interrupted"]

@@ -154,54 +154,39 @@ def _ms(value) -> float | None:
 
 
 def load_run(folder: Path) -> Series:
+    from wafer_sglang.bench import results
     from wafer_sglang.bench.knee import Slo, describe, judged
 
-    path = folder / "summary.json"
-    try:
-        summary = json.loads(path.read_text())
-        _readable(summary, folder)
-        steps, knee = summary["steps"], summary.get("knee") or {}
-        slo = Slo(**knee["slo"]) if "slo" in knee else Slo()
-        x_key = "concurrency" if steps and steps[0].get("mode") == "concurrency" else "target_rps"
-        points = [
-            _point(
-                s[x_key],
-                s["output_tok_s"],
-                s["ttft_p50_s"],
-                s["ttft_p95_s"],
-                s["success_rate"],
-                *((s.get("inferencex") or {}).get(k) for k in ("output_tok_s_per_gpu", "interactivity_tok_s_user")),
-                failed=judged(s) and bool(slo.failures(s)),
-                knee=s[x_key] == knee.get(x_key),
-            )
-            for s in steps
-        ]
-        label = summary["run"].get("tag") or f"{summary['run']['server']['model']} ({folder.name})"
-        shape = summary["workload"]
-        workload = {
-            "input_len": None if shape.get("dataset") else shape.get("input_len"),
-            "output_len": shape.get("output_len"),
-            "cache_hit": None if shape.get("dataset") else shape.get("cache_hit_target"),
-            "dataset": shape.get("dataset") or "generated-shared-prefix",
-        }
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise WaferError(f"{folder}: not a bench sweep output ({type(exc).__name__}: {exc})") from None
-    return Series(label, str(folder), x_key, points, describe(knee) if knee else "", workload)
-
-
-READS_SCHEMA = 2  # the newest summary.json this compare reads (bench/run.py SCHEMA_VERSION)
-
-
-def _readable(summary: dict, folder: Path) -> None:
-    """A sweep's summary of a schema this version reads (1: unversioned, 2), or a clear refusal."""
-    version, kind = summary.get("schema_version", 1), summary.get("kind", "sweep")
-    if not isinstance(version, int) or version > READS_SCHEMA:
-        raise WaferError(
-            f"{folder}: summary.json schema_version {version!r} is newer than this wafer-sglang reads "
-            f"(<= {READS_SCHEMA}): upgrade wafer-sglang to compare it"
+    summary = results.read(folder, kind="sweep")  # bench compare puts sweeps side by side
+    steps, knee = summary.steps, summary.knee
+    slo = Slo(**knee.slo) if knee.slo else Slo()
+    closed = bool(steps) and steps[0].closed
+    points = [
+        _point(
+            s.load,
+            s.output_tok_s,
+            s.ttft_p50_s,
+            s.ttft_p95_s,
+            s.success_rate,
+            *((s.inferencex or {}).get(k) for k in ("output_tok_s_per_gpu", "interactivity_tok_s_user")),
+            failed=judged(s) and bool(slo.failures(s)),
+            knee=s.load == knee.load,
         )
-    if kind != "sweep":
-        raise WaferError(f"{folder}: a bench {kind} result; bench compare puts sweeps side by side")
+        for s in steps
+    ]
+    try:
+        label = summary.run.get("tag") or f"{summary.run['server']['model']} ({folder.name})"
+    except (KeyError, TypeError) as exc:
+        raise WaferError(f"{folder}: summary.json has no run.server.model ({type(exc).__name__}: {exc})") from None
+    shape = summary.workload
+    workload = {
+        "input_len": None if shape.get("dataset") else shape.get("input_len"),
+        "output_len": shape.get("output_len"),
+        "cache_hit": None if shape.get("dataset") else shape.get("cache_hit_target"),
+        "dataset": shape.get("dataset") or "generated-shared-prefix",
+    }
+    x_key = "concurrency" if closed else "target_rps"
+    return Series(label, str(folder), x_key, points, describe(knee) if steps else "", workload)
 
 
 def references() -> dict[str, dict]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from wafer_sglang.bench.client import Record
+from wafer_sglang.bench.results import StepResult
 
 
 def _ms(values: list[float]) -> dict[str, float]:
@@ -57,20 +58,20 @@ def _peaks(ok: list[Record]) -> tuple[float, int]:
     return float(tokens.max()), int(concurrent.max())
 
 
-def bench_serving_result(step: dict, records: list[Record], run: dict, workload: dict, duration_s: float) -> dict:
+def bench_serving_result(step: StepResult, records: list[Record], run: dict, workload: dict, duration_s: float) -> dict:
     measured = [r for r in records if r.phase == "measure"]
     ok = [r for r in measured if r.ok]
     tpots = [r.tpot_s for r in ok if r.tpot_s is not None]
     total_in = sum(r.prompt_tokens or 0 for r in ok)
     total_out = sum(r.completion_tokens or 0 for r in ok)
     peak_tok_s, peak_concurrent = _peaks(ok)
-    closed = step.get("mode") == "concurrency"
+    closed = step.closed
     result = {
         "tag": run.get("tag"),
         "backend": "sglang-oai-chat" if run["server"]["api"] == "chat" else "sglang-oai",
         "dataset_name": workload.get("dataset") or "generated-shared-prefix",
-        "request_rate": float("inf") if closed else step["target_rps"],
-        "max_concurrency": int(step["concurrency"]) if closed else None,
+        "request_rate": float("inf") if closed else step.load,
+        "max_concurrency": int(step.load) if closed else None,
         "sharegpt_output_len": None,
         "random_input_len": workload.get("input_len"),
         "random_output_len": workload.get("output_len"),
@@ -99,7 +100,7 @@ def bench_serving_result(step: dict, records: list[Record], run: dict, workload:
     result.update(
         {
             "concurrency": sum(r.e2e_s for r in ok) / duration_s,
-            "accept_length": step.get("accept_length"),
+            "accept_length": step.accept_length,
             "max_output_tokens_per_s": peak_tok_s,
             "max_concurrent_requests": peak_concurrent,
         }
@@ -107,12 +108,12 @@ def bench_serving_result(step: dict, records: list[Record], run: dict, workload:
     return result
 
 
-def inferencex(step: dict, gpus: int) -> dict:
-    tpot = step.get("tpot_p50_s")
+def inferencex(step: StepResult, gpus: int) -> dict:
+    tpot = step.tpot_p50_s
     out = {
         "gpus": gpus,
-        "output_tok_s_per_gpu": step["output_tok_s"] / gpus if step.get("output_tok_s") is not None else None,
-        "total_tok_s_per_gpu": step["total_tok_s"] / gpus if step.get("total_tok_s") is not None else None,
+        "output_tok_s_per_gpu": step.output_tok_s / gpus if step.output_tok_s is not None else None,
+        "total_tok_s_per_gpu": step.total_tok_s / gpus if step.total_tok_s is not None else None,
         "interactivity_tok_s_user": 1000 / (tpot * 1000) if tpot else None,
     }
     for key in (
@@ -127,7 +128,8 @@ def inferencex(step: dict, gpus: int) -> dict:
         "e2e_p50_s",
         "e2e_p95_s",
     ):
-        out[key.removesuffix("_s") + "_ms"] = step[key] * 1000 if step.get(key) is not None else None
+        value = getattr(step, key)
+        out[key.removesuffix("_s") + "_ms"] = value * 1000 if value is not None else None
     return out
 
 
@@ -135,12 +137,12 @@ def inferencex(step: dict, gpus: int) -> dict:
 VLLM_PERCENTILE_METRICS = {"ttft": "ttft", "tpot": "tpot", "itl": "itl", "e2el": "e2e_latency"}
 
 
-def vllm_result(row: dict, step: dict, records: list[Record], run: dict, started: str) -> dict:
+def vllm_result(row: dict, step: StepResult, records: list[Record], run: dict, started: str) -> dict:
     """The step as ``vllm bench serve`` writes a result, from its bench_serving line ``row``."""
     ok = [r for r in records if r.phase == "measure" and r.ok]
     measured = [r for r in records if r.phase == "measure"]
     backend = "openai-chat" if run["server"]["api"] == "chat" else "openai"
-    closed = step.get("mode") == "concurrency"
+    closed = step.closed
     result = {
         "date": started,
         "endpoint_type": backend,
@@ -149,16 +151,16 @@ def vllm_result(row: dict, step: dict, records: list[Record], run: dict, started
         "model_id": run["server"]["model"],
         "tokenizer_id": run.get("tokenizer"),
         "num_prompts": len(measured),
-        "request_rate": "inf" if closed else step["target_rps"],
+        "request_rate": "inf" if closed else step.load,
         "burstiness": 1.0 if run.get("arrival") == "poisson" and not closed else None,
-        "max_concurrency": int(step["concurrency"]) if closed else None,
+        "max_concurrency": int(step.load) if closed else None,
         "duration": row["duration"],
         "completed": len(ok),
         "failed": len(measured) - len(ok),
         "total_input_tokens": row["total_input_tokens"],
         "total_output_tokens": row["total_output_tokens"],
         "request_throughput": row["request_throughput"],
-        "request_goodput": step.get("request_goodput"),
+        "request_goodput": step.request_goodput,
         "output_throughput": row["output_throughput"],
         "total_token_throughput": row["total_throughput"],
         "latencies": [r.e2e_s for r in ok],

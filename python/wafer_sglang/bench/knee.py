@@ -25,6 +25,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from wafer_sglang.bench.results import FailedStep, Knee, StepResult
+
 RULES = (
     "ran to the end (not interrupted or aborted)",
     "success >= {success_rate:.0%} of measured requests (unfinished after the drain = failed)",
@@ -49,22 +51,21 @@ class Slo:
     def goodput_slos(self) -> str:
         return ", ".join(f"{name} <= {ms:g} ms" for name, ms in (self.goodput or {}).items())
 
-    def failures(self, step: dict) -> list[str]:
+    def failures(self, step: StepResult) -> list[str]:
         """Every rule ``step`` breaks, in words with its figures."""
-        if step.get("interrupted"):
+        if step.interrupted:
             return ["interrupted"]
-        reasons = [f"aborted: {step['aborted']}"] if step.get("aborted") else []
-        success = step.get("success_rate")
+        reasons = [f"aborted: {step.aborted}"] if step.aborted else []
+        success = step.success_rate
         if success is None or success < self.success_rate:
-            failed = ", ".join(f"{n} {kind}" for kind, n in sorted((step.get("failures") or {}).items()))
+            failed = ", ".join(f"{n} {kind}" for kind, n in sorted(step.failures.items()))
             reasons.append(
                 f"success {0 if success is None else success:.1%} < {self.success_rate:.0%}"
                 + (f" ({failed})" if failed else "")
             )
-        ttft = step.get("ttft_p95_s")
-        if ttft is not None and ttft > self.ttft_p95_s:
-            reasons.append(f"TTFT p95 {ttft:.2f} s > {self.ttft_p95_s:g} s")
-        trend = step.get("ttft_trend") if step.get("mode") != "concurrency" else None
+        if step.ttft_p95_s is not None and step.ttft_p95_s > self.ttft_p95_s:
+            reasons.append(f"TTFT p95 {step.ttft_p95_s:.2f} s > {self.ttft_p95_s:g} s")
+        trend = step.ttft_trend if not step.closed else None
         if trend and trend["late_p50_s"] > max(
             self.ttft_growth * trend["early_p50_s"], trend["early_p50_s"] + self.ttft_growth_floor_s
         ):
@@ -72,7 +73,7 @@ class Slo:
                 f"queue building: TTFT p50 {trend['early_p50_s']:.2f} s -> {trend['late_p50_s']:.2f} s "
                 "from the first to the last third of the step"
             )
-        attained = step.get("goodput_attainment")
+        attained = step.goodput_attainment
         if self.goodput and attained is not None and attained < self.goodput_attainment:
             reasons.append(
                 f"goodput: {attained:.1%} of requests within {self.goodput_slos()} < {self.goodput_attainment:.0%}"
@@ -88,52 +89,41 @@ class Slo:
         return rules
 
 
-def load_of(step: dict) -> tuple[str, float]:
-    return (
-        ("concurrency", step["concurrency"])
-        if step.get("mode") == "concurrency"
-        else ("target_rps", step["target_rps"])
-    )
+def judged(step: StepResult) -> bool:
+    return bool(step.requests) or step.interrupted or bool(step.aborted)
 
 
-def judged(step: dict) -> bool:
-    return bool(step.get("requests")) or bool(step.get("interrupted") or step.get("aborted"))
-
-
-def knee(steps: list[dict], slo: Slo) -> dict:
+def knee(steps: list[StepResult], slo: Slo) -> Knee:
     best, failed, unjudged = None, None, []
-    for step in sorted(steps, key=lambda s: load_of(s)[1]):
+    for step in sorted(steps, key=lambda s: s.load):
         if not judged(step):
-            unjudged.append(load_of(step)[1])
+            unjudged.append(step.load)
             continue
         reasons = slo.failures(step)
         if reasons:
-            failed = {load_of(step)[0]: load_of(step)[1], "offered_rps": step.get("offered_rps"), "reasons": reasons}
+            failed = FailedStep(step.mode, step.load, step.offered_rps, reasons)
             break
         best = step
-    key = load_of(steps[0])[0] if steps else "target_rps"
-    return {
-        key: load_of(best)[1] if best else None,
-        "offered_rps": best.get("offered_rps") if best else None,
-        "output_tok_s": best.get("output_tok_s") if best else None,
-        "failed_step": failed,
-        "not_judged": unjudged,
-        "rules": slo.rules(),
-        "slo": asdict(slo),
-    }
+    return Knee(
+        steps[0].mode if steps else "rate",
+        best.load if best else None,
+        best.offered_rps if best else None,
+        best.output_tok_s if best else None,
+        failed,
+        unjudged,
+        slo.rules(),
+        asdict(slo),
+    )
 
 
-def describe(result: dict) -> str:
+def describe(result: Knee) -> str:
     """One line: "knee 2 rps (offered 1.98 rps); 2.4 rps failed: TTFT p95 6.10 s > 5 s"."""
-    unit = "users" if "concurrency" in result else "rps"
-    value = result.get("concurrency", result.get("target_rps"))
+    unit = "users" if result.mode == "concurrency" else "rps"
     head = (
-        f"knee {value:g} {unit}" + (f" (offered {result['offered_rps']:.2f} rps)" if result.get("offered_rps") else "")
-        if value is not None
+        f"knee {result.load:g} {unit}" + (f" (offered {result.offered_rps:.2f} rps)" if result.offered_rps else "")
+        if result.load is not None
         else "knee: none"
     )
-    failed = result.get("failed_step")
-    if failed:
-        load = failed.get("concurrency", failed.get("target_rps"))
-        head += f"; {load:g} {unit} failed: " + "; ".join(failed["reasons"])
+    if result.failed_step:
+        head += f"; {result.failed_step.load:g} {unit} failed: " + "; ".join(result.failed_step.reasons)
     return head

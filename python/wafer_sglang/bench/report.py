@@ -6,7 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from wafer_sglang.bench.knee import Slo, judged, load_of
+from wafer_sglang.bench import results
+from wafer_sglang.bench.knee import Slo, judged
+from wafer_sglang.bench.results import Knee, StepResult, SweepSummary
 from wafer_sglang.bench.stats import AGGREGATE_DEFINITION
 from wafer_sglang.fsutil import atomic_write_text
 
@@ -17,16 +19,15 @@ def _fmt(value, pattern: str, missing: str = "-") -> str:
     return missing if value is None else pattern.format(value)
 
 
-def _load_label(step: dict) -> str:
-    key, value = load_of(step)
-    if key == "concurrency":
-        return f"{value:g} users"
-    return f"{value:g} ({_fmt(step.get('offered_rps'), '{:.2f}')})"
+def _load_label(step: StepResult) -> str:
+    if step.closed:
+        return f"{step.load:g} users"
+    return f"{step.load:g} ({_fmt(step.offered_rps, '{:.2f}')})"
 
 
-def markdown_table(steps: list[dict], knee: dict, slo: Slo, cost: bool) -> str:
+def markdown_table(steps: list[StepResult], knee: Knee, slo: Slo, cost: bool) -> str:
     """The seed's columns, then the rest of what users ask for, and each step's verdict."""
-    closed = bool(steps) and steps[0].get("mode") == "concurrency"
+    closed = bool(steps) and steps[0].closed
     head = [
         "Users" if closed else "Target RPS (offered)",
         "Aggregate tok/s/node",
@@ -40,34 +41,33 @@ def markdown_table(steps: list[dict], knee: dict, slo: Slo, cost: bool) -> str:
     if cost:
         head[-1:-1] = ["$/M output tok", "$/M total tok"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    knee_value = knee.get("concurrency", knee.get("target_rps"))
     for s in steps:
         reasons = slo.failures(s)
-        verdict = ("knee" if load_of(s)[1] == knee_value else "ok") if not reasons else "failed: " + "; ".join(reasons)
+        verdict = ("knee" if s.load == knee.load else "ok") if not reasons else "failed: " + "; ".join(reasons)
         if not judged(s):
             verdict = "not judged: no request measured (window too short for the rate)"
         row = [
             _load_label(s),
-            _fmt(s["output_tok_s"], "{:.0f}"),
-            f"{_fmt(s['ttft_p50_s'], '{:.2f}s')} / {_fmt(s['ttft_p95_s'], '{:.2f}s')}",
-            _fmt(s["success_rate"] and s["success_rate"] * 100, "{:.0f}%", "0%"),
-            _fmt(s["tpot_p50_s"] and s["tpot_p50_s"] * 1000, "{:.1f} ms"),
-            f"{_fmt(s['cache_hit_client'], '{:.2f}')} / {_fmt(s['cache_hit_server'], '{:.2f}')}",
-            _fmt(s.get("accept_length"), "{:.2f}"),
+            _fmt(s.output_tok_s, "{:.0f}"),
+            f"{_fmt(s.ttft_p50_s, '{:.2f}s')} / {_fmt(s.ttft_p95_s, '{:.2f}s')}",
+            _fmt(s.success_rate and s.success_rate * 100, "{:.0f}%", "0%"),
+            _fmt(s.tpot_p50_s and s.tpot_p50_s * 1000, "{:.1f} ms"),
+            f"{_fmt(s.cache_hit_client, '{:.2f}')} / {_fmt(s.cache_hit_server, '{:.2f}')}",
+            _fmt(s.accept_length, "{:.2f}"),
             verdict,
         ]
         if cost:
             row[-1:-1] = [
-                _fmt(s.get("usd_per_m_output_tokens"), "${:.2f}"),
-                _fmt(s.get("usd_per_m_total_tokens"), "${:.3f}"),
+                _fmt(s.usd_per_m_output_tokens, "${:.2f}"),
+                _fmt(s.usd_per_m_total_tokens, "${:.3f}"),
             ]
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"_{AGGREGATE_DEFINITION}._", "", "_Knee rules: " + "; ".join(slo.rules()) + "._"]
     return "\n".join(lines) + "\n"
 
 
-def title(summary: dict) -> str:
-    run, workload = summary["run"], summary["workload"]
+def title(summary: SweepSummary) -> str:
+    run, workload = summary.run, summary.workload
     shape = (
         f"ShareGPT {workload['dataset_file']}"
         if workload.get("dataset") == "sharegpt"
@@ -79,18 +79,18 @@ def title(summary: dict) -> str:
     )
 
 
-def figures(summary: dict) -> dict[str, object]:
+def figures(summary: SweepSummary) -> dict[str, object]:
     """The run's plots by file name: throughput and TTFT against load with the knee and failed
     steps marked, and the per-GPU Pareto frontier."""
     from wafer_sglang.bench import plots
 
-    steps, slo = summary["steps"], Slo(**summary["knee"]["slo"])
-    closed = steps[0].get("mode") == "concurrency"
-    xs = [s["concurrency"] if closed else (s.get("offered_rps") or s["target_rps"]) for s in steps]
+    steps, slo = summary.steps, Slo(**summary.knee.slo)
+    closed = steps[0].closed
+    xs = [s.load if closed else (s.offered_rps or s.load) for s in steps]
     xlabel = "concurrent users" if closed else "offered requests / s (released in the window)"
     failed = [judged(s) and bool(slo.failures(s)) for s in steps]
-    knee_value = summary["knee"].get("concurrency", summary["knee"].get("target_rps"))
-    knee_at = next((i for i, s in enumerate(steps) if knee_value is not None and load_of(s)[1] == knee_value), None)
+    knee_value = summary.knee.load
+    knee_at = next((i for i, s in enumerate(steps) if knee_value is not None and s.load == knee_value), None)
     made = {}
     for name, series, ylabel in (
         ("throughput.png", [("output tok/s (aggregate/node)", "output_tok_s")], "tokens / s"),
@@ -98,7 +98,7 @@ def figures(summary: dict) -> dict[str, object]:
     ):
         fig, (ax,) = plots.figure()
         for label, key in series:
-            ys = [s[key] for s in steps]
+            ys = [getattr(s, key) for s in steps]
             ax.plot(xs, [float("nan") if y is None else y for y in ys], marker="o", label=label)
             plots.mark(ax, xs, ys, knee_at if key == series[-1][1] else None, failed, key == series[0][1])
         if name == "ttft.png":
@@ -109,8 +109,8 @@ def figures(summary: dict) -> dict[str, object]:
     fig, (ax,) = plots.figure()
     points = [
         {
-            "per_user": (s.get("inferencex") or {}).get("interactivity_tok_s_user"),
-            "per_gpu": (s.get("inferencex") or {}).get("output_tok_s_per_gpu"),
+            "per_user": (s.inferencex or {}).get("interactivity_tok_s_user"),
+            "per_gpu": (s.inferencex or {}).get("output_tok_s_per_gpu"),
             "load_label": plots.load_label(x, closed),
             "failed": f,
         }
@@ -130,17 +130,14 @@ def _axes(ax, xlabel: str, ylabel: str) -> None:
     ax.margins(x=0.12, y=0.12)
 
 
-def write(out: Path, summary: dict, records: list, exports: dict[str, list[dict]], cost: bool) -> None:
+def write(out: Path, summary: SweepSummary, records: list, exports: dict[str, list[dict]], cost: bool) -> None:
     """``exports``: JSON-lines files by name (bench_serving.jsonl, vllm_bench_serve.jsonl, ...)."""
-    out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    results.write(out, summary)
     atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
     for name, rows in exports.items():
         atomic_write_text(out / name, "".join(json.dumps(row) + "\n" for row in rows))
-    atomic_write_text(
-        out / "table.md", markdown_table(summary["steps"], summary["knee"], Slo(**summary["knee"]["slo"]), cost)
-    )
-    if summary["steps"]:
+    atomic_write_text(out / "table.md", markdown_table(summary.steps, summary.knee, Slo(**summary.knee.slo), cost))
+    if summary.steps:
         from wafer_sglang.bench.plots import save_png
 
         for name, fig in figures(summary).items():

@@ -18,7 +18,7 @@ from pathlib import Path
 import aiohttp
 
 from wafer_sglang import __version__
-from wafer_sglang.bench import export, preflight, prom, report
+from wafer_sglang.bench import export, preflight, prom, report, results
 from wafer_sglang.bench.client import Record, make_client, stream
 from wafer_sglang.bench.endpoint import Endpoint
 from wafer_sglang.bench.knee import Slo, describe, judged, knee
@@ -31,6 +31,7 @@ from wafer_sglang.bench.prompts import (
     tokenizer_hash,
     unique_prompt,
 )
+from wafer_sglang.bench.results import SingleSummary, StepResult, SweepSummary
 from wafer_sglang.bench.stats import AGGREGATE_DEFINITION, add_costs, step_stats
 from wafer_sglang.errors import WaferError
 
@@ -100,25 +101,21 @@ class SweepOptions:
         return cls(step_seconds=step_seconds, warmup_seconds=warmup_seconds, dataset=dataset or None, **given)
 
 
-def sweep_exit(summary: dict, fail_on_no_knee: bool) -> tuple[int, str | None]:
+def sweep_exit(summary: SweepSummary, fail_on_no_knee: bool) -> tuple[int, str | None]:
     """The command's exit code for a finished sweep, and what to say: 130 / 143 interrupted (Ctrl-C
     / SIGTERM); 1 when the sweep stopped on refusals, a step had no success, or (when asked) no knee."""
-    if any(s.get("interrupted") for s in summary["steps"]):
-        return (143 if summary.get("interrupted_by") == "SIGTERM" else 130), None
-    refused = [s for s in summary["steps"] if s.get("refused")]
+    if any(s.interrupted for s in summary.steps):
+        return (143 if summary.interrupted_by == "SIGTERM" else 130), None
+    refused = [s for s in summary.steps if s.refused]
     if refused:
-        return 1, f"the sweep stopped: {refused[0]['aborted']}"
-    dead = [s for s in summary["steps"] if s["requests"] and not s["succeeded"]]
+        return 1, f"the sweep stopped: {refused[0].aborted}"
+    dead = [s for s in summary.steps if s.requests and not s.succeeded]
     if dead:
         return 1, f"{len(dead)} step(s) had no successful request"
-    no_knee = summary["knee"].get("concurrency", summary["knee"].get("target_rps")) is None
-    return (1 if fail_on_no_knee and no_knee else 0), None
+    return (1 if fail_on_no_knee and summary.knee.load is None else 0), None
 
 
 ASSUMED_GPUS = 8  # one MI355X node
-# summary.json's shape: 1 (unversioned) before --goodput/--num-prompts; 2 adds schema_version, kind
-# (sweep | single), workload.num_prompts, steps' goodput fields. bench compare reads both.
-SCHEMA_VERSION = 2
 PARALLEL_KEYS = ("tp_size", "dp_size", "pp_size", "enable_dp_attention")
 SECRET_WORDS = ("key", "token", "secret", "password")  # sglang's server info holds api_key / admin_api_key
 
@@ -301,7 +298,7 @@ class _Sweep:
         self.started = now.isoformat(timespec="seconds")
         self.started_compact = now.strftime("%Y%m%d-%H%M%S")  # vllm bench serve's "date"
         self.records: list[Record] = []
-        self.steps: list[dict] = []
+        self.steps: list[StepResult] = []
         self.exports: list[dict] = []  # bench_serving lines
         self.vllm_exports: list[dict] = []
         self.gpus_from = "--gpus"
@@ -342,31 +339,27 @@ class _Sweep:
             "gpus_from": self.gpus_from,
         }
 
-    def summary(self, endpoint, server, tokenizer) -> dict:
+    def summary(self, endpoint, server, tokenizer) -> SweepSummary:
         o = self.options
-        out = {
-            "schema_version": SCHEMA_VERSION,
-            "kind": "sweep",
-            "run": _metadata(
+        return SweepSummary(
+            run=_metadata(
                 endpoint, server, tokenizer, o.tokenizer or endpoint.model, o.seed, self.started, self.command, o.tag
             ),
-            "workload": self.workload(),
-            "definitions": {
+            workload=self.workload(),
+            definitions={
                 "aggregate_tok_s_node": AGGREGATE_DEFINITION,
                 "offered_rps": "measured requests the client released in the window / window length",
                 "cache_hit_server": "delta of the servers' cached/prompt token counters over the measured window",
                 "accept_length": "speculative decoding: tokens per target forward over the window (server counters)",
                 "inferencex": "output/total tok/s per GPU (--gpus), interactivity = 1000 / TPOT p50 ms",
             },
-            "steps": self.steps,
-            "knee": knee(self.steps, o.slo),
-            "interrupted_by": self.interrupted_by,
-        }
-        if o.price:
-            out["cost"] = {"usd_per_gpu_hour": o.price[0], "source": o.price[1], "gpus_per_node": o.gpus}
-        return out
+            steps=self.steps,
+            knee=knee(self.steps, o.slo),
+            interrupted_by=self.interrupted_by,
+            cost={"usd_per_gpu_hour": o.price[0], "source": o.price[1], "gpus_per_node": o.gpus} if o.price else None,
+        )
 
-    def write(self, endpoint, server, tokenizer) -> dict:
+    def write(self, endpoint, server, tokenizer) -> SweepSummary:
         summary = self.summary(endpoint, server, tokenizer)
         for row in self.exports:
             row["server_info"] = server
@@ -396,7 +389,7 @@ def _prompts(options: SweepOptions, tokenizer):
     )
 
 
-async def sweep(options: SweepOptions, command: str) -> dict:
+async def sweep(options: SweepOptions, command: str) -> SweepSummary:
     state = _Sweep(options, command)
     stop = _install_stop()
     async with make_client(options.keepalive) as client:
@@ -421,13 +414,13 @@ async def sweep(options: SweepOptions, command: str) -> dict:
                 if stop.is_set():
                     break
                 stats = await _step(client, endpoint, options, prompts, state, number, load, metrics_urls, stop, live)
-                stats["interrupted"] = stop.is_set()
+                stats.interrupted = stop.is_set()
                 state.interrupted_by = stop.signal
                 state.steps.append(stats)
                 state.write(endpoint, server, tokenizer)
                 live.say(_step_line(number, options, stats))
-                if stats["refused"]:
-                    live.say(f"stopping: the server refuses this workload ({stats['aborted']})")
+                if stats.refused:
+                    live.say(f"stopping: the server refuses this workload ({stats.aborted})")
                     break
     return state.write(endpoint, server, tokenizer)
 
@@ -456,7 +449,7 @@ async def _step(
     metrics_urls: list[str],
     stop: asyncio.Event,
     live: _Live,
-) -> dict:
+) -> StepResult:
     together = options.primers == "together"
     primed, primer_servers = await _prime(client, endpoint, prompts, load, stop, metrics_urls, together)
     state.records += primed
@@ -506,16 +499,16 @@ async def _step(
         None if options.dataset else options.output_len,
         options.slo.goodput,
     )
-    stats.update({k: v for k, v in counters.items() if k != "cache_hit_server"})
-    if primer_servers:
-        stats["primers_per_server"] = primer_servers
-    stats["inferencex"] = export.inferencex(stats, options.gpus)
+    for name in ("metrics_family", "accept_length", "per_server"):
+        setattr(stats, name, counters.get(name))
+    stats.primers_per_server = primer_servers or None
+    stats.inferencex = export.inferencex(stats, options.gpus)
     if options.price:
         add_costs(stats, options.price[0], options.gpus)
     state.records += run.records
     reuse = _dataset_reuse(prompts, len(state.records))
     if reuse:
-        stats["checks"].append(reuse)
+        stats.checks.append(reuse)
         live.say(f"warning: {reuse}")
     summary_run = {"server": endpoint.public()}
     row = export.bench_serving_result(
@@ -543,24 +536,22 @@ def _dataset_reuse(prompts, drawn: int) -> str | None:
     )
 
 
-def _step_line(number: int, options: SweepOptions, stats: dict) -> str:
+def _step_line(number: int, options: SweepOptions, stats: StepResult) -> str:
     reasons = options.slo.failures(stats) if judged(stats) else ["not judged: no request measured in the window"]
     left = options.loads[number + 1 :]
     eta = f"; {len(left)} step(s) left: {options.plan(left)}" if left else ""
     unit = "users" if options.closed else "rps"
     figures = (
-        f"{stats['output_tok_s'] or 0:.0f} tok/s, TTFT p50/p95 "
-        f"{stats['ttft_p50_s'] or 0:.2f}/{stats['ttft_p95_s'] or 0:.2f} s, "
-        f"{(stats['success_rate'] or 0):.0%} ok"
-        + (f", offered {stats['offered_rps']:.2f} rps" if not options.closed else "")
+        f"{stats.output_tok_s or 0:.0f} tok/s, TTFT p50/p95 "
+        f"{stats.ttft_p50_s or 0:.2f}/{stats.ttft_p95_s or 0:.2f} s, "
+        f"{(stats.success_rate or 0):.0%} ok" + (f", offered {stats.offered_rps:.2f} rps" if not options.closed else "")
     )
     verdict = "sustained" if not reasons else "FAILED: " + "; ".join(reasons)
-    load = stats.get("concurrency", stats.get("target_rps"))
-    return f"step {number + 1}/{len(options.loads)} ({load:g} {unit}): {figures} -- {verdict}{eta}"
+    return f"step {number + 1}/{len(options.loads)} ({stats.load:g} {unit}): {figures} -- {verdict}{eta}"
 
 
-def knee_line(summary: dict) -> str:
-    return describe(summary["knee"])
+def knee_line(summary: SweepSummary) -> str:
+    return describe(summary.knee)
 
 
 @dataclass
@@ -575,7 +566,7 @@ class SingleOptions:
     tag: str | None = None
 
 
-async def single(options: SingleOptions, command: str) -> dict:
+async def single(options: SingleOptions, command: str) -> SingleSummary:
     """Artificial Analysis single stream: unique prompts, one at a time; output speed = tokens
     per second after the first chunk (TTFT excluded), median over runs."""
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -616,20 +607,18 @@ async def single(options: SingleOptions, command: str) -> dict:
     return summary
 
 
-def _single_summary(options, endpoint, server, tokenizer, started, command, records, interrupted) -> dict:
+def _single_summary(options, endpoint, server, tokenizer, started, command, records, interrupted) -> SingleSummary:
     ok = [r for r in records if r.ok]
     speeds = [s for r in ok if (s := _speed(r)) is not None]
     spec = options.tokenizer or endpoint.model
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "kind": "single",
-        "run": _metadata(endpoint, server, tokenizer, spec, options.seed, started, command, options.tag),
-        "workload": {"input_len": options.input_len, "output_len": options.output_len, "runs": options.runs},
-        "definitions": {
+    return SingleSummary(
+        run=_metadata(endpoint, server, tokenizer, spec, options.seed, started, command, options.tag),
+        workload={"input_len": options.input_len, "output_len": options.output_len, "runs": options.runs},
+        definitions={
             "output_speed_tok_s": "(completion tokens - 1) / (end - first chunk): tokens per second after the first "
             "chunk, TTFT excluded (Artificial Analysis)"
         },
-        "runs": [
+        runs=[
             {
                 "index": r.index,
                 "output_speed_tok_s": _speed(r),
@@ -641,27 +630,25 @@ def _single_summary(options, endpoint, server, tokenizer, started, command, reco
             }
             for r in records
         ],
-        "median_output_speed_tok_s": statistics.median(speeds) if speeds else None,
-        "median_ttft_s": statistics.median([r.ttft_s for r in ok]) if ok else None,
-        "success_rate": len(ok) / len(records) if records else None,
-        "interrupted": interrupted is not None,
-        "interrupted_by": interrupted,
-    }
+        median_output_speed_tok_s=statistics.median(speeds) if speeds else None,
+        median_ttft_s=statistics.median([r.ttft_s for r in ok]) if ok else None,
+        success_rate=len(ok) / len(records) if records else None,
+        interrupted_by=interrupted,
+    )
 
 
-def _write_single(options: SingleOptions, summary: dict, records: list[Record]) -> None:
+def _write_single(options: SingleOptions, summary: SingleSummary, records: list[Record]) -> None:
     import json
 
     from wafer_sglang.fsutil import atomic_write_text
 
-    options.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(options.out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    results.write(options.out, summary)
     atomic_write_text(options.out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
     table = (
         "| Input / output | Runs | Output speed (median) | TTFT (median) | Success |\n|---|---|---|---|---|\n"
         f"| {options.input_len} / {options.output_len} | {len(records)} | "
-        f"{summary['median_output_speed_tok_s'] or 0:.1f} tok/s | {summary['median_ttft_s'] or 0:.2f} s | "
-        f"{(summary['success_rate'] or 0) * 100:.0f}% |\n"
+        f"{summary.median_output_speed_tok_s or 0:.1f} tok/s | {summary.median_ttft_s or 0:.2f} s | "
+        f"{(summary.success_rate or 0) * 100:.0f}% |\n"
     )
     atomic_write_text(options.out / "table.md", table)
 

@@ -7,6 +7,7 @@ from collections import Counter
 import numpy as np
 
 from wafer_sglang.bench.client import Record
+from wafer_sglang.bench.results import StepResult
 
 # What "aggregate tok/s/node" means in our tables: output (generated) tokens per second, summed
 # over every request the node served in the measured window. The seed table's 2626 tok/s at
@@ -38,7 +39,7 @@ def error_kind(error: str) -> str:
 
 def step_stats(
     run, step, target_hit: float | None, server_hit: float | None, requested_output: int | None, goodput=None
-) -> dict:
+) -> StepResult:
     """One step's figures from its records (``run``: load.StepRun, ``step``: load.Step);
     ``goodput``: per-request SLOs in ms ({"ttft": 500, "tpot": 50, "e2el": ...})."""
     window_s = run.end_s - step.warmup_s  # the planned step, or where a counted one ended
@@ -52,52 +53,50 @@ def step_stats(
     cached = [r.cached_tokens for r in ok if r.cached_tokens is not None]
     lateness = [r.sent_s - r.intended_s for r in measured] if not step.closed else []
     client_hit = sum(cached) / prompt if cached and prompt else None
-    stats = {
-        "mode": "concurrency" if step.closed else "rate",
-        ("concurrency" if step.closed else "target_rps"): step.load,
-        "offered_rps": len(measured) / window_s if window_s > 0 else None,
-        "requests": len(measured),
-        "succeeded": len(ok),
-        "success_rate": len(ok) / len(measured) if measured else None,
-        "failures": dict(Counter(error_kind(r.error) for r in measured if not r.ok)),
-        "aborted": run.aborted,
-        "refused": run.refused,
-        "drain_s": (run.last_done_s - run.end_s)
-        if run.last_done_s is not None and run.last_done_s > run.end_s
-        else 0.0,
-        "ttft_p50_s": _pct([r.ttft_s for r in ok], 50),
-        "ttft_p95_s": _pct([r.ttft_s for r in ok], 95),
-        "ttft_p99_s": _pct([r.ttft_s for r in ok], 99),
-        "ttft_trend": ttft_trend(measured),
-        "tpot_mean_s": _mean(tpot),
-        "tpot_p50_s": _pct(tpot, 50),
-        "tpot_p95_s": _pct(tpot, 95),
-        "itl_p50_s": _pct(gaps, 50),
-        "itl_p95_s": _pct(gaps, 95),
-        "itl_p99_s": _pct(gaps, 99),
-        "e2e_p50_s": _pct([r.e2e_s for r in ok], 50),
-        "e2e_p95_s": _pct([r.e2e_s for r in ok], 95),
-        "input_tok_s": prompt / window_s if window_s > 0 else None,
-        "output_tok_s": output / window_s if window_s > 0 else None,
-        "total_tok_s": (prompt + output) / window_s if window_s > 0 else None,
-        "output_tokens_per_request": output / len(ok) if ok else None,
-        "output_tokens_requested": requested_output,
-        "prompt_tokens_server_minus_client": _mean(
+    stats = StepResult(
+        mode="concurrency" if step.closed else "rate",
+        load=step.load,
+        offered_rps=len(measured) / window_s if window_s > 0 else None,
+        requests=len(measured),
+        succeeded=len(ok),
+        success_rate=len(ok) / len(measured) if measured else None,
+        failures=dict(Counter(error_kind(r.error) for r in measured if not r.ok)),
+        aborted=run.aborted,
+        refused=run.refused,
+        drain_s=(run.last_done_s - run.end_s) if run.last_done_s is not None and run.last_done_s > run.end_s else 0.0,
+        ttft_p50_s=_pct([r.ttft_s for r in ok], 50),
+        ttft_p95_s=_pct([r.ttft_s for r in ok], 95),
+        ttft_p99_s=_pct([r.ttft_s for r in ok], 99),
+        ttft_trend=ttft_trend(measured),
+        tpot_mean_s=_mean(tpot),
+        tpot_p50_s=_pct(tpot, 50),
+        tpot_p95_s=_pct(tpot, 95),
+        itl_p50_s=_pct(gaps, 50),
+        itl_p95_s=_pct(gaps, 95),
+        itl_p99_s=_pct(gaps, 99),
+        e2e_p50_s=_pct([r.e2e_s for r in ok], 50),
+        e2e_p95_s=_pct([r.e2e_s for r in ok], 95),
+        input_tok_s=prompt / window_s if window_s > 0 else None,
+        output_tok_s=output / window_s if window_s > 0 else None,
+        total_tok_s=(prompt + output) / window_s if window_s > 0 else None,
+        output_tokens_per_request=output / len(ok) if ok else None,
+        output_tokens_requested=requested_output,
+        prompt_tokens_server_minus_client=_mean(
             [r.prompt_tokens - r.expected_prompt_tokens for r in ok if r.prompt_tokens is not None]
         ),
-        "cache_hit_target": target_hit,
-        "cache_hit_client": client_hit,
-        "cache_hit_server": server_hit,
-        "prefix_group_requests": {
+        cache_hit_target=target_hit,
+        cache_hit_client=client_hit,
+        cache_hit_server=server_hit,
+        prefix_group_requests={
             str(g): n for g, n in sorted(Counter(r.group for r in measured if r.group >= 0).items())
         },
-        "send_lateness_p99_s": _pct(lateness, 99),
-    }
+        send_lateness_p99_s=_pct(lateness, 99),
+    )
     if goodput:
         good = sum(1 for r in ok if within(r, goodput))
-        stats["request_goodput"] = good / window_s if window_s > 0 else None
-        stats["goodput_attainment"] = good / len(measured) if measured else None
-    stats["checks"] = consistency(stats)
+        stats.request_goodput = good / window_s if window_s > 0 else None
+        stats.goodput_attainment = good / len(measured) if measured else None
+    stats.checks = consistency(stats)
     return stats
 
 
@@ -122,37 +121,30 @@ def ttft_trend(measured: list[Record]) -> dict | None:
     }
 
 
-def consistency(stats: dict) -> list[str]:
+def consistency(stats: StepResult) -> list[str]:
     """Warnings that make a number in the row unreliable."""
     notes = []
-    per_request, requested = stats["output_tokens_per_request"], stats["output_tokens_requested"]
+    per_request, requested = stats.output_tokens_per_request, stats.output_tokens_requested
     if per_request and requested and abs(per_request / requested - 1) > 0.02:
         notes.append(
             f"output tokens per request {per_request:.0f} vs {requested} requested: aggregate tok/s counts what the "
             "server reports"
         )
-    offset = stats["prompt_tokens_server_minus_client"]
+    offset = stats.prompt_tokens_server_minus_client
     if offset is not None and abs(offset) >= 1:
         notes.append(
             f"server counts {offset:+.1f} prompt tokens per request vs the client tokenizer (BOS / chat template?)"
         )
-    for key in ("cache_hit_client", "cache_hit_server"):
-        if (
-            stats["cache_hit_target"] is not None
-            and stats[key] is not None
-            and abs(stats[key] - stats["cache_hit_target"]) > 0.05
-        ):
-            notes.append(
-                f"{key.removeprefix('cache_hit_')} hit rate {stats[key]:.2f} is off the "
-                f"{stats['cache_hit_target']:.2f} target"
-            )
-    if stats["cache_hit_target"] and stats["cache_hit_server"] is None:
+    target = stats.cache_hit_target
+    for side, hit in (("client", stats.cache_hit_client), ("server", stats.cache_hit_server)):
+        if target is not None and hit is not None and abs(hit - target) > 0.05:
+            notes.append(f"{side} hit rate {hit:.2f} is off the {target:.2f} target")
+    if target and stats.cache_hit_server is None:
         notes.append("no server cache counters (metrics endpoint missing or unknown)")
     return notes
 
 
-def add_costs(step: dict, hourly_usd: float, gpus: int) -> None:
+def add_costs(step: StepResult, hourly_usd: float, gpus: int) -> None:
     per_second = hourly_usd * gpus / 3600.0
-    for kind in ("output", "total"):
-        rate = step[f"{kind}_tok_s"]
-        step[f"usd_per_m_{kind}_tokens"] = per_second * 1e6 / rate if rate else None
+    step.usd_per_m_output_tokens = per_second * 1e6 / step.output_tok_s if step.output_tok_s else None
+    step.usd_per_m_total_tokens = per_second * 1e6 / step.total_tok_s if step.total_tok_s else None

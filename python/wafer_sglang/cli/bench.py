@@ -356,11 +356,9 @@ def cmd_single(args) -> int:
     _ready(args)
     summary = asyncio.run(single(options, _command()))
     print((args.out / "table.md").read_text())
-    return _interrupted_exit(summary) if summary["interrupted"] else (0 if summary["success_rate"] == 1 else 1)
-
-
-def _interrupted_exit(summary: dict) -> int:
-    return 143 if summary.get("interrupted_by") == "SIGTERM" else 130
+    if summary.interrupted:
+        return 143 if summary.interrupted_by == "SIGTERM" else 130
+    return 0 if summary.success_rate == 1 else 1
 
 
 def cmd_compare(args) -> int:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import subprocess
-from pathlib import Path
 
 from wafer_sglang.cli.options import path_arg, release_version
 
@@ -49,36 +47,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_build(args) -> int:
-    from wafer_sglang import bases
     from wafer_sglang.image import builder as image
-    from wafer_sglang.repo import build_dir, find_repo_root
-    from wafer_sglang.wheels.wheel import fork_version
+    from wafer_sglang.repo import find_repo_root
 
     root = find_repo_root()
-    pins = bases.pins(root)
-    base = args.base or pins.default_base
-    base_image = image.base_image(root, base)
-    if args.aiter_src:  # a clone with the image's aiter commit, checked before any wheel is built
-        from wafer_sglang.moe.aiter_tree import AiterTree
-
-        AiterTree.at(args.aiter_src, base_image.aiter_commit)
-    version = fork_version(pins.base(base))
-    wheel = args.wheel or _fork_wheel(root, base, version, base_image.python_tag, build=not args.print_only)
-    tools = _tools_wheel(root, wheel, build=not args.print_only)
-    vcs_ref = subprocess.run(
-        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
-    ).stdout.strip()
-    plan = image.plan(
+    plan = image.prepare(
         root,
-        base_image,
-        version,
-        args.engine,
-        wheel,
-        tools,
-        build_dir(root) / "image-context" / base,
-        default_base=base == pins.default_base,
-        vcs_ref=vcs_ref or "unknown",
+        args.base,
+        wheel=args.wheel,
+        aiter_src=args.aiter_src,
+        engine=args.engine,
         push=args.push,
+        build=not args.print_only,
     )
     print(f"base image:  {plan.image.reference}")
     print(f"             Python {plan.image.python}, sglang {plan.image.sglang}")
@@ -92,38 +72,11 @@ def cmd_build(args) -> int:
     if args.aiter_src:
         from wafer_sglang.moe.fork_rows import refresh
 
-        done = refresh(root, base, args.aiter_src)
+        done = refresh(root, plan.image.base, args.aiter_src)
         print(f"fork rows:   {done.paths[0]} ({len(done.rows.rows)} rows for {done.label}, rebuilt from --aiter-src)")
     image.assemble_context(root, plan)
     image.run(plan.command)
     return 0
-
-
-def _fork_wheel(root: Path, base: str, version: str, python_tag: str, *, build: bool) -> Path:
-    from wafer_sglang.repo import build_dir
-    from wafer_sglang.wheels.wheel import build as build_wheel
-
-    dist = build_dir(root) / "dist"
-    found = sorted(dist.glob(f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-*.whl"))
-    if found:
-        return found[-1]
-    if not build:
-        return dist / f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-(built on demand).whl"
-    return build_wheel(root, base, python_tag, dist)
-
-
-def _tools_wheel(root: Path, wheel: Path, *, build: bool) -> Path:
-    """The wafer-sglang wheel the fork wheel requires: beside it, else built from the checkout."""
-    from wafer_sglang.repo import build_dir
-    from wafer_sglang.wheels.metadata import check_tools_wheel
-    from wafer_sglang.wheels.tools_wheel import build_tools, tools_wheel_name
-
-    beside = wheel.parent / tools_wheel_name()
-    if not build:
-        return beside if beside.is_file() else build_dir(root) / "dist" / tools_wheel_name()
-    tools = beside if beside.is_file() else build_tools(root, build_dir(root) / "dist")
-    check_tools_wheel(wheel, tools)
-    return tools
 
 
 def cmd_resolve(args) -> int:

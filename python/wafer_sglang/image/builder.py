@@ -107,6 +107,75 @@ def plan(
     return Plan(image, wheel, tools_wheel, context, build_args, tags, command + [str(context)])
 
 
+def prepare(
+    root: Path,
+    base: str | None,
+    *,
+    wheel: Path | None,
+    aiter_src: Path | None,
+    engine: str,
+    push: bool,
+    build: bool,
+) -> Plan:
+    """`image build`'s plan: the base (default: the LTS) and its pinned image, checked before
+    anything is built; the fork wheel (given, in build/dist/, or built) and the tools wheel it
+    requires (beside it, or built). ``build`` False: say where the wheels would come from."""
+    from wafer_sglang import bases
+    from wafer_sglang.repo import build_dir
+    from wafer_sglang.wheels.wheel import fork_version
+
+    pins = bases.pins(root)
+    base = base or pins.default_base
+    image = base_image(root, base)
+    if aiter_src:  # a clone with the image's aiter commit, checked before any wheel is built
+        from wafer_sglang.moe.aiter_tree import AiterTree
+
+        AiterTree.at(aiter_src, image.aiter_commit)
+    version = fork_version(pins.base(base))
+    wheel = wheel or _fork_wheel(root, base, version, image.python_tag, build=build)
+    tools = _tools_wheel(root, wheel, build=build)
+    vcs_ref = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
+    return plan(
+        root,
+        image,
+        version,
+        engine,
+        wheel,
+        tools,
+        build_dir(root) / "image-context" / base,
+        default_base=base == pins.default_base,
+        vcs_ref=vcs_ref.stdout.strip() or "unknown",
+        push=push,
+    )
+
+
+def _fork_wheel(root: Path, base: str, version: str, python_tag: str, *, build: bool) -> Path:
+    from wafer_sglang.repo import build_dir
+    from wafer_sglang.wheels.wheel import build as build_wheel
+
+    dist = build_dir(root) / "dist"
+    found = sorted(dist.glob(f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-*.whl"))
+    if found:
+        return found[-1]
+    if not build:
+        return dist / f"wafer_sglang_rocm-{version}-{python_tag}-{python_tag}-(built on demand).whl"
+    return build_wheel(root, base, python_tag, dist)
+
+
+def _tools_wheel(root: Path, wheel: Path, *, build: bool) -> Path:
+    """The wafer-sglang wheel the fork wheel requires: beside it, else built from the checkout."""
+    from wafer_sglang.repo import build_dir
+    from wafer_sglang.wheels.metadata import check_tools_wheel
+    from wafer_sglang.wheels.tools_wheel import build_tools, tools_wheel_name
+
+    beside = wheel.parent / tools_wheel_name()
+    if not build:
+        return beside if beside.is_file() else build_dir(root) / "dist" / tools_wheel_name()
+    tools = beside if beside.is_file() else build_tools(root, build_dir(root) / "dist")
+    check_tools_wheel(wheel, tools)
+    return tools
+
+
 def assemble_context(root: Path, plan_: Plan) -> None:
     """Only what the Dockerfile copies: the wheels, the fork's fMoE CSVs, the image scripts."""
     shutil.rmtree(plan_.context, ignore_errors=True)
