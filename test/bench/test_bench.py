@@ -8,17 +8,15 @@ plots, the API key, Ctrl-C. Driving a server past capacity and killing one mid-s
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from support import served_engine
-from support.common import LTS, ROOT, run_cli
+from support.common import CLI, LTS, ROOT, cli_env, run_cli
 from support.tiny_llm import LlamaServer, make_model
 
 from wafer_sglang.bench.prompts import NONCE_TOKENS
@@ -371,12 +369,10 @@ def test_single_stream_uses_unique_prompts(capsys, server, model, tmp_path):
 
 
 def test_ctrl_c_writes_what_was_measured_at_once(model, server, tmp_path):
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}  # OPENAI_API_KEY: the server's key
+    env = cli_env()  # OPENAI_API_KEY: the server's key
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "wafer_sglang",
+            *CLI,
             "bench",
             "sweep",
             "--url",

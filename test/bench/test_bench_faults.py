@@ -5,15 +5,13 @@ anything is measured, credentials reach every call and no output, Ctrl-C does no
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from support.common import ROOT, run_cli
+from support.common import CLI, cli_env, run_cli
 from support.fault_server import Faults, FaultServer, good_events
 from support.tiny_llm import make_model
 
@@ -299,12 +297,10 @@ def test_a_metrics_endpoint_that_is_not_prometheus_does_not_crash_the_sweep(
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_ctrl_c_cancels_in_flight_requests_and_writes_at_once(fault, tokenizer, tmp_path, sig, code):
     server = fault(stream_seconds=120, events=good_events())
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
+    env = cli_env()
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "wafer_sglang",
+            *CLI,
             "bench",
             "sweep",
             "--url",

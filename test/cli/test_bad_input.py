@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from support.common import ROOT, run_cli
+from support.common import CLI, ROOT, cli_env, run_cli
 
 
 def _files(*roots: Path) -> dict[str, bytes]:
@@ -517,9 +516,9 @@ def test_every_command_has_a_row():
 
 
 def test_closed_stdout_exits_quietly():
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
+    env = cli_env()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "wafer_sglang", "patches", "status"],
+        [*CLI, "patches", "status"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env={**env, "WAFER_SGLANG_ROOT": str(ROOT)},
@@ -540,9 +539,7 @@ def test_sigterm_during_apply_leaves_no_temp_tree(tmp_path):
     }
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "wafer_sglang",
+            *CLI,
             "patches",
             "apply",
             "--base",

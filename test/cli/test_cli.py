@@ -4,12 +4,10 @@ examples and exit codes, one output-flag spelling, --version, completion, the ol
 from __future__ import annotations
 
 import argparse
-import os
 import subprocess
-import sys
 
 import pytest
-from support.common import BASES, ROOT, run_cli
+from support.common import BASES, CLI, ROOT, cli_env, run_cli
 
 from wafer_sglang.cli import conventions
 from wafer_sglang.cli.main import normalize, parser
@@ -135,8 +133,6 @@ def test_older_spellings_still_work():
 
 
 def test_help_of_every_command_runs_as_users_type_it():
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath"), "WAFER_SGLANG_ROOT": str(ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "wafer_sglang", "eval", "--help"], capture_output=True, text=True, env=env, timeout=60
-    )
+    env = cli_env(WAFER_SGLANG_ROOT=str(ROOT))
+    proc = subprocess.run([*CLI, "eval", "--help"], capture_output=True, text=True, env=env, timeout=60)
     assert proc.returncode == 0 and "run" in proc.stdout and "prepare" in proc.stdout

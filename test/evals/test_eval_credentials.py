@@ -8,11 +8,10 @@ import json
 import os
 import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from support.common import ROOT
+from support.common import CLI, cli_env
 from support.eval_data import evaluate, write_eval_data
 
 
@@ -143,12 +142,10 @@ def test_sigterm_stops_the_lm_eval_children(data_dir, tmp_path):
     from support.fault_server import Faults, FaultServer
 
     server = FaultServer(Faults(stream_seconds=600))
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}
+    env = cli_env()
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-m",
-            "wafer_sglang",
+            *CLI,
             "eval",
             "--baseline",
             server.url,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
-from support.common import ROOT
+from support.common import ROOT, cli_env
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 # The stack of a ROCm host per base (what the ROCm sglang images ship: triton built as `triton`).
@@ -62,7 +62,7 @@ def dry_run(tmp_path: Path, base: str, stack: dict[str, str]) -> subprocess.Comp
     build_tools(ROOT, tmp_path / "dist")
     venv = tmp_path / "host"
     fake_rocm_host(venv, stack)
-    env = {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath")}  # our CLI, run by the host's python
+    env = cli_env()  # our CLI, run by the host's python
     constraints = subprocess.run(
         [venv / "bin/python", "-m", "wafer_sglang", "rocm-constraints"],
         capture_output=True,

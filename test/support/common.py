@@ -35,6 +35,16 @@ def python_exe(version: str) -> str:
     return find_python(version) or pytest.skip(f"no python{version} interpreter on this machine")
 
 
+# The CLI in a process of its own (signals, closed pipes): the checkout's tools, linked in alone
+CLI = [sys.executable, "-m", "wafer_sglang"]
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    import os
+
+    return {**os.environ, "PYTHONPATH": str(ROOT / "build/devpath"), **extra}
+
+
 def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
     from wafer_sglang.cli.main import main
 

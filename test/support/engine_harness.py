@@ -45,7 +45,32 @@ def tree(base: str, variant: str) -> Path:
 
 def run_probe(base: str, variant: str, script: str, cases: list[dict], timeout: int = 600) -> list:
     """Runs in the base's engine environment (support/engine_env.py): the fork wheel's own
-    declared dependencies, so every load-time claim is made on what users install."""
+    declared dependencies, so every load-time claim is made on what users install.
+
+    Once per test run: the engine tests and checkpoint's cross-check ask for the same builds from
+    different xdist workers, so the first computes them (minutes each) and the others wait for its
+    result in the run's folder (removed at the end of the run)."""
+    import fcntl
+    import hashlib
+
+    from support.served_engine import run_dir
+
+    key = hashlib.sha256(json.dumps([base, variant, script, cases], sort_keys=True).encode()).hexdigest()[:24]
+    folder = run_dir() / "probes"
+    folder.mkdir(parents=True, exist_ok=True)
+    done = folder / f"{key}.json"
+    with open(folder / f"{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if done.is_file():
+            return json.loads(done.read_text())
+        result = _probe(base, variant, script, cases, timeout)
+        tmp = done.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result))
+        tmp.replace(done)
+        return result
+
+
+def _probe(base: str, variant: str, script: str, cases: list[dict], timeout: int) -> list:
     env = {**os.environ, "PYTHONPATH": f"{tree(base, variant)}{os.pathsep}{ENGINE}"}
     proc = subprocess.run(
         [str(engine_env.ensure(base)), str(ENGINE / script), json.dumps(cases)],
