@@ -17,16 +17,22 @@ _DEFERRED = {signal.SIGINT, signal.SIGTERM}
 
 @contextmanager
 def signals_deferred() -> Iterator[None]:
-    """SIGINT/SIGTERM wait until the block is done (then arrive as usual): a KeyboardInterrupt in
-    the middle of an rmtree is what left a 68 MB build tree behind."""
-    if threading.current_thread() is not threading.main_thread():
+    """SIGINT/SIGTERM wait until the block is done, then arrive as usual: a KeyboardInterrupt in
+    the middle of an rmtree is what left a 68 MB build tree behind. The Python-level handlers are
+    swapped, not the signal mask: a mask holds only for its thread, and the kernel hands a
+    process's signal to any thread that does not block it (download or progress threads)."""
+    if threading.current_thread() is not threading.main_thread():  # handlers belong to the main thread
         yield
         return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
+    caught: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: caught.append(signum)) for sig in _DEFERRED}
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if caught:
+            signal.raise_signal(caught[0])  # now, to the handler it would have met
 
 
 @contextmanager
