@@ -531,12 +531,7 @@ def test_closed_stdout_exits_quietly():
 
 def test_sigterm_during_apply_leaves_no_temp_tree(tmp_path):
     """An 18 MB hidden temp dir once stayed behind."""
-    env = {
-        **os.environ,
-        "PYTHONPATH": str(ROOT / "build/devpath"),
-        "WAFER_SGLANG_ROOT": str(ROOT),
-        "WAFER_SGLANG_CACHE_DIR": str(ROOT / "build/cache/wheels"),
-    }
+    env = cli_env(WAFER_SGLANG_ROOT=str(ROOT), WAFER_SGLANG_CACHE_DIR=str(ROOT / "build/cache/wheels"))
     proc = subprocess.Popen(
         [
             *CLI,

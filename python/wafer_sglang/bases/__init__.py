@@ -100,7 +100,7 @@ def base_image(root: Path, base: str, *, require_aiter: bool = False) -> BaseIma
 
 def image(root: Path, version: str) -> dict | None:
     """The base's upstream ROCm image as recorded by `docker/build --resolve` (None: not resolved)."""
-    return images.load_records(root).get(version)
+    return image_records(root).get(version)
 
 
 def summary(root: Path | None, version: str) -> dict:

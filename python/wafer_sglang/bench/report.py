@@ -130,10 +130,15 @@ def _axes(ax, xlabel: str, ylabel: str) -> None:
     ax.margins(x=0.12, y=0.12)
 
 
+def write_requests(out: Path, records: list) -> None:
+    """requests.jsonl: every request of the run, as the client recorded it (sweep and single)."""
+    atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
+
+
 def write(out: Path, summary: SweepSummary, records: list, exports: dict[str, list[dict]], cost: bool) -> None:
     """``exports``: JSON-lines files by name (bench_serving.jsonl, vllm_bench_serve.jsonl, ...)."""
     results.write(out, summary)
-    atomic_write_text(out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
+    write_requests(out, records)
     for name, rows in exports.items():
         atomic_write_text(out / name, "".join(json.dumps(row) + "\n" for row in rows))
     atomic_write_text(out / "table.md", markdown_table(summary.steps, summary.knee, Slo(**summary.knee.slo), cost))

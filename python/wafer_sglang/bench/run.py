@@ -638,12 +638,10 @@ def _single_summary(options, endpoint, server, tokenizer, started, command, reco
 
 
 def _write_single(options: SingleOptions, summary: SingleSummary, records: list[Record]) -> None:
-    import json
-
     from wafer_sglang.fsutil import atomic_write_text
 
     results.write(options.out, summary)
-    atomic_write_text(options.out / "requests.jsonl", "".join(json.dumps(r.as_dict()) + "\n" for r in records))
+    report.write_requests(options.out, records)
     table = (
         "| Input / output | Runs | Output speed (median) | TTFT (median) | Success |\n|---|---|---|---|---|\n"
         f"| {options.input_len} / {options.output_len} | {len(records)} | "
