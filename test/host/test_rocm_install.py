@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 from packaging.utils import canonicalize_name
-from support.common import ROOT, cli_env
+from support import engine_env
+from support.common import cli_env
 
 pytestmark = [pytest.mark.network, pytest.mark.slow]
 # The stack of a ROCm host per base (what the ROCm sglang images ship: triton built as `triton`).
@@ -54,12 +55,10 @@ def fake_rocm_host(venv: Path, stack: dict[str, str]) -> None:
 
 def dry_run(tmp_path: Path, base: str, stack: dict[str, str]) -> subprocess.CompletedProcess:
     """pip's plan for installing the fork on a host with ``stack``, constrained by rocm-constraints,
-    with the tools wheel it requires beside it (pip finds it there, as on the index)."""
-    from wafer_sglang.wheels.tools_wheel import build_tools
-    from wafer_sglang.wheels.wheel import build
-
-    wheel = build(ROOT, base, f"cp{sys.version_info.major}{sys.version_info.minor}", tmp_path / "dist", quiet=True)
-    build_tools(ROOT, tmp_path / "dist")
+    with the tools wheel it requires beside it (pip finds it there, as on the index): the run's
+    shared builds (support/engine_env.py)."""
+    wheel = engine_env.fork_wheel(base)
+    assert engine_env.tools_wheel().parent == wheel.parent
     venv = tmp_path / "host"
     fake_rocm_host(venv, stack)
     env = cli_env()  # our CLI, run by the host's python
@@ -85,7 +84,7 @@ def dry_run(tmp_path: Path, base: str, stack: dict[str, str]) -> subprocess.Comp
             "-c",
             str(tmp_path / "c.txt"),
             "--find-links",
-            str(tmp_path / "dist"),
+            str(wheel.parent),
             str(wheel),
         ],
         capture_output=True,

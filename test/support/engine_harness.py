@@ -8,38 +8,43 @@ code on the dependencies users get); test/support/engine/ rides along for the CP
 
 from __future__ import annotations
 
-import atexit
 import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from support import engine_env
 from support.common import ROOT
 
 ENGINE = Path(__file__).resolve().parent / "engine"
-(ROOT / "build" / "tmp").mkdir(parents=True, exist_ok=True)
-TREES = Path(tempfile.mkdtemp(prefix="wafer-engine-trees-", dir=ROOT / "build" / "tmp"))
-atexit.register(shutil.rmtree, TREES, ignore_errors=True)  # ~300 MB of trees: never left behind
 PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 
 
 @functools.cache
 def tree(base: str, variant: str) -> Path:
-    """``variant`` is "pristine" or "patched"; built once per test session."""
+    """``variant`` is "pristine" or "patched"; built once per test run, in the run's folder, by
+    the first worker that asks (the others wait for it): a tree is ~9 s of CPU, and the bytecode
+    the first probe compiles into it (~4 s more) then serves every worker's probes too."""
+    from support.served_engine import run_dir
     from wafer_sglang.queue.apply import Queue
     from wafer_sglang.queue.worktree import unpack_wheel
 
-    queue = Queue.open(ROOT, base)
-    target = TREES / f"{base}-{variant}"
-    if variant == "pristine":
-        unpack_wheel(queue.fetch(PYTHON_TAG, quiet=True), target)
-    else:
-        queue.apply(PYTHON_TAG, target, quiet=True)
+    folder = run_dir() / "trees"
+    target = folder / f"{base}-{variant}"
+    with engine_env.locked(folder / f".{base}-{variant}.lock"):
+        if target.is_dir():
+            return target
+        queue = Queue.open(ROOT, base)
+        if variant == "pristine":
+            partial = folder / f".{base}-{variant}.partial"
+            shutil.rmtree(partial, ignore_errors=True)
+            unpack_wheel(queue.fetch(PYTHON_TAG, quiet=True), partial)
+            partial.rename(target)
+        else:
+            queue.apply(PYTHON_TAG, target, quiet=True)  # the tree appears only when complete
     return target
 
 

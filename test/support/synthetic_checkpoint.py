@@ -60,8 +60,12 @@ def linear_shapes(config: dict, layer: int, moe: bool, mtp: bool, experts: int) 
     return shapes
 
 
-def is_excluded(name: str, excludes: list[str]) -> bool:
-    return any((re.match(e[3:], name) if e.startswith("re:") else e == name) for e in excludes)
+def excluded(excludes: list[str]):
+    """Quark's exclude entries as one test: exact names (a set: a GLM-5 list names ~600 modules,
+    and a 78-layer model has ~60k) or ``re:`` patterns matched from the start."""
+    names = {e for e in excludes if not e.startswith("re:")}
+    patterns = [re.compile(e[3:]) for e in excludes if e.startswith("re:")]
+    return lambda name: name in names or any(p.match(name) for p in patterns)
 
 
 def tensors(
@@ -70,7 +74,7 @@ def tensors(
     """Every weight of the model + its MTP layer(s), stored as the exclude list says unless
     ``stored_bf16`` / ``stored_mxfp4`` force a module the other way (an inconsistent export)."""
     layers, experts = config["num_hidden_layers"], config["n_routed_experts"]
-    excludes = config["quantization_config"]["exclude"]
+    is_excluded = excluded(config["quantization_config"]["exclude"])
     h = config["hidden_size"]
     out: dict[str, np.ndarray] = {
         "model.embed_tokens.weight": np.zeros((config["vocab_size"], h), np.float16),
@@ -80,7 +84,7 @@ def tensors(
     for layer in range(layers + 1 + extra_mtp_layers):
         moe = layer >= config["first_k_dense_replace"]
         for name, (rows, cols) in linear_shapes(config, layer, moe, layer >= layers, experts).items():
-            bf16 = (is_excluded(name, excludes) or name in stored_bf16) and name not in stored_mxfp4
+            bf16 = (is_excluded(name) or name in stored_bf16) and name not in stored_mxfp4
             if bf16:
                 out[f"{name}.weight"] = np.zeros((rows, cols), np.float16)  # 2-byte stand-in for BF16
             else:

@@ -48,7 +48,9 @@ def fork_version(base: UpstreamPin) -> str:
     return f"{v.public}.post{base.respin}"
 
 
-def build_if_changed(root: Path, base: str | None, python_tag: str, out_dir: Path) -> tuple[Path, bool]:
+def build_if_changed(
+    root: Path, base: str | None, python_tag: str, out_dir: Path, *, quiet: bool = False
+) -> tuple[Path, bool]:
     """``build`` unless ``out_dir`` holds the wheel built from the same inputs (the stamp beside
     it): (the wheel, whether it was built). The build is reproducible, so equal inputs mean an
     equal wheel; ``make`` relies on this to be incremental."""
@@ -58,7 +60,7 @@ def build_if_changed(root: Path, base: str | None, python_tag: str, out_dir: Pat
     key = inputs_key(root, queue, python_tag)
     if target.is_file() and stamp.is_file() and stamp.read_text().strip() == key:
         return target, False
-    path = build(root, base, python_tag, out_dir)
+    path = build(root, base, python_tag, out_dir, quiet=quiet)
     atomic_write_bytes(stamp, (key + "\n").encode())
     return path, True
 
