@@ -8,6 +8,7 @@ code on the dependencies users get); test/support/engine/ rides along for the CP
 
 from __future__ import annotations
 
+import compileall
 import functools
 import json
 import os
@@ -26,8 +27,7 @@ PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 @functools.cache
 def tree(base: str, variant: str) -> Path:
     """``variant`` is "pristine" or "patched"; built once per test run, in the run's folder, by
-    the first worker that asks (the others wait for it): a tree is ~9 s of CPU, and the bytecode
-    the first probe compiles into it (~4 s more) then serves every worker's probes too."""
+    the first worker that asks (the others wait for it: a tree is ~9 s of CPU)."""
     from support.served_engine import run_dir
     from wafer_sglang.queue.apply import Queue
     from wafer_sglang.queue.worktree import unpack_wheel
@@ -37,14 +37,16 @@ def tree(base: str, variant: str) -> Path:
     with engine_env.locked(folder / f".{base}-{variant}.lock"):
         if target.is_dir():
             return target
-        queue = Queue.open(ROOT, base)
+        queue, partial = Queue.open(ROOT, base), folder / f".{base}-{variant}.partial"
         if variant == "pristine":
-            partial = folder / f".{base}-{variant}.partial"
             shutil.rmtree(partial, ignore_errors=True)
             unpack_wheel(queue.fetch(PYTHON_TAG, quiet=True), partial)
-            partial.rename(target)
         else:
-            queue.apply(PYTHON_TAG, target, quiet=True)  # the tree appears only when complete
+            queue.apply(PYTHON_TAG, partial, quiet=True, force=True)
+        # Byte-compiled once (~7 s): PYTHONDONTWRITEBYTECODE=1 (this machine, CI) would otherwise
+        # have every probe and server process compile the sglang modules it imports again.
+        compileall.compile_dir(partial / "sglang", quiet=1)
+        partial.rename(target)
     return target
 
 
