@@ -165,7 +165,8 @@ def test_a_server_that_keeps_up_has_its_knee_at_the_top_rate_for_every_seed(caps
 
 
 def test_a_server_past_capacity_gets_a_knee_below_the_top_rate_and_the_rule_named(capsys, llama_model, tmp_path):
-    """One slot, 1500 tokens per answer: about one request per second. At 4 rps the queue builds."""
+    """One slot, 600 tokens per answer (~3 s alone; 1500 once took over the step and its drain
+    beside a CPU burner, failing the 0.2 rps step). At 4 rps the queue builds."""
     model = llama_model
     slow = LlamaServer(model, slots=1)
     try:
@@ -180,7 +181,7 @@ def test_a_server_past_capacity_gets_a_knee_below_the_top_rate_and_the_rule_name
             "--input-len",
             "200",
             "--output-len",
-            "1500",
+            "600",
             "--cache-hit",
             "0",
             "--prefix-groups",
@@ -192,7 +193,7 @@ def test_a_server_past_capacity_gets_a_knee_below_the_top_rate_and_the_rule_name
             "--warmup-seconds",
             "0",
             "--drain-seconds",
-            "5",
+            "10",
             "--out",
             str(tmp_path),
         )
