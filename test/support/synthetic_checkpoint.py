@@ -9,7 +9,6 @@ engine/model_configs.py). Also used by benchmark/checkpoint_check.py.
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -60,21 +59,15 @@ def linear_shapes(config: dict, layer: int, moe: bool, mtp: bool, experts: int) 
     return shapes
 
 
-def excluded(excludes: list[str]):
-    """Quark's exclude entries as one test: exact names (a set: a GLM-5 list names ~600 modules,
-    and a 78-layer model has ~60k) or ``re:`` patterns matched from the start."""
-    names = {e for e in excludes if not e.startswith("re:")}
-    patterns = [re.compile(e[3:]) for e in excludes if e.startswith("re:")]
-    return lambda name: name in names or any(p.match(name) for p in patterns)
-
-
 def tensors(
     config: dict, stored_bf16: set[str] = frozenset(), stored_mxfp4: set[str] = frozenset(), extra_mtp_layers: int = 0
 ) -> dict[str, np.ndarray]:
     """Every weight of the model + its MTP layer(s), stored as the exclude list says unless
     ``stored_bf16`` / ``stored_mxfp4`` force a module the other way (an inconsistent export)."""
     layers, experts = config["num_hidden_layers"], config["n_routed_experts"]
-    is_excluded = excluded(config["quantization_config"]["exclude"])
+    from wafer_sglang.checkpoint.rules import Excludes  # sglang's matching; the engine cross-check judges it
+
+    excludes = Excludes(config["quantization_config"]["exclude"])
     h = config["hidden_size"]
     out: dict[str, np.ndarray] = {
         "model.embed_tokens.weight": np.zeros((config["vocab_size"], h), np.float16),
@@ -84,7 +77,7 @@ def tensors(
     for layer in range(layers + 1 + extra_mtp_layers):
         moe = layer >= config["first_k_dense_replace"]
         for name, (rows, cols) in linear_shapes(config, layer, moe, layer >= layers, experts).items():
-            bf16 = (is_excluded(name) or name in stored_bf16) and name not in stored_mxfp4
+            bf16 = (name in excludes or name in stored_bf16) and name not in stored_mxfp4
             if bf16:
                 out[f"{name}.weight"] = np.zeros((rows, cols), np.float16)  # 2-byte stand-in for BF16
             else:
