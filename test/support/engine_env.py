@@ -32,10 +32,16 @@ PYTHON_TAG = "cp311"  # the interpreter the suite runs (make's PYTHON); both bas
 STACK = ("torch==2.13.0", "triton==3.9.0")
 
 
+# Bytecode is written on import, not by pip: pip compiles all ~28k modules (about half of a
+# 140 s install), of which an engine process imports a few thousand. The .pth line runs at every
+# start of the environment's interpreter (sglang's spawned processes too) and overrides
+# PYTHONDONTWRITEBYTECODE=1 (set on this machine and CI), which would have every process
+# compile torch and sglang again. Part of the key: a change remakes the environment.
+BYTECODE_PTH = ("wafer_bytecode_on_import.pth", "import sys; sys.dont_write_bytecode = False\n")
+
+
 def pip_install(venv: Path) -> list[str]:
-    """Byte-compiled by pip (as users get it): with PYTHONDONTWRITEBYTECODE=1, as on this machine
-    and CI, nothing imported is ever cached, so every engine process would compile torch again."""
-    return [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    return [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-compile"]
 
 
 @contextmanager
@@ -78,7 +84,7 @@ def ensure(base: str) -> Path:
     per process: a test run does not change the queue under itself)."""
     wheel, tools = fork_wheel(base), tools_wheel()
     venv = ENGINES / base
-    key = "\n".join([sha256(wheel), CONSTRAINTS.read_text(), *STACK])
+    key = "\n".join([sha256(wheel), CONSTRAINTS.read_text(), *STACK, *BYTECODE_PTH])
     stamp = venv / ".wafer-engine-key"
     with locked(ENGINES / f".{base}.venv.lock"):
         if stamp.is_file() and stamp.read_text() == key:
@@ -88,6 +94,8 @@ def ensure(base: str) -> Path:
         started = time.monotonic()
         print(f"engine env {base}: installing {wheel.name} + {' '.join(STACK)} (a few minutes)", file=sys.stderr)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        name, line = BYTECODE_PTH
+        (_site_packages(venv) / name).write_text(line)
         pip = subprocess.run(
             [*pip_install(venv), "-c", str(CONSTRAINTS), str(wheel), str(tools), *STACK],
             capture_output=True,
@@ -100,6 +108,10 @@ def ensure(base: str) -> Path:
         stamp.write_text(key)  # last: a half-made environment is never taken for a ready one
         print(f"engine env {base}: ready in {time.monotonic() - started:.0f} s", file=sys.stderr)
     return venv / "bin" / "python"
+
+
+def _site_packages(venv: Path) -> Path:
+    return venv / "lib" / f"python{sys.version_info.major}.{sys.version_info.minor}" / "site-packages"
 
 
 def _current_tools(venv: Path, tools: Path) -> None:

@@ -8,7 +8,6 @@ code on the dependencies users get); test/support/engine/ rides along for the CP
 
 from __future__ import annotations
 
-import compileall
 import functools
 import json
 import os
@@ -27,7 +26,8 @@ PYTHON_TAG = f"cp{sys.version_info.major}{sys.version_info.minor}"
 @functools.cache
 def tree(base: str, variant: str) -> Path:
     """``variant`` is "pristine" or "patched"; built once per test run, in the run's folder, by
-    the first worker that asks (the others wait for it: a tree is ~9 s of CPU)."""
+    the first worker that asks (the others wait for it: a tree is ~9 s of CPU). The engine
+    processes that import it write its bytecode (support/engine_env.py: BYTECODE_PTH)."""
     from support.served_engine import run_dir
     from wafer_sglang.queue.apply import Queue
     from wafer_sglang.queue.worktree import unpack_wheel
@@ -43,9 +43,6 @@ def tree(base: str, variant: str) -> Path:
             unpack_wheel(queue.fetch(PYTHON_TAG, quiet=True), partial)
         else:
             queue.apply(PYTHON_TAG, partial, quiet=True, force=True)
-        # Byte-compiled once (~7 s): PYTHONDONTWRITEBYTECODE=1 (this machine, CI) would otherwise
-        # have every probe and server process compile the sglang modules it imports again.
-        compileall.compile_dir(partial / "sglang", quiet=1)
         partial.rename(target)
     return target
 
@@ -70,15 +67,18 @@ def run_probe(base: str, variant: str, script: str, cases: list[dict], timeout: 
         fcntl.flock(lock, fcntl.LOCK_EX)
         if done.is_file():
             return json.loads(done.read_text())
-        result = _probe(base, variant, script, cases, timeout)
+        result = _probe(base, variant, script, cases, timeout, folder / key)
         tmp = done.with_suffix(".tmp")
         tmp.write_text(json.dumps(result))
         tmp.replace(done)
         return result
 
 
-def _probe(base: str, variant: str, script: str, cases: list[dict], timeout: int) -> list:
-    env = {**os.environ, "PYTHONPATH": f"{tree(base, variant)}{os.pathsep}{ENGINE}"}
+def _probe(base: str, variant: str, script: str, cases: list[dict], timeout: int, scratch: Path) -> list:
+    """``scratch`` is the probe's TMPDIR (its models, gloo files), in the run's folder: removed
+    with it at the end of the run, never left in /tmp."""
+    scratch.mkdir(exist_ok=True)
+    env = {**os.environ, "PYTHONPATH": f"{tree(base, variant)}{os.pathsep}{ENGINE}", "TMPDIR": str(scratch)}
     proc = subprocess.run(
         [str(engine_env.ensure(base)), str(ENGINE / script), json.dumps(cases)],
         capture_output=True,
