@@ -97,7 +97,7 @@ def test_gate_fails_a_worse_candidate_with_known_scores(capsys, servers, other_m
     # the recorded commands are what ran: rerunning one reproduces lm-eval's samples
     commands = report["commands"]["baseline"]
     assert len(commands) == 3 and all(
-        f"{sys.executable} -m lm_eval run --model local-completions" in c for c in commands
+        f"{sys.executable} -m wafer_sglang.evals.lm_eval_cli run --model local-completions" in c for c in commands
     )
     assert "--seed 1" in commands[2] and "temperature=1.0" in commands[2] and "do_sample=True" in commands[2]
     sample_files = list((tmp_path / "runs" / "baseline" / "gsm8k" / "seed0").rglob("samples_*.jsonl"))

@@ -119,7 +119,7 @@ def test_headers_reach_every_call_lm_eval_makes_and_no_file(capsys, data_dir, tm
                 "team-7",
             ), call["path"]
         command = json.loads(next(tmp_path.rglob("command.json")).read_text())
-        assert command[2] == "wafer_sglang.evals.lm_eval_headers" and gateway not in json.dumps(command)
+        assert command[2] == "wafer_sglang.evals.lm_eval_cli" and gateway not in json.dumps(command)
         files = [p for p in tmp_path.rglob("*") if p.is_file()]
         assert [p for p in files if secret.encode() in p.read_bytes() or gateway.encode() in p.read_bytes()] == []
     finally:

@@ -94,7 +94,17 @@ def test_cluster_commands_run_from_the_installed_wheel_and_its_extras(tmp_path):
     extras = [r.split(";")[0].strip() for r in declared if 'extra == "router"' in r or 'extra == "k8s"' in r]
     assert extras, declared
     target = tmp_path / "extras"
-    pip = [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--target", str(target)]
+    pip = [
+        str(python),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--disable-pip-version-check",
+        "--no-compile",
+        "--target",
+        str(target),
+    ]
     tools = served_engine.engine_env.tools_wheel().parent  # [k8s] is wafer-sglang[k8s]==V: not on the index yet
     subprocess.run([*pip, "--find-links", str(tools), *extras], check=True, capture_output=True)
     env["PYTHONPATH"] = str(target)

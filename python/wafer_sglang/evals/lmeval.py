@@ -1,7 +1,8 @@
 """Driving lm-evaluation-harness: the task YAMLs, the exact command line, and reading what it wrote.
 
-lm-eval runs as its own process (``python -m lm_eval run``) with the hub switched off, so what we
-record is a command anyone can rerun, and its samples file is where every score here comes from.
+lm-eval runs as its own process (``python -m wafer_sglang.evals.lm_eval_cli run``: lm-eval's CLI)
+with the hub switched off, so what we record is a command anyone can rerun, and its samples file is
+where every score here comes from.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from wafer_sglang.errors import WaferError
 from wafer_sglang.evals import redact
-from wafer_sglang.evals.lm_eval_headers import HEADERS_ENV
+from wafer_sglang.evals.lm_eval_cli import HEADERS_ENV
 from wafer_sglang.evals.tasks import Task
 
 OFFLINE = {"HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
@@ -76,7 +77,7 @@ class Settings:
 
 def credentials(headers: Mapping[str, str]) -> dict[str, str]:
     """lm-eval's environment for the request headers: a bearer token alone is OPENAI_API_KEY, which
-    its local backends send; any other header set goes whole through lm_eval_headers."""
+    its local backends send; any other header set goes whole through lm_eval_cli."""
     auth = headers.get("Authorization", "")
     if not headers:
         return {}
@@ -121,7 +122,7 @@ def command(
     cmd = [
         sys.executable,
         "-m",
-        "wafer_sglang.evals.lm_eval_headers" if HEADERS_ENV in (env or {}) else "lm_eval",
+        "wafer_sglang.evals.lm_eval_cli",  # lm-eval's CLI, our tasks alone indexed (its docstring)
         "run",
         "--model",
         backend,
