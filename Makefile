@@ -41,9 +41,9 @@ lint: test-env
 PYTEST = @$(TEST)/bin/python -m pytest $(1); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
-# Two pytest workers per core (many tests wait on pip, servers or timed load steps; 4 workers
-# on CI's 2 cores: 756 s vs 906 s with 2); PYTEST_WORKERS=0 runs in one process.
-PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 2 )))
+# Three pytest workers per core: many tests wait on servers, locks or timed load steps (with 4
+# workers on 2 cores the suite kept ~1.7 cores busy); PYTEST_WORKERS=0 runs in one process.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 2) * 3 )))
 
 # --durations: the slowest tests in every log, for the suite's time budget (README "Tests").
 test: lint
