@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import signal
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,10 @@ def test_no_bad_value_is_an_internal_error(command, scratch_root, bad_files, mon
         "NO_PROXY": "",
     }.items():
         monkeypatch.setenv(name, value)
+    # urlopen builds urllib's global opener once, with the proxies of that moment: one built here
+    # would send every later request of this worker to the dead proxy (it did: test_download
+    # after this file, in one xdist worker). Restored to what it was after the test.
+    monkeypatch.setattr(urllib.request, "_opener", None)
     monkeypatch.chdir(bad_files / "dir")
     bugs = []
     for argv in CASES[command]:
