@@ -58,7 +58,7 @@ def test_a_client_install_brings_no_torch_and_the_tools_run(capsys, tmp_path):
             "install",
             "-q",
             "--disable-pip-version-check",
-            "--no-compile",  # what is resolved and installed is the claim; pip's byte-compile was ~20 s
+            "--no-compile",  # what is resolved and installed is the claim, not bytecode (unmeasured saving)
             f"{wheel}[bench,eval,router]",
         ],
         check=True,
