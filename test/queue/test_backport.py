@@ -6,10 +6,12 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from support.common import ROOT, run_cli
+from support.common import CACHE, ROOT, run_cli
 from support.gitrepo import git
 
+from wafer_sglang import bases
 from wafer_sglang.gitrun import out
+from wafer_sglang.queue import download
 from wafer_sglang.queue.series import parse_series
 
 pytestmark = pytest.mark.network
@@ -48,8 +50,10 @@ def commit(repo, subject: str, edits: dict[str, str]) -> str:
 
 
 def release_file(version: str, path: str) -> str:
-    wheel = next((ROOT / "build/cache/wheels").glob(f"sglang-{version}-cp311-*.whl"))
-    return zipfile.ZipFile(wheel).read(path).decode()
+    """``path`` in the pinned release's wheel, fetched here: no other test need have cached it."""
+    wheel = download.fetch(bases.pins(ROOT).get(version).any_wheel("cp311"), CACHE, quiet=True)
+    with zipfile.ZipFile(wheel) as zf:
+        return zf.read(path).decode()
 
 
 def snapshot(scratch_root, work):
