@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from wafer_sglang.bases import UpstreamPin, WheelPin
 from wafer_sglang.errors import WaferError
 from wafer_sglang.gitrun import git, out
+from wafer_sglang.queue import upstream_pack
 from wafer_sglang.queue.series import Series
 from wafer_sglang.repo import source_files
 
@@ -64,14 +65,20 @@ def unpack_wheel(wheel: Path, dest: Path) -> None:
 
 
 def import_upstream(work: Path, wheel: Path, pin: UpstreamPin, wheel_pin: WheelPin) -> None:
+    """Commit 1: the verified wheel's files, its objects from the pack the first import left in
+    the wheel cache when there is one (upstream_pack.py)."""
     unpack_wheel(wheel, work)
-    git(work, "init", "-q")
-    git(work, "add", "-A")
     message = (
         f"upstream: sglang {pin.version} ({wheel_pin.filename})\n\n"
         f"Unpacked from the pinned PyPI wheel, sha256 {wheel_pin.sha256}.\n"
     )
-    git(work, "commit", "-q", "--no-verify", "-m", message, date=f"{pin.released}T00:00:00+0000")
+    date = f"{pin.released}T00:00:00+0000"
+    packs = upstream_pack.pack_dir(wheel, message, date)
+    if upstream_pack.link_into(work, packs) is None:
+        git(work, "init", "-q")
+        git(work, "add", "-A")
+        git(work, "commit", "-q", "--no-verify", "-m", message, date=date)
+        upstream_pack.keep(work, packs)
     git(work, "tag", UPSTREAM_TAG)
 
 
