@@ -148,7 +148,7 @@ def test_a_server_that_keeps_up_has_its_knee_at_the_top_rate_for_every_seed(caps
         model,
         tmp_path,
         "--rates",
-        "1,2",
+        "0.5,1",  # 1 rps: TTFT p95 1.7 s beside 6 test workers on 2 cores; 2 rps once took 6.0 s > 5 s
         "--step-seconds",
         "6",
         "--warmup-seconds",
@@ -160,7 +160,7 @@ def test_a_server_that_keeps_up_has_its_knee_at_the_top_rate_for_every_seed(caps
         "--fail-on-no-knee",
     )
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert rc == 0 and summary["knee"]["target_rps"] == 2.0, out
+    assert rc == 0 and summary["knee"]["target_rps"] == 1.0, out
     assert summary["knee"]["failed_step"] is None
 
 
