@@ -283,8 +283,14 @@ EXPLICIT_RISKY = [
 
 
 @functools.cache
+def server_args(variant: str) -> list[dict]:
+    """This module's server-args cases in one probe per tree (each probe imports sglang: ~9 s)."""
+    cases = [case for case, _ in DEFAULT_CASES] + NOTHING_TO_FUSE + [case for case, _ in EXPLICIT_RISKY]
+    return run_probe(BASE, variant, "probe_server_args_0514.py", cases)
+
+
 def defaults(variant: str) -> list[dict]:
-    return run_probe(BASE, variant, "probe_server_args_0514.py", [case for case, _ in DEFAULT_CASES])
+    return server_args(variant)[: len(DEFAULT_CASES)]
 
 
 def incomplete(result: dict) -> list[str]:
@@ -345,16 +351,15 @@ NOTHING_TO_FUSE = [
 
 @pytest.mark.parametrize("variant", variants())
 def test_the_mlp_side_never_skips_its_all_reduce_where_there_is_nothing_to_fuse(variant):
-    results = run_probe(BASE, variant, "probe_server_args_0514.py", NOTHING_TO_FUSE)
+    results = server_args(variant)[len(DEFAULT_CASES) : len(DEFAULT_CASES) + len(NOTHING_TO_FUSE)]
     for case, result in zip(NOTHING_TO_FUSE, results):
         assert result["enable_aiter_allreduce_fusion"] is True, case
         skipped = {mode for mode, crossings in result["fusion"].items() if any(c["skipped"] for c in crossings)}
         assert skipped == set(), (case["args"], skipped)
 
 
-@functools.cache
 def risky(variant: str) -> list[dict]:
-    return run_probe(BASE, variant, "probe_server_args_0514.py", [case for case, _ in EXPLICIT_RISKY])
+    return server_args(variant)[len(DEFAULT_CASES) + len(NOTHING_TO_FUSE) :]
 
 
 @pytest.mark.parametrize("variant", variants())
