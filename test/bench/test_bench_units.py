@@ -8,7 +8,7 @@ import json
 import zipfile
 
 import pytest
-from support.common import CACHE, ROOT, run_cli
+from support.common import ROOT, pinned_wheel, run_cli
 
 from wafer_sglang.bench import endpoint, export, sse
 from wafer_sglang.bench.knee import Slo, describe, knee
@@ -173,11 +173,9 @@ def _bench_serving_result_keys(wheel, member: str) -> list[str]:
     "version, member", [("0.5.14", "sglang/bench_serving.py"), ("0.5.23", "sglang/benchmark/serving.py")]
 )
 def test_bench_serving_export_has_exactly_the_bases_fields(version, member):
-    from wafer_sglang import bases
     from wafer_sglang.bench.client import Record
-    from wafer_sglang.queue import download
 
-    wheels = [download.fetch(bases.pins(ROOT).base(version).any_wheel("cp311"), CACHE, quiet=True)]
+    wheels = [pinned_wheel(version)]
 
     record = Record(
         0,

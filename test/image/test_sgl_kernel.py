@@ -8,7 +8,7 @@ import sys
 import zipfile
 
 import pytest
-from support.common import CACHE, ROOT
+from support.common import ROOT, pinned_wheel
 
 from wafer_sglang import bases
 
@@ -18,11 +18,7 @@ KERNELS = {base: bases.pins(ROOT).base(base).kernel for base in bases.pins(ROOT)
 @pytest.mark.network
 @pytest.mark.parametrize("base", bases.pins(ROOT).bases)
 def test_recipe_pins_the_sgl_kernel_its_base_requires(base):
-    from wafer_sglang.queue import download
-
-    pin = bases.pins(ROOT).base(base)
-    wheel = download.fetch(pin.any_wheel("cp311"), CACHE, quiet=True)
-    with zipfile.ZipFile(wheel) as zf:
+    with zipfile.ZipFile(pinned_wheel(base)) as zf:
         metadata = zf.read(f"sglang-{base}.dist-info/METADATA").decode()
     assert f"Requires-Dist: sglang-kernel=={KERNELS[base]['version']}\n" in metadata
     assert KERNELS[base]["sglang-tag"] == f"v{base}" and "gfx950" in KERNELS[base]["archs"]

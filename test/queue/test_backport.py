@@ -6,12 +6,10 @@ from __future__ import annotations
 import zipfile
 
 import pytest
-from support.common import CACHE, ROOT, run_cli
+from support.common import pinned_wheel, run_cli
 from support.gitrepo import git
 
-from wafer_sglang import bases
 from wafer_sglang.gitrun import out
-from wafer_sglang.queue import download
 from wafer_sglang.queue.series import parse_series
 
 pytestmark = pytest.mark.network
@@ -50,9 +48,7 @@ def commit(repo, subject: str, edits: dict[str, str]) -> str:
 
 
 def release_file(version: str, path: str) -> str:
-    """``path`` in the pinned release's wheel, fetched here: no other test need have cached it."""
-    wheel = download.fetch(bases.pins(ROOT).get(version).any_wheel("cp311"), CACHE, quiet=True)
-    with zipfile.ZipFile(wheel) as zf:
+    with zipfile.ZipFile(pinned_wheel(version)) as zf:
         return zf.read(path).decode()
 
 

@@ -6,11 +6,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from support.common import CACHE, ROOT, run_cli
+from support.common import pinned_wheel, run_cli
 
-from wafer_sglang import bases
 from wafer_sglang.gitrun import git, out
-from wafer_sglang.queue import download, upstream_pack
+from wafer_sglang.queue import upstream_pack
 
 pytestmark = pytest.mark.network
 
@@ -19,7 +18,7 @@ pytestmark = pytest.mark.network
 def cache(tmp_path, monkeypatch):
     """A wheel cache of its own holding the verified 0.5.14 cp311 wheel (a symlink to the shared
     cache's: CI's checkout and /tmp may be on different file systems)."""
-    wheel = download.fetch(bases.pins(ROOT).base("0.5.14").wheel("cp311"), CACHE, quiet=True)
+    wheel = pinned_wheel("0.5.14")
     own = tmp_path / "cache"
     own.mkdir()
     (own / wheel.name).symlink_to(wheel)

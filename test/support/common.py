@@ -20,6 +20,14 @@ BASES = bases.pins(ROOT).bases
 LTS = bases.pins(ROOT).default_base
 
 
+def pinned_wheel(version: str) -> Path:
+    """The verified cp311 wheel of a pinned sglang release, in the shared cache (fetched if no test
+    has yet: none may count on another's download)."""
+    from wafer_sglang.queue import download
+
+    return download.fetch(bases.pins(ROOT).get(version).any_wheel("cp311"), CACHE, quiet=True)
+
+
 def needs_tool(*tools: str):
     """Skip, saying which, when a tool the test runs is not installed (make test-env installs them)."""
     missing = [
