@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 from support import aiter_standin
-from support.common import CACHE, ROOT, needs_tool, run_cli
+from support.common import CACHE, ROOT, needs_tool, pinned_wheel, run_cli
 
 from wafer_sglang import bases
 from wafer_sglang.bases import DIGEST, base_image, image_records
@@ -140,7 +140,7 @@ def built(tmp_path_factory):
             ],
             check=True,
         )
-    upstream = next(CACHE.glob("sglang-0.5.14-cp311-*.whl"))
+    upstream = pinned_wheel("0.5.14")
     digest = build_standin(cache, work, upstream, [wheel, tools], wheelhouse, "localhost/wafer-standin:0.5.14")
     pins = root / "docker/base-images.toml"
     text = pins.read_text()
