@@ -29,13 +29,13 @@ def pack_dir(wheel: Path, message: str, date: str) -> Path:
     return wheel.parent / "imports" / key
 
 
-def link_into(work: Path, packs: Path) -> str | None:
+def link_into(work: Path, packs: Path) -> bool:
     """Put the pack's commit at HEAD of the fresh repository ``work`` (files already unpacked) with
-    its index; the commit id, or None (and ``work`` has no repository) if the pack is missing or
-    does not match the files."""
+    its index; False (and ``work`` has no repository) if the pack is missing or does not match the
+    files."""
     commit_file = packs / COMMIT_FILE
     if not commit_file.is_file():
-        return None
+        return False
     commit = commit_file.read_text().strip()
     git(work, "init", "-q")
     dest = work / ".git" / "objects" / "pack"
@@ -50,8 +50,7 @@ def link_into(work: Path, packs: Path) -> str | None:
     if not clean:
         shutil.rmtree(work / ".git")
         shutil.rmtree(packs, ignore_errors=True)
-        return None
-    return commit
+    return clean
 
 
 def keep(work: Path, packs: Path) -> None:

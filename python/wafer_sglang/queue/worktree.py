@@ -74,7 +74,7 @@ def import_upstream(work: Path, wheel: Path, pin: UpstreamPin, wheel_pin: WheelP
     )
     date = f"{pin.released}T00:00:00+0000"
     packs = upstream_pack.pack_dir(wheel, message, date)
-    if upstream_pack.link_into(work, packs) is None:
+    if not upstream_pack.link_into(work, packs):
         git(work, "init", "-q")
         git(work, "add", "-A")
         git(work, "commit", "-q", "--no-verify", "-m", message, date=date)
